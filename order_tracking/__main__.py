@@ -1,0 +1,5 @@
+import sys
+
+from order_tracking.cli import main
+
+sys.exit(main())

@@ -1,0 +1,76 @@
+"""``python -m order_tracking``: the command line.
+
+Each subcommand lives in ``order_tracking/commands/<name>.py`` with a ``register(subparsers)``
+function; this module only wires them and turns errors into one line and an exit code:
+0 success, 1 unresolved exceptions remain (``monitor``), 2 extraction count alarm (``monitor``),
+3 any other error (bad input, unreachable server, usage).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+
+from order_tracking.errors import UserError
+
+EXIT_ERROR = 3
+
+COMMAND_MODULES = (
+    "order_tracking.commands.init_db",
+    # "order_tracking.commands.seed",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # usage errors share the "other error" code
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m order_tracking",
+        description="Order Tracking data quality & vacuum: checks, exceptions, maintenance.",
+    )
+    parser.add_argument(
+        "--warehouse-url",
+        help="SQLAlchemy URL of the warehouse (Redshift/PostgreSQL/SQLite); "
+        "default $ORDER_TRACKING_WAREHOUSE_URL, else the embedded SQLite under .local/",
+    )
+    parser.add_argument(
+        "--source-url",
+        help="SQLAlchemy URL of the MySQL source; default $ORDER_TRACKING_SOURCE_URL, "
+        "else the embedded SQLite under .local/",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except sa.exc.DBAPIError as exc:
+        from order_tracking.db import short_reason
+
+        print(f"error: database error: {short_reason(exc)}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,284 @@
+"""All tables of DESIGN.md section 3 as SQLAlchemy Core metadata, for every backend.
+
+Warehouse identifiers are lower case (Redshift folds them); the MySQL source keeps ``pathTime``.
+Indexes serve the 24-hour window queries on SQLite/PostgreSQL/MariaDB; on Redshift the same
+tables carry DISTKEY/SORTKEY instead (rendered by sqlalchemy-redshift, see ``redshift_ddl``).
+
+In production only the ``settlement_ods`` tables are ours; ``create_tables`` creates the pipeline
+tables (source, mart, raw, history) only when asked, for local and test databases. Nothing here
+ever drops anything.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from order_tracking.settings import Settings
+
+ORDER_ID = sa.BigInteger
+TS = sa.DateTime  # naive UTC everywhere
+
+HIST_UTS_PREFIX = "hist_uni_tracking_spath_"
+HIST_ECS_PREFIX = "hist_ecs_order_info_"
+HIST_RE = re.compile(
+    r"^(?P<prefix>hist_(?:uni_tracking_spath|ecs_order_info)_)(?P<year>\d{4})_h(?P<half>[12])$"
+)
+
+EXCEPTIONS_TABLE = "order_tracking_exceptions"
+MAINTENANCE_LOG_TABLE = "order_tracking_maintenance_log"
+
+_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The project's tables for one set of schema names."""
+
+    metadata: sa.MetaData
+    settings: Settings
+    # source (MySQL kuaisong)
+    src_ecs: sa.Table
+    src_uti: sa.Table
+    src_uts: sa.Table
+    # warehouse settlement_public
+    mart_ecs: sa.Table
+    mart_uti: sa.Table
+    mart_uts: sa.Table
+    raw_ecs: sa.Table
+    raw_uti: sa.Table
+    raw_uts: sa.Table
+    # warehouse settlement_ods
+    exceptions: sa.Table
+    maintenance_log: sa.Table
+
+    @property
+    def source_tables(self) -> list[sa.Table]:
+        return [self.src_ecs, self.src_uti, self.src_uts]
+
+    @property
+    def pipeline_tables(self) -> list[sa.Table]:
+        return [self.mart_ecs, self.mart_uti, self.mart_uts, self.raw_ecs, self.raw_uti, self.raw_uts]
+
+    @property
+    def ods_tables(self) -> list[sa.Table]:
+        return [self.exceptions, self.maintenance_log]
+
+    def hist_uts(self, year: int, half: int) -> sa.Table:
+        return self._hist(HIST_UTS_PREFIX, year, half)
+
+    def hist_ecs(self, year: int, half: int) -> sa.Table:
+        return self._hist(HIST_ECS_PREFIX, year, half)
+
+    def hist_by_name(self, name: str) -> sa.Table:
+        m = HIST_RE.match(name)
+        if not m:
+            raise ValueError(f"{name!r} is not a history table name")
+        return self._hist(m["prefix"], int(m["year"]), int(m["half"]))
+
+    def _hist(self, prefix: str, year: int, half: int) -> sa.Table:
+        if half not in (1, 2):
+            raise ValueError(f"half must be 1 or 2, not {half}")
+        name = f"{prefix}{year:04d}_h{half}"
+        key = f"{self.settings.mart_schema}.{name}"
+        if key in self.metadata.tables:
+            return self.metadata.tables[key]
+        if prefix == HIST_UTS_PREFIX:
+            return _uts_like(self.metadata, name, self.settings.mart_schema, "pathtime")
+        return _ecs_like(self.metadata, name, self.settings.mart_schema)
+
+
+def _ecs_like(md: sa.MetaData, name: str, schema: str, *, source: bool = False) -> sa.Table:
+    extra: dict = {}
+    if not source:
+        # mart_ecs is queried by partner first (spec: SORTKEY(partner_id, add_time, order_id)).
+        extra = {
+            "redshift_diststyle": "KEY",
+            "redshift_distkey": "order_id",
+            "redshift_sortkey": ("partner_id", "add_time", "order_id"),
+        }
+    cols = [
+        sa.Column("order_id", ORDER_ID, primary_key=source, nullable=False, autoincrement=False),
+        sa.Column("partner_id", sa.Integer),
+        sa.Column("add_time", TS),
+    ]
+    t = sa.Table(name, md, *cols, schema=schema, **extra)
+    if not source:
+        sa.Index(f"ix_{name}_order_id", t.c.order_id)
+    sa.Index(f"ix_{name}_add_time", t.c.add_time)
+    return t
+
+
+def _uti_like(md: sa.MetaData, name: str, schema: str, *, source: bool = False) -> sa.Table:
+    extra: dict = {}
+    if not source:
+        extra = {
+            "redshift_diststyle": "KEY",
+            "redshift_distkey": "order_id",
+            "redshift_sortkey": ("update_time", "order_id"),
+        }
+    t = sa.Table(
+        name,
+        md,
+        sa.Column("order_id", ORDER_ID, primary_key=source, nullable=False, autoincrement=False),
+        sa.Column("update_time", TS),
+        schema=schema,
+        **extra,
+    )
+    sa.Index(f"ix_{name}_update_time", t.c.update_time)
+    if not source:
+        sa.Index(f"ix_{name}_order_id", t.c.order_id)
+    return t
+
+
+def _uts_like(md: sa.MetaData, name: str, schema: str, time_col: str, *, with_id: bool = False) -> sa.Table:
+    cols = []
+    if with_id:
+        cols.append(sa.Column("id", sa.BigInteger, primary_key=True, autoincrement=False))
+    cols += [sa.Column("order_id", ORDER_ID, nullable=False), sa.Column(time_col, TS)]
+    t = sa.Table(
+        name,
+        md,
+        *cols,
+        schema=schema,
+        redshift_diststyle="KEY",
+        redshift_distkey="order_id",
+        redshift_sortkey=("order_id", time_col),
+    )
+    # (order_id, time) answers both "any row for this order" and "MAX(time) per order".
+    sa.Index(f"ix_{name}_order_time", t.c.order_id, t.c[time_col])
+    sa.Index(f"ix_{name}_{time_col.lower()}", t.c[time_col])
+    return t
+
+
+def build_tables(settings: Settings) -> Tables:
+    md = sa.MetaData()
+    src, mart, ods = settings.source_schema, settings.mart_schema, settings.ods_schema
+    exceptions = sa.Table(
+        EXCEPTIONS_TABLE,
+        md,
+        sa.Column("exception_id", _ID, sa.Identity(), primary_key=True, redshift_identity=(1, 1)),
+        sa.Column("order_id", ORDER_ID, nullable=False),
+        sa.Column("exception_type", sa.String(64), nullable=False),
+        sa.Column("detected_at", TS, nullable=False),
+        sa.Column("last_seen_at", TS, nullable=False),
+        sa.Column("notes", sa.String(1024)),
+        sa.Column("resolved_at", TS),
+        sa.Column("resolved_by", sa.String(128)),
+        sa.Column("resolution_notes", sa.String(1024)),
+        schema=ods,
+        redshift_diststyle="KEY",
+        redshift_distkey="order_id",
+        redshift_sortkey=("exception_type", "detected_at"),
+    )
+    sa.Index(f"ix_{EXCEPTIONS_TABLE}_type_open", exceptions.c.exception_type, exceptions.c.resolved_at)
+    # Belt and braces where the backend can: at most one open row per (order, type). Redshift
+    # enforces no uniqueness, so the writer locks the table as well (exceptions_store).
+    sa.Index(
+        f"uq_{EXCEPTIONS_TABLE}_open",
+        exceptions.c.order_id,
+        exceptions.c.exception_type,
+        unique=True,
+        postgresql_where=exceptions.c.resolved_at.is_(None),
+        sqlite_where=exceptions.c.resolved_at.is_(None),
+    ).ddl_if(dialect=("postgresql", "sqlite"))
+
+    maintenance_log = sa.Table(
+        MAINTENANCE_LOG_TABLE,
+        md,
+        sa.Column("log_id", _ID, sa.Identity(), primary_key=True, redshift_identity=(1, 1)),
+        sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("table_name", sa.String(256), nullable=False),
+        sa.Column("operation", sa.String(64), nullable=False),
+        sa.Column("sql_text", sa.String(1024)),
+        sa.Column("started_at", TS, nullable=False),
+        sa.Column("finished_at", TS),
+        sa.Column("status", sa.String(32), nullable=False),
+        sa.Column("rows_before", sa.BigInteger),
+        sa.Column("rows_after", sa.BigInteger),
+        sa.Column("ghost_rows_before", sa.BigInteger),
+        sa.Column("ghost_rows_after", sa.BigInteger),
+        sa.Column("unsorted_pct_before", sa.Float),
+        sa.Column("unsorted_pct_after", sa.Float),
+        sa.Column("stats_off_before", sa.Float),
+        sa.Column("stats_off_after", sa.Float),
+        sa.Column("size_before", sa.BigInteger),
+        sa.Column("size_after", sa.BigInteger),
+        sa.Column("error", sa.String(1024)),
+        schema=ods,
+        redshift_diststyle="EVEN",
+        redshift_sortkey=("started_at",),
+    )
+    sa.Index(
+        f"ix_{MAINTENANCE_LOG_TABLE}_table_started",
+        maintenance_log.c.table_name,
+        maintenance_log.c.started_at,
+    )
+
+    return Tables(
+        metadata=md,
+        settings=settings,
+        src_ecs=_ecs_like(md, "ecs_order_info", src, source=True),
+        src_uti=_uti_like(md, "uni_tracking_info", src, source=True),
+        src_uts=_uts_like(md, "uni_tracking_spath", src, "pathTime", with_id=True),
+        mart_ecs=_ecs_like(md, "mart_ecs_order_info", mart),
+        mart_uti=_uti_like(md, "mart_uni_tracking_info", mart),
+        mart_uts=_uts_like(md, "mart_uni_tracking_spath", mart, "pathtime"),
+        raw_ecs=_ecs_like(md, "ecs_order_info_raw", mart),
+        raw_uti=_uti_like(md, "uni_tracking_info_raw", mart),
+        raw_uts=_uts_like(md, "uni_tracking_spath_raw", mart, "pathtime", with_id=True),
+        exceptions=exceptions,
+        maintenance_log=maintenance_log,
+    )
+
+
+# --- creating -----------------------------------------------------------------------------
+
+
+def ensure_schemas(conn: Connection, schemas: Iterable[str]) -> None:
+    """CREATE SCHEMA (MariaDB: DATABASE) IF NOT EXISTS; SQLite schemas are ATTACHed files."""
+    backend = conn.dialect.name
+    for schema in schemas:
+        quoted = conn.dialect.identifier_preparer.quote_identifier(schema)
+        if backend in ("postgresql", "redshift"):
+            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {quoted}"))
+        elif backend in ("mysql", "mariadb"):
+            conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS {quoted}"))
+
+
+def create_tables(engine: Engine, tables: Iterable[sa.Table]) -> list[tuple[str, bool]]:
+    """Create the missing ones among ``tables``; return ``(schema.table, created)`` per table.
+
+    Idempotent and additive: an existing table is left exactly as it is.
+    """
+    tables = list(tables)
+    report: list[tuple[str, bool]] = []
+    with engine.begin() as conn:
+        ensure_schemas(conn, sorted({t.schema for t in tables if t.schema}))
+    with engine.begin() as conn:
+        inspector = sa.inspect(conn)
+        for table in tables:
+            exists = inspector.has_table(table.name, schema=table.schema)
+            if not exists:
+                table.create(conn, checkfirst=True)  # indexes come with the table
+            report.append((f"{table.schema}.{table.name}", not exists))
+    return report
+
+
+def redshift_ddl(tables: Iterable[sa.Table]) -> list[str]:
+    """CREATE TABLE statements as Redshift runs them (DISTKEY/SORTKEY, IDENTITY; no indexes)."""
+    from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
+
+    dialect = RedshiftDialect_psycopg2()
+    return [str(sa.schema.CreateTable(t).compile(dialect=dialect)).strip() for t in tables]
+
+
+def discover_hist_tables(conn: Connection, schema: str, prefix: str) -> list[str]:
+    """History tables of one kind that exist in ``schema``, oldest first."""
+    names = sa.inspect(conn).get_table_names(schema=schema)
+    found = [n for n in names if (m := HIST_RE.match(n)) and m["prefix"] == prefix]
+    return sorted(found)

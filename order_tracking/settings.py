@@ -1,0 +1,104 @@
+"""Every setting of the project, read from the environment in one place.
+
+The spec's constants keep their names (``DQ_LOOKBACK_HOURS`` ...). Everything else comes from
+``ORDER_TRACKING_*`` environment variables with the defaults of DESIGN.md section 2; the embedded
+default is a set of SQLite files under ``.local/`` so that ``make demo`` needs no server.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from order_tracking.errors import UserError
+
+# --- the spec's constants ------------------------------------------------------------------
+DQ_LOOKBACK_HOURS = 24
+EXTRACTION_WINDOW_SECS = 2 * 60 * 60
+EXTRACTION_BUFFER_SECS = 5 * 60
+# None means "discover every hist_uni_tracking_spath_<YYYY>_h<1|2> table by name"; an explicit
+# list (env ORDER_TRACKING_HIST_UTS_TABLES, comma separated) overrides discovery.
+HIST_UTS_TABLES: tuple[str, ...] | None = None
+
+# --- exception types (the spec's names) ----------------------------------------------------
+UTI_UTS_TIME_MISMATCH = "UTI_UTS_TIME_MISMATCH"
+ORDER_MISSING_SPATH = "ORDER_MISSING_SPATH"
+REACTIVATED_ORDER_MISSING_ECS = "REACTIVATED_ORDER_MISSING_ECS"
+EXCEPTION_TYPES = (UTI_UTS_TIME_MISMATCH, ORDER_MISSING_SPATH, REACTIVATED_ORDER_MISSING_ECS)
+
+DEFAULT_ALERT_EMAIL = "jasleen.tung@uniuni.com"
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+LOCAL_DIR = PROJECT_ROOT / ".local"
+
+
+def _env(name: str, default: str) -> str:
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise UserError(f"{name}={raw!r} is not a whole number") from None
+
+
+def _identifier(name: str, value: str) -> str:
+    # Schema names end up in SQL identifiers and SQLite file names: keep them plain.
+    if not value.replace("_", "").isalnum() or not value[0].isalpha():
+        raise UserError(f"{name}={value!r} is not a valid schema name (letters, digits, _)")
+    return value.lower()
+
+
+@dataclass(frozen=True)
+class Settings:
+    warehouse_url: str
+    source_url: str
+    source_schema: str = "kuaisong"
+    mart_schema: str = "settlement_public"
+    ods_schema: str = "settlement_ods"
+    hist_uts_tables: tuple[str, ...] | None = HIST_UTS_TABLES
+    dq_lookback_hours: int = DQ_LOOKBACK_HOURS
+    extraction_window_secs: int = EXTRACTION_WINDOW_SECS
+    extraction_buffer_secs: int = EXTRACTION_BUFFER_SECS
+    alert_email: str = DEFAULT_ALERT_EMAIL
+    gx_root: Path = field(default=PROJECT_ROOT / "gx")
+
+    @classmethod
+    def from_env(cls, warehouse_url: str | None = None, source_url: str | None = None) -> Settings:
+        """Settings from ``ORDER_TRACKING_*`` variables; explicit arguments (CLI flags) win."""
+        hist = os.environ.get("ORDER_TRACKING_HIST_UTS_TABLES", "").strip()
+        return cls(
+            warehouse_url=warehouse_url
+            or _env("ORDER_TRACKING_WAREHOUSE_URL", default_sqlite_url("warehouse")),
+            source_url=source_url or _env("ORDER_TRACKING_SOURCE_URL", default_sqlite_url("source")),
+            source_schema=_identifier(
+                "ORDER_TRACKING_SOURCE_SCHEMA", _env("ORDER_TRACKING_SOURCE_SCHEMA", "kuaisong")
+            ),
+            mart_schema=_identifier(
+                "ORDER_TRACKING_MART_SCHEMA", _env("ORDER_TRACKING_MART_SCHEMA", "settlement_public")
+            ),
+            ods_schema=_identifier(
+                "ORDER_TRACKING_ODS_SCHEMA", _env("ORDER_TRACKING_ODS_SCHEMA", "settlement_ods")
+            ),
+            hist_uts_tables=tuple(t.strip() for t in hist.split(",") if t.strip()) if hist else None,
+            dq_lookback_hours=_env_int("ORDER_TRACKING_DQ_LOOKBACK_HOURS", DQ_LOOKBACK_HOURS),
+            extraction_window_secs=_env_int("ORDER_TRACKING_EXTRACTION_WINDOW_SECS", EXTRACTION_WINDOW_SECS),
+            extraction_buffer_secs=_env_int("ORDER_TRACKING_EXTRACTION_BUFFER_SECS", EXTRACTION_BUFFER_SECS),
+            alert_email=_env("ORDER_TRACKING_ALERT_EMAIL", DEFAULT_ALERT_EMAIL),
+            gx_root=Path(_env("ORDER_TRACKING_GX_ROOT", str(PROJECT_ROOT / "gx"))),
+        )
+
+    @property
+    def warehouse_schemas(self) -> tuple[str, str]:
+        return (self.mart_schema, self.ods_schema)
+
+
+def default_sqlite_url(role: str) -> str:
+    """The embedded default: ``.local/<role>.db`` plus one ATTACHed file per schema."""
+    return f"sqlite:///{LOCAL_DIR / (role + '.db')}"

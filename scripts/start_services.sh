@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Make sure the local PostgreSQL and MariaDB that the tests talk to are up (DESIGN.md section 2).
+# Starts them if they are not; waits until they answer; fails with one line if they never do.
+set -uo pipefail
+
+pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
+maria_up() { mariadb-admin -h 127.0.0.1 -uroot --connect-timeout=2 ping >/dev/null 2>&1 \
+             || mysqladmin -h 127.0.0.1 -uroot --connect-timeout=2 ping >/dev/null 2>&1; }
+
+if ! pg_up; then
+  echo "starting PostgreSQL..."
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start || true
+fi
+if ! maria_up; then
+  echo "starting MariaDB..."
+  start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd || true
+fi
+for _ in $(seq 1 60); do
+  pg_up && maria_up && exit 0
+  sleep 1
+done
+pg_up || echo "error: PostgreSQL is not answering on 127.0.0.1:5432" >&2
+maria_up || echo "error: MariaDB is not answering on 127.0.0.1:3306" >&2
+exit 1

@@ -1,0 +1,93 @@
+"""Shared fixtures: real PostgreSQL and MariaDB on localhost, real SQLite files.
+
+Every test that touches a server gets schemas of its own (random suffix) through the
+``ORDER_TRACKING_*_SCHEMA`` variables, and they are dropped afterwards, so tests can run in any
+order and a failed run leaves nothing that breaks the next one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+MARIA_URL = os.environ.get("TEST_MARIA_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+
+_ENV_KEYS = [k for k in os.environ if k.startswith("ORDER_TRACKING_")]
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees a developer's own ORDER_TRACKING_* settings or the demo's .local files."""
+    for key in _ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("ORDER_TRACKING_WAREHOUSE_URL", f"sqlite:///{tmp_path / 'warehouse.db'}")
+    monkeypatch.setenv("ORDER_TRACKING_SOURCE_URL", f"sqlite:///{tmp_path / 'source.db'}")
+
+
+@dataclass
+class Schemas:
+    source: str
+    mart: str
+    ods: str
+
+
+@pytest.fixture
+def schemas(monkeypatch: pytest.MonkeyPatch) -> Schemas:
+    suffix = uuid.uuid4().hex[:8]
+    s = Schemas(source=f"ks_{suffix}", mart=f"sp_{suffix}", ods=f"so_{suffix}")
+    monkeypatch.setenv("ORDER_TRACKING_SOURCE_SCHEMA", s.source)
+    monkeypatch.setenv("ORDER_TRACKING_MART_SCHEMA", s.mart)
+    monkeypatch.setenv("ORDER_TRACKING_ODS_SCHEMA", s.ods)
+    return s
+
+
+@pytest.fixture
+def pg_warehouse(schemas: Schemas, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """PostgreSQL as the warehouse, in schemas of this test's own."""
+    monkeypatch.setenv("ORDER_TRACKING_WAREHOUSE_URL", PG_URL)
+    yield PG_URL
+    engine = sa.create_engine(PG_URL)
+    with engine.begin() as conn:
+        for name in (schemas.mart, schemas.ods):
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture
+def maria_source(schemas: Schemas, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """MariaDB as the MySQL source, in a database of this test's own."""
+    monkeypatch.setenv("ORDER_TRACKING_SOURCE_URL", MARIA_URL)
+    yield MARIA_URL
+    engine = sa.create_engine(MARIA_URL)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS `{schemas.source}`"))
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_urls(tmp_path: Path) -> tuple[str, str]:
+    """The embedded default, in this test's tmp dir (set by ``_clean_env``)."""
+    return (os.environ["ORDER_TRACKING_WAREHOUSE_URL"], os.environ["ORDER_TRACKING_SOURCE_URL"])
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run ``python -m order_tracking`` as a user would, in a child process."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "order_tracking", *args],
+        cwd=ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
