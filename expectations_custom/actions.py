@@ -1,0 +1,174 @@
+"""Checkpoint actions: write findings to the exceptions table, and email the on-call engineer.
+
+Both are registered with GX by their ``type`` when this module is imported, which must happen
+before a checkpoint that names them loads (see ``expectations_custom/__init__.py``).
+
+GX's ``CheckpointResult`` does not carry action return values, so what the exceptions action
+wrote is also kept in ``RECORDED`` (per checkpoint run id) for the caller that prints it.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Literal
+
+from great_expectations.checkpoint.actions import (
+    ActionContext,
+    EmailAction,
+    UpdateDataDocsAction,
+    ValidationAction,
+)
+from great_expectations.checkpoint.checkpoint import CheckpointResult
+from great_expectations.compatibility.pydantic import root_validator
+
+from order_tracking import db, exceptions_store, schema
+from order_tracking.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+RECORDED: dict[str, list[exceptions_store.RecordResult]] = {}
+
+
+def _our_failed_findings(checkpoint_result: CheckpointResult):
+    """(expectation, result) for each failed rule that has an exception type."""
+    from expectations_custom.base import OrderTrackingExpectation
+
+    for validation in checkpoint_result.run_results.values():
+        for evr in validation.results:
+            config = evr.expectation_config
+            if config is None or evr.success:
+                continue
+            if evr.exception_info and evr.exception_info.get("raised_exception"):
+                continue  # an error, not a finding: the caller reports it
+            expectation = config.to_domain_obj()
+            if isinstance(expectation, OrderTrackingExpectation) and expectation.exception_type:
+                yield expectation, evr
+
+
+class RecordExceptionsAction(ValidationAction):
+    """Upsert every failing order of Tests 1-3 into ``settlement_ods.order_tracking_exceptions``.
+
+    Set-based: the rule's SELECT runs again inside ``INSERT ... SELECT`` in the warehouse, so the
+    findings never travel through Python whatever their number. Nothing runs on a healthy night.
+    """
+
+    type: Literal["order_tracking_record_exceptions"] = "order_tracking_record_exceptions"
+
+    def run(self, checkpoint_result: CheckpointResult, action_context: ActionContext | None = None) -> dict:
+        settings = Settings.from_env()
+        recorded: list[exceptions_store.RecordResult] = []
+        failed = list(_our_failed_findings(checkpoint_result))
+        if failed:
+            tables = schema.build_tables(settings)
+            engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
+            seen_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+            try:
+                for expectation, _evr in failed:
+                    with engine.connect() as conn:
+                        rule = expectation.rule(conn, settings)
+                    recorded.append(
+                        exceptions_store.record_findings(
+                            engine, tables, rule.exception_type, rule.findings(), seen_at
+                        )
+                    )
+            finally:
+                engine.dispose()
+        RECORDED[str(checkpoint_result.run_id)] = recorded
+        return {"recorded": [r.__dict__ for r in recorded]}
+
+
+class OrderTrackingEmailAction(EmailAction):
+    """GX's EmailAction with our message, configured from the environment, off when unset.
+
+    ``ORDER_TRACKING_SMTP_HOST`` unset means no email (Airflow sends its own, one per failed run).
+    The message names the check, the failing count, a sample of order ids and the Data Docs page.
+    Settings: ``ORDER_TRACKING_SMTP_HOST``, ``_PORT`` (25), ``_USER``, ``_PASSWORD``,
+    ``_STARTTLS`` (0/1), ``_SSL`` (0/1), ``ORDER_TRACKING_EMAIL_FROM``, ``ORDER_TRACKING_ALERT_EMAIL``.
+    """
+
+    type: Literal["order_tracking_email"] = "order_tracking_email"
+    smtp_address: str | None = "${ORDER_TRACKING_SMTP_HOST}"
+    smtp_port: str | None = "${ORDER_TRACKING_SMTP_PORT}"
+    receiver_emails: str | None = "${ORDER_TRACKING_ALERT_EMAIL}"
+    sender_login: str | None = None
+    sender_password: str | None = None
+    sender_alias: str | None = None
+    notify_on: Literal["all", "failure", "success"] = "failure"
+
+    @root_validator
+    def _root_validate_email_params(cls, values: dict) -> dict:
+        # Replaces EmailAction's validator, which warns about a missing login on every load:
+        # here the login comes from the environment at send time.
+        return values
+
+    def run(self, checkpoint_result: CheckpointResult, action_context: ActionContext | None = None) -> dict:
+        host = os.environ.get("ORDER_TRACKING_SMTP_HOST", "").strip()
+        if not host:
+            return {"email_result": "skipped: ORDER_TRACKING_SMTP_HOST is not set"}
+        if checkpoint_result.success and self.notify_on == "failure":
+            return {"email_result": ""}
+        settings = Settings.from_env()
+        sender = os.environ.get("ORDER_TRACKING_EMAIL_FROM", "order-tracking-dq@localhost")
+        title, body = render_alert(checkpoint_result, data_docs_urls(action_context))
+        configured = self.copy(
+            update={
+                "smtp_address": host,
+                "smtp_port": os.environ.get("ORDER_TRACKING_SMTP_PORT", "25"),
+                "sender_login": os.environ.get("ORDER_TRACKING_SMTP_USER") or None,
+                "sender_password": os.environ.get("ORDER_TRACKING_SMTP_PASSWORD") or None,
+                "sender_alias": sender,
+                "use_tls": os.environ.get("ORDER_TRACKING_SMTP_STARTTLS", "0") == "1",
+                "use_ssl": os.environ.get("ORDER_TRACKING_SMTP_SSL", "0") == "1",
+            }
+        )
+        configured._data_context = self._data_context  # copy() keeps fields, not private attrs
+        receivers = [a.strip() for a in settings.alert_email.split(",") if a.strip()]
+        result = configured._send_email(title=title, html=body, receiver_emails_list=receivers)
+        return {"email_result": result}
+
+
+def data_docs_urls(action_context: ActionContext | None) -> list[str]:
+    if action_context is None:
+        return []
+    urls: list[str] = []
+    for result in action_context.filter_results(UpdateDataDocsAction):
+        for per_site in (result or {}).values():
+            if isinstance(per_site, dict):
+                urls.extend(str(u) for u in per_site.values())
+    return urls
+
+
+def render_alert(checkpoint_result: CheckpointResult, urls: list[str]) -> tuple[str, str]:
+    """Subject and HTML body: which check failed, how many, which orders, where to look."""
+    lines: list[str] = []
+    failed_checks: list[str] = []
+    for validation in checkpoint_result.run_results.values():
+        for evr in validation.results:
+            if evr.success:
+                continue
+            result = evr.result or {}
+            details = result.get("details") or {}
+            check = details.get("check") or (evr.expectation_config.type if evr.expectation_config else "?")
+            failed_checks.append(check)
+            count = result.get("observed_value")
+            sample = details.get("sample") or []
+            ids = [str(r.get("order_id") or r.get("table_name")) for r in sample[:20]]
+            if evr.exception_info and evr.exception_info.get("raised_exception"):
+                lines.append(
+                    f"<p><b>{html.escape(check)}</b>: error: "
+                    f"{html.escape(str(evr.exception_info.get('exception_message'))[:300])}</p>"
+                )
+                continue
+            kind = html.escape(str(details.get("exception_type") or "alarm"))
+            lines.append(
+                f"<p><b>{html.escape(check)}</b> ({kind}):"
+                f" {count} failing; window {details.get('window_start')} .. {details.get('window_end')}"
+                f"<br>sample: {html.escape(', '.join(ids))}</p>"
+            )
+    for url in urls:
+        lines.append(f'<p>Data Docs: <a href="{html.escape(url)}">{html.escape(url)}</a></p>')
+    title = f"[order-tracking DQ] FAILED: {', '.join(failed_checks) or checkpoint_result.name}"
+    return title, "\n".join(lines)

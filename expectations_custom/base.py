@@ -1,0 +1,214 @@
+"""What the four rule expectations share: one pass over the warehouse, a sample, plain-words docs.
+
+GX 1.x only supports custom SQL expectations as subclasses of ``UnexpectedRowsExpectation``.
+The stock class asks for two metrics (``.row_count`` and ``.table``), i.e. runs its query twice.
+Here the query is the rule from ``order_tracking.rules`` wrapped so that every returned row also
+carries ``COUNT(*) OVER ()``; only the ``.table`` metric is requested, so validation costs one
+scan, and the result carries the failing count plus a sample with the evidence.
+
+The SQL is compiled at validation time for the execution engine's dialect (SQLite, PostgreSQL,
+Redshift) with the run's ``as_of`` inlined; ``unexpected_rows_query`` in the suite JSON is only
+the human description shown in Data Docs.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from great_expectations.compatibility import pydantic
+from great_expectations.core.suite_parameters import SuiteParameterDict
+from great_expectations.expectations.core.unexpected_rows_expectation import UnexpectedRowsExpectation
+from great_expectations.render import LegacyDiagnosticRendererType, LegacyRendererType
+from great_expectations.render.components import (
+    RenderedStringTemplateContent,
+    RenderedTableContent,
+)
+from great_expectations.render.renderer.renderer import renderer
+from great_expectations.validator.metric_configuration import MetricConfiguration
+
+from order_tracking import schema
+from order_tracking.rules import RuleQuery, Window, compile_sql
+from order_tracking.settings import DQ_LOOKBACK_HOURS, Settings
+
+TABLE_METRIC = "unexpected_rows_query.table"
+DESCRIBED_IN_CODE = "built at validation time by order_tracking.rules (see the description above)"
+
+
+def parse_as_of(value: Any) -> datetime:
+    """``as_of`` arrives as an ISO string (expectation parameter) or a datetime."""
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, str) and value:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        if parsed.tzinfo is not None:
+            from datetime import UTC
+
+            parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+        return parsed
+    raise ValueError(f"as_of must be an ISO timestamp, got {value!r} (pass expectation_parameters)")
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, (datetime, date)):
+        return value.isoformat(sep=" ")
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    return value
+
+
+class OrderTrackingExpectation(UnexpectedRowsExpectation):
+    """Base of the rule expectations. Subclasses implement ``rule`` and ``explain``."""
+
+    as_of: str | datetime | SuiteParameterDict = pydantic.Field(
+        description="End of the checked window (UTC); pass it as {'$PARAMETER': 'as_of'}."
+    )
+    unexpected_rows_query: str | SuiteParameterDict = DESCRIBED_IN_CODE
+    sample_size: int = 20
+
+    # One metric: the wrapped rule returns its count with its rows (see module docstring).
+    metric_dependencies: ClassVar[tuple[str, ...]] = (TABLE_METRIC,)
+    success_keys: ClassVar[tuple[str, ...]] = ("unexpected_rows_query", "as_of")
+    exception_type: ClassVar[str | None] = None  # the exceptions-table type, if any
+    check_name: ClassVar[str] = ""
+
+    @pydantic.validator("unexpected_rows_query")
+    def _validate_query(cls, query: Any) -> Any:
+        # The parent insists on a {batch} placeholder and prints a warning otherwise; our SQL is
+        # generated from the rule module, not typed into the suite.
+        return query
+
+    # --- to implement -------------------------------------------------------------------------
+    def rule(self, conn, settings: Settings) -> RuleQuery:
+        raise NotImplementedError
+
+    def validation_select(self, conn, settings: Settings):
+        """The one query validation runs: failing rows with ``failing_count``."""
+        return self.rule(conn, settings).sample_with_count()
+
+    def window(self, settings: Settings) -> Window:
+        return Window.lookback(parse_as_of(self.as_of), getattr(self, "lookback_hours", DQ_LOOKBACK_HOURS))
+
+    @classmethod
+    def explain(cls, kwargs: dict) -> str:
+        raise NotImplementedError
+
+    # --- GX hooks -----------------------------------------------------------------------------
+    def get_validation_dependencies(self, execution_engine=None, runtime_configuration=None):
+        deps = super().get_validation_dependencies(
+            execution_engine=execution_engine, runtime_configuration=runtime_configuration
+        )
+        stock = deps.get_metric_configuration(TABLE_METRIC)
+        settings = Settings.from_env()
+        engine = execution_engine.engine
+        with engine.connect() as conn:
+            sql = compile_sql(self.validation_select(conn, settings), engine.dialect)
+        # GX formats the query with str.format({batch}); our SQL has no braces to escape.
+        value_kwargs = dict(stock.metric_value_kwargs)
+        value_kwargs["unexpected_rows_query"] = sql
+        deps.set_metric_configuration(
+            TABLE_METRIC,
+            MetricConfiguration(
+                metric_name=TABLE_METRIC,
+                metric_domain_kwargs=stock.metric_domain_kwargs,
+                metric_value_kwargs=value_kwargs,
+            ),
+        )
+        return deps
+
+    def _validate(self, metrics: dict, runtime_configuration=None, execution_engine=None):
+        rows = metrics[TABLE_METRIC] or []
+        count = int(rows[0].get("failing_count") or 0) if rows else 0
+        sample = [
+            {k: jsonable(v) for k, v in row.items() if k != "failing_count"}
+            for row in rows[: self.sample_size]
+        ]
+        settings = Settings.from_env()
+        window = self.window(settings)
+        with execution_engine.engine.connect() as conn:
+            tables_read = list(self.rule(conn, settings).tables_read)
+        return {
+            "success": count == 0,
+            "result": {
+                "observed_value": count,
+                "details": {
+                    "check": self.check_name,
+                    "exception_type": self.exception_type,
+                    "window_start": jsonable(window.start),
+                    "window_end": jsonable(window.end),
+                    "tables": tables_read,
+                    "sample": sample,
+                },
+            },
+        }
+
+    # --- Data Docs ----------------------------------------------------------------------------
+    @classmethod
+    @renderer(renderer_type=LegacyRendererType.PRESCRIPTIVE)
+    def _prescriptive_renderer(cls, configuration=None, result=None, runtime_configuration=None, **kwargs):
+        kw = dict(configuration.kwargs) if configuration else {}
+        if result is not None and result.expectation_config is not None:
+            kw = dict(result.expectation_config.kwargs)
+        details = (result.result or {}).get("details", {}) if result is not None else {}
+        text = cls.explain(kw)
+        if details.get("window_start"):
+            text += f" Window: {details['window_start']} < t <= {details['window_end']} (UTC)."
+        if details.get("tables"):
+            text += " Tables: " + ", ".join(details["tables"]) + "."
+        return [
+            RenderedStringTemplateContent(
+                content_block_type="string_template",
+                string_template={"template": text.replace("$", "$$"), "params": {}},
+            )
+        ]
+
+    @classmethod
+    @renderer(renderer_type=LegacyDiagnosticRendererType.OBSERVED_VALUE)
+    def _diagnostic_observed_value_renderer(
+        cls, configuration=None, result=None, runtime_configuration=None, **kwargs
+    ):
+        if result is None or result.result is None:
+            return "--"
+        count = result.result.get("observed_value")
+        if count is None:
+            return "--"
+        noun = cls.counted_noun()
+        return f"{count} {noun}{'' if count == 1 else 's'}"
+
+    @classmethod
+    def counted_noun(cls) -> str:
+        return "failing order"
+
+    @classmethod
+    @renderer(renderer_type=LegacyDiagnosticRendererType.UNEXPECTED_TABLE)
+    def _diagnostic_unexpected_table_renderer(
+        cls, configuration=None, result=None, runtime_configuration=None, **kwargs
+    ):
+        if result is None or not result.result:
+            return None
+        details = result.result.get("details") or {}
+        sample = details.get("sample") or []
+        if not sample:
+            return None
+        header = list(sample[0].keys())
+        total = result.result.get("observed_value") or len(sample)
+        return [
+            RenderedStringTemplateContent(
+                content_block_type="string_template",
+                string_template={
+                    "template": f"Sample: {len(sample)} of {total} (lowest order ids first).",
+                    "params": {},
+                },
+            ),
+            RenderedTableContent(
+                content_block_type="table",
+                table=[[str(row.get(h)) for h in header] for row in sample],
+                header_row=header,
+                styling={"body": {"classes": ["table-bordered", "table-sm", "mt-3"]}},
+            ),
+        ]
+
+
+def settings_tables(settings: Settings) -> schema.Tables:
+    return schema.build_tables(settings)

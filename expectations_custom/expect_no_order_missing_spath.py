@@ -1,0 +1,40 @@
+"""Test 2 — orders missing from spath (exception type ``ORDER_MISSING_SPATH``)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from expectations_custom.base import OrderTrackingExpectation, settings_tables
+from order_tracking import rules
+from order_tracking.rules import RuleQuery
+from order_tracking.settings import DQ_LOOKBACK_HOURS, ORDER_MISSING_SPATH, Settings
+
+
+class ExpectNoOrderMissingSpath(OrderTrackingExpectation):
+    """Every order updated in the window has at least one tracking path event somewhere.
+
+    Looks in ``mart_uni_tracking_spath`` and in every history table
+    ``hist_uni_tracking_spath_<YYYY>_h<1|2>``. History tables are discovered by name, so the
+    half-year table created on 1 Jan / 1 Jul needs no change; ``hist_uts_tables`` (or the setting
+    ``ORDER_TRACKING_HIST_UTS_TABLES``) overrides discovery with an explicit list.
+    """
+
+    lookback_hours: int = DQ_LOOKBACK_HOURS
+    hist_uts_tables: list[str] | None = None
+
+    exception_type: ClassVar[str] = ORDER_MISSING_SPATH
+    check_name: ClassVar[str] = "missing_spath"
+
+    def rule(self, conn, settings: Settings) -> RuleQuery:
+        tables = settings_tables(settings)
+        explicit = self.hist_uts_tables if self.hist_uts_tables is not None else settings.hist_uts_tables
+        hist = rules.hist_uts_tables(conn, tables, explicit)
+        return rules.order_missing_spath(tables, self.window(settings), hist)
+
+    @classmethod
+    def explain(cls, kwargs: dict) -> str:
+        return (
+            "Test 2 (ORDER_MISSING_SPATH): every order whose update_time falls in the "
+            f"{kwargs.get('lookback_hours', DQ_LOOKBACK_HOURS)} hours before as_of must have at "
+            "least one row in mart_uni_tracking_spath or in a hist_uni_tracking_spath_* table."
+        )

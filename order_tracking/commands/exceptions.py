@@ -1,0 +1,133 @@
+"""``exceptions``: what is open in the exceptions store, by type or in detail.
+
+Without ``--type``/``--order-id`` it prints one line per type (count, oldest first detection,
+newest last sighting); with them, one line per exception with its age, so that a finding that
+was first detected weeks ago and is still seen today stands out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from datetime import datetime, timedelta
+from typing import Any
+
+from order_tracking import exceptions_store as store
+from order_tracking import schema
+from order_tracking.commands.common import settings_from, utc_now, warehouse_engine
+
+SUMMARY_COLUMNS = ("exception_type", "count", "oldest_detected_at", "newest_last_seen_at")
+DETAIL_COLUMNS = (
+    "order_id",
+    "exception_type",
+    "detected_at",
+    "last_seen_at",
+    "age",
+    "notes",
+    "resolved_at",
+    "resolved_by",
+    "resolution_notes",
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "exceptions",
+        help="show exceptions: a summary by type, or the rows of one type / some orders",
+        description="Without --type/--order-id: open exceptions by type (count, oldest detection, "
+        "newest sighting). With them: one row per exception, with first detected, last seen and "
+        "age, so stale findings stand out.",
+    )
+    p.add_argument("--type", dest="exception_type", metavar="T", help="only this exception type")
+    p.add_argument(
+        "--order-id",
+        dest="order_ids",
+        type=int,
+        action="append",
+        metavar="N",
+        help="only this order (repeat)",
+    )
+    p.add_argument("--include-resolved", action="store_true", help="also show resolved exceptions")
+    p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N detail rows")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    tables = schema.build_tables(settings)
+    engine = warehouse_engine(settings)
+    try:
+        store.require_table(engine, tables)
+        if args.exception_type is None and not args.order_ids:
+            summary = store.summary_by_type(engine, tables, include_resolved=args.include_resolved)
+            records = [
+                dict(zip(SUMMARY_COLUMNS, (s.exception_type, s.count, s.oldest_detected_at,
+                                           s.newest_last_seen_at), strict=True))
+                for s in summary
+            ]  # fmt: skip
+            _emit(records, SUMMARY_COLUMNS, args.format, empty="no open exceptions")
+        else:
+            rows = store.list_exceptions(
+                engine,
+                tables,
+                type=args.exception_type,
+                order_ids=args.order_ids,
+                include_resolved=args.include_resolved,
+                limit=args.limit,
+                now=utc_now(),
+            )
+            records = [{c: getattr(r, c) for c in DETAIL_COLUMNS} for r in rows]
+            _emit(records, DETAIL_COLUMNS, args.format, empty="no matching exceptions")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def format_age(age: timedelta) -> str:
+    """``3d 4h`` / ``5h 12m``: days and hours are what tell a stale finding from a fresh one."""
+    seconds = max(int(age.total_seconds()), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    return f"{days}d {hours}h" if days else f"{hours}h {rest // 60}m"
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, timedelta):
+        return format_age(value)
+    return str(value)
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return int(value.total_seconds())  # age in seconds: easy to sort and compare
+    return value
+
+
+def _emit(records: list[dict], columns: tuple[str, ...], fmt: str, empty: str) -> None:
+    if fmt == "json":
+        out = [{c: _json(r[c]) for c in columns} for r in records]
+        print(json.dumps(out, indent=2))
+        return
+    if fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(columns)
+        for r in records:
+            writer.writerow([_text(r[c]) for c in columns])
+        return
+    if not records:
+        print(empty)
+        return
+    cells = [[_text(r[c]) for c in columns] for r in records]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for row in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())

@@ -1,0 +1,136 @@
+"""The GX File Data Context in ``gx/``: how it is built (once, committed) and how it is loaded.
+
+Layout: one SQL datasource ``warehouse`` whose connection string is ``${ORDER_TRACKING_GX_WAREHOUSE_URL}``
+(set from settings just before loading, so no URL or secret is ever written into ``gx/``), one
+query asset standing for "the warehouse at as_of" (the rules name their own tables), and per check
+one suite with exactly one expectation, one validation definition and one checkpoint whose actions
+are: write exceptions, update Data Docs, email.
+
+Imported lazily (it imports GX): DAG files and light CLI commands never pay for it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import great_expectations as gx
+from great_expectations.data_context.types.base import ProgressBarsConfig
+
+import expectations_custom  # noqa: F401 - registers our expectation and action classes with GX
+from expectations_custom import EXPECTATIONS
+from expectations_custom.actions import OrderTrackingEmailAction, RecordExceptionsAction
+from order_tracking import db
+from order_tracking.errors import UserError
+from order_tracking.settings import Settings
+
+URL_ENV = "ORDER_TRACKING_GX_WAREHOUSE_URL"
+DATASOURCE = "warehouse"
+ASSET = "nightly_window"
+BATCH_DEFINITION = "whole_window"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # CLI name, e.g. "missing_spath"
+    suite: str
+    checkpoint: str
+    expectation_type: str
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i:
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+CHECKS: dict[str, Check] = {
+    name: Check(name, f"order_tracking_{name}", f"order_tracking_{name}", _snake(cls.__name__))
+    for name, cls in EXPECTATIONS.items()
+}
+
+
+def _expectation(name: str):
+    cls = EXPECTATIONS[name]
+    kwargs: dict = {"as_of": {"$PARAMETER": "as_of"}}
+    if name == "extraction_count":
+        kwargs["source_counts"] = {"$PARAMETER": "source_counts"}
+    return cls(**kwargs)
+
+
+def build(root: Path) -> None:
+    """(Re)create the committed GX project under ``root`` (the folder that holds ``gx/``)."""
+    gx_dir = root / "gx"
+    if gx_dir.exists():
+        shutil.rmtree(gx_dir)
+    context = gx.get_context(mode="file", project_root_dir=str(root))
+    # Progress bars on stderr are noise in Airflow logs and the CLI.
+    context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+    context.variables.save()
+    # GX test-connects while adding; the stored config keeps only the ${...} reference.
+    os.environ.setdefault(URL_ENV, "sqlite://")
+    source = context.data_sources.add_sql(name=DATASOURCE, connection_string="${" + URL_ENV + "}")
+    asset = source.add_query_asset(name=ASSET, query="SELECT 1 AS batch_marker")
+    batch_definition = asset.add_batch_definition_whole_table(BATCH_DEFINITION)
+    for check in CHECKS.values():
+        suite = context.suites.add(gx.ExpectationSuite(name=check.suite))
+        suite.add_expectation(_expectation(check.name))
+        validation = context.validation_definitions.add(
+            gx.ValidationDefinition(name=check.suite, data=batch_definition, suite=suite)
+        )
+        actions = [gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")]
+        if check.name != "extraction_count":  # Test 0 writes no exception rows (spec)
+            actions.insert(0, RecordExceptionsAction(name="record_exceptions"))
+        actions.append(OrderTrackingEmailAction(name="email_on_failure"))
+        context.checkpoints.add(
+            gx.Checkpoint(
+                name=check.checkpoint,
+                validation_definitions=[validation],
+                actions=actions,
+                result_format={"result_format": "SUMMARY"},
+            )
+        )
+
+
+def gx_url(settings: Settings) -> str:
+    """The warehouse URL GX should use: for SQLite it carries the ATTACH plugin parameters."""
+    url = db.with_schemas(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
+    return url.render_as_string(hide_password=False)
+
+
+def load(settings: Settings):
+    """Load ``gx/`` and prove that every check has its one expectation of our type.
+
+    GX silently drops expectations whose class is not registered; a suite with 0 expectations
+    would then "pass". Here that is a loud error instead.
+    """
+    root = settings.gx_root
+    if not (root / "great_expectations.yml").exists():
+        raise UserError(f"no GX project at {root} (great_expectations.yml missing)")
+    os.environ[URL_ENV] = gx_url(settings)
+    context = gx.get_context(mode="file", project_root_dir=str(root.parent))
+    verify(context)
+    return context
+
+
+def verify(context) -> None:
+    for check in CHECKS.values():
+        try:
+            suite = context.suites.get(check.suite)
+        except Exception as exc:
+            raise UserError(f"GX suite {check.suite!r} cannot be loaded: {exc}") from None
+        types = [e.expectation_type for e in suite.expectations]
+        if types != [check.expectation_type]:
+            raise UserError(
+                f"GX suite {check.suite!r} holds {types or 'no expectations'}, expected "
+                f"[{check.expectation_type!r}]: is the expectations_custom package importable?"
+            )
+
+
+def data_docs_index(settings: Settings) -> Path:
+    return settings.gx_root / "uncommitted" / "data_docs" / "local_site" / "index.html"

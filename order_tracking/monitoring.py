@@ -1,0 +1,148 @@
+"""Run the nightly checks through their GX checkpoints: the code path of the CLI and the DAG.
+
+``run_check`` runs one checkpoint (one of the spec's Tests 0-3) for an ``as_of`` and returns what
+happened in plain data; ``run_checks`` runs several and ``exit_code`` turns a report into the CLI's
+contract (0 clean, 1 unresolved exceptions remain, 2 extraction alarm, 3 error).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from order_tracking import db, exceptions_store, rules, schema
+from order_tracking.errors import UserError
+from order_tracking.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CHECK_NAMES = ("extraction_count", "uti_uts_alignment", "missing_spath", "reactivated_missing_ecs")
+
+EXIT_CLEAN, EXIT_UNRESOLVED, EXIT_EXTRACTION_ALARM, EXIT_ERROR = 0, 1, 2, 3
+
+
+class ExtractionCountAlarm(Exception):
+    """Test 0 fired: a raw table holds fewer rows than the MySQL source (infrastructure alert)."""
+
+
+@dataclass
+class CheckOutcome:
+    check: str
+    status: str  # "pass" | "fail" | "error"
+    failing: int | None = None
+    new: int | None = None
+    already_open: int | None = None
+    sample: list[dict] = field(default_factory=list)
+    window: tuple[str, str] | None = None
+    message: str = ""
+    data_docs_url: str | None = None
+    exception_type: str | None = None
+
+    @property
+    def sample_ids(self) -> list[str]:
+        return [str(r.get("order_id", r.get("table_name"))) for r in self.sample]
+
+
+@dataclass
+class MonitorReport:
+    as_of: datetime
+    outcomes: list[CheckOutcome]
+    unresolved: dict[str, int]
+    data_docs_index: str
+
+    def exit_code(self) -> int:
+        if any(o.status == "error" for o in self.outcomes):
+            return EXIT_ERROR
+        if any(o.check == "extraction_count" and o.status == "fail" for o in self.outcomes):
+            return EXIT_EXTRACTION_ALARM
+        return EXIT_UNRESOLVED if sum(self.unresolved.values()) else EXIT_CLEAN
+
+
+def parse_checks(text: str | None) -> list[str]:
+    if not text:
+        return list(CHECK_NAMES)
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CHECK_NAMES]
+    if unknown:
+        raise UserError(f"unknown check {', '.join(unknown)}; choose from {', '.join(CHECK_NAMES)}")
+    return names
+
+
+def measure_source_counts(settings: Settings, as_of: datetime) -> dict[str, int]:
+    """Test 0's source side: row counts per table in the closed window, on MySQL."""
+    engine = db.create_engine(settings.source_url, [settings.source_schema], role="source")
+    try:
+        db.check_connection(engine, "source")
+        window = rules.Window.extraction(
+            as_of, settings.extraction_window_secs, settings.extraction_buffer_secs
+        )
+        with engine.connect() as conn:
+            return rules.measure_source_counts(conn, schema.build_tables(settings), window)
+    finally:
+        engine.dispose()
+
+
+def run_check(context, settings: Settings, check: str, as_of: datetime) -> CheckOutcome:
+    """Run one checkpoint and describe its result; errors become an outcome, not an exception."""
+    from expectations_custom.actions import RECORDED
+    from order_tracking import gx_project
+
+    cp_name = gx_project.CHECKS[check].checkpoint
+    params: dict = {"as_of": as_of.isoformat()}
+    try:
+        if check == "extraction_count":
+            params["source_counts"] = measure_source_counts(settings, as_of)
+        result = context.checkpoints.get(cp_name).run(expectation_parameters=params)
+    except UserError as exc:
+        return CheckOutcome(check, "error", message=str(exc))
+    except Exception as exc:
+        log.exception("checkpoint %s failed", cp_name)
+        return CheckOutcome(check, "error", message=f"{type(exc).__name__}: {db.short_reason(exc)}")
+    recorded = RECORDED.pop(str(result.run_id), [])
+    (identifier, validation), *_ = result.run_results.items()
+    evr = validation.results[0]
+    url = None
+    try:
+        urls = context.get_docs_sites_urls(resource_identifier=identifier)
+        url = urls[0]["site_url"] if urls else None
+    except Exception:
+        log.warning("no Data Docs URL for %s", cp_name)
+    if evr.exception_info and evr.exception_info.get("raised_exception"):
+        message = str(evr.exception_info.get("exception_message") or "validation raised")
+        return CheckOutcome(check, "error", message=message.strip().splitlines()[0][:300], data_docs_url=url)
+    res = evr.result or {}
+    details = res.get("details") or {}
+    outcome = CheckOutcome(
+        check,
+        "pass" if evr.success else "fail",
+        failing=int(res.get("observed_value") or 0),
+        sample=list(details.get("sample") or []),
+        window=(details.get("window_start"), details.get("window_end")),
+        data_docs_url=url,
+        exception_type=details.get("exception_type"),
+    )
+    if recorded:
+        outcome.new = sum(r.new for r in recorded)
+        outcome.already_open = sum(r.already_open for r in recorded)
+    elif outcome.status == "pass" and outcome.exception_type:
+        outcome.new = outcome.already_open = 0
+    return outcome
+
+
+def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHECK_NAMES) -> MonitorReport:
+    """Load the GX project once, run each named check, then read the unresolved summary."""
+    from order_tracking import gx_project
+
+    context = gx_project.load(settings)
+    outcomes = [run_check(context, settings, c, as_of) for c in checks]
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
+    try:
+        unresolved = exceptions_store.unresolved_summary(engine, schema.build_tables(settings))
+    except Exception as exc:
+        outcomes.append(CheckOutcome("unresolved_summary", "error", message=db.short_reason(exc)))
+        unresolved = {}
+    finally:
+        engine.dispose()
+    return MonitorReport(as_of, outcomes, unresolved, str(gx_project.data_docs_index(settings)))

@@ -1,0 +1,302 @@
+"""The SQL of the four checks, built once with SQLAlchemy Core and compiled per dialect.
+
+Every rule starts from the 24-hour window over ``mart_uni_tracking_info`` (``as_of - lookback <
+update_time <= as_of``) so that the warehouse prunes by sort key / index before any join. Each
+finding rule returns one row per failing order with the columns ``order_id``, ``update_time``,
+``notes`` (plain words of what was observed, stored in the exceptions table) and rule-specific
+evidence columns. The same ``Select`` feeds the GX expectation (validation), the exceptions store
+(``INSERT ... SELECT``) and the benchmark, so a rule exists exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement, FunctionElement
+
+from order_tracking import schema
+from order_tracking.schema import Tables
+from order_tracking.settings import (
+    ORDER_MISSING_SPATH,
+    REACTIVATED_ORDER_MISSING_ECS,
+    UTI_UTS_TIME_MISMATCH,
+)
+
+SAMPLE_SIZE = 200  # GX's own cap on fetched rows (MAX_RESULT_RECORDS)
+
+
+# --- dialect-specific pieces, compiled by SQLAlchemy -----------------------------------------
+
+
+class seconds_between(FunctionElement):
+    """``later - earlier`` in whole seconds, in each dialect's own words."""
+
+    type = sa.BigInteger()
+    inherit_cache = True
+
+
+@compiles(seconds_between)
+def _seconds_between_default(element, compiler, **kw):
+    later, earlier = list(element.clauses)
+    delta = f"{compiler.process(later, **kw)} - {compiler.process(earlier, **kw)}"
+    return f"CAST(EXTRACT(EPOCH FROM ({delta})) AS BIGINT)"
+
+
+@compiles(seconds_between, "redshift")
+def _seconds_between_redshift(element, compiler, **kw):
+    later, earlier = list(element.clauses)
+    return f"DATEDIFF(second, {compiler.process(earlier, **kw)}, {compiler.process(later, **kw)})"
+
+
+@compiles(seconds_between, "sqlite")
+def _seconds_between_sqlite(element, compiler, **kw):
+    later, earlier = list(element.clauses)
+    return (
+        f"CAST(ROUND((julianday({compiler.process(later, **kw)}) - "
+        f"julianday({compiler.process(earlier, **kw)})) * 86400) AS INTEGER)"
+    )
+
+
+@compiles(seconds_between, "mysql")
+@compiles(seconds_between, "mariadb")
+def _seconds_between_mysql(element, compiler, **kw):
+    later, earlier = list(element.clauses)
+    return f"TIMESTAMPDIFF(SECOND, {compiler.process(earlier, **kw)}, {compiler.process(later, **kw)})"
+
+
+def _text(expr: ColumnElement) -> ColumnElement:
+    """A timestamp or number as text, for notes (concatenation is ``||`` or ``concat()``)."""
+    return sa.func.coalesce(sa.cast(expr, sa.String(64)), sa.literal("NULL"))
+
+
+# --- the window ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Window:
+    """``start < t <= end`` for Tests 1-3; ``start <= t < end`` for Test 0 (closed, half-open)."""
+
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def lookback(cls, as_of: datetime, hours: int) -> Window:
+        return cls(as_of - timedelta(hours=hours), as_of)
+
+    @classmethod
+    def extraction(cls, as_of: datetime, window_secs: int, buffer_secs: int) -> Window:
+        end = as_of - timedelta(seconds=buffer_secs)
+        return cls(end - timedelta(seconds=window_secs), end)
+
+
+def _scope(tables: Tables, window: Window) -> sa.Subquery:
+    """Orders updated in the window: the first and most selective step of every rule."""
+    uti = tables.mart_uti
+    return (
+        sa.select(uti.c.order_id, uti.c.update_time)
+        .where(uti.c.update_time > window.start, uti.c.update_time <= window.end)
+        .subquery("scope")
+    )
+
+
+# --- the rules -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleQuery:
+    """One finding rule: its exception type, its SQL and the tables it reads (for Data Docs)."""
+
+    exception_type: str
+    select: sa.Select
+    tables_read: tuple[str, ...]
+
+    def count(self) -> sa.Select:
+        """``SELECT COUNT(*)`` of the failing rows: the raw-SQL cost of the rule."""
+        return sa.select(sa.func.count()).select_from(self.select.subquery("findings"))
+
+    def sample_with_count(self, limit: int = SAMPLE_SIZE) -> sa.Select:
+        """Count and sample in ONE scan: the failing rows, each carrying the total count."""
+        f = self.select.subquery("findings")
+        return (
+            sa.select(*f.c, sa.func.count().over().label("failing_count")).order_by(f.c.order_id).limit(limit)
+        )
+
+    def findings(self) -> sa.Select:
+        """``(order_id, notes)``: what the exceptions store inserts."""
+        f = self.select.subquery("findings")
+        return sa.select(f.c.order_id, f.c.notes)
+
+
+def _name(table: sa.Table) -> str:
+    return f"{table.schema}.{table.name}"
+
+
+def uti_uts_time_mismatch(tables: Tables, window: Window) -> RuleQuery:
+    """Test 1: ``update_time`` differs from ``MAX(pathtime)`` in mart spath.
+
+    Orders without any mart spath row are Test 2's business (DESIGN.md section 4): the inner
+    join leaves them out.
+    """
+    scope = _scope(tables, window)
+    uts = tables.mart_uts
+    last_path = (
+        sa.select(uts.c.order_id, sa.func.max(uts.c.pathtime).label("max_pathtime"))
+        .where(uts.c.order_id.in_(sa.select(scope.c.order_id)))
+        .group_by(uts.c.order_id)
+        .subquery("last_path")
+    )
+    diff = seconds_between(scope.c.update_time, last_path.c.max_pathtime)
+    notes = (
+        sa.literal("update_time=")
+        + _text(scope.c.update_time)
+        + sa.literal(" max_pathtime=")
+        + _text(last_path.c.max_pathtime)
+        + sa.literal(" diff=")
+        + _text(diff)
+        + sa.literal("s")
+    )
+    select = (
+        sa.select(
+            scope.c.order_id,
+            scope.c.update_time,
+            last_path.c.max_pathtime,
+            diff.label("diff_seconds"),
+            notes.label("notes"),
+        )
+        .select_from(scope.join(last_path, last_path.c.order_id == scope.c.order_id))
+        .where(scope.c.update_time != last_path.c.max_pathtime)
+    )
+    return RuleQuery(UTI_UTS_TIME_MISMATCH, select, (_name(tables.mart_uti), _name(uts)))
+
+
+def order_missing_spath(tables: Tables, window: Window, hist_uts: Sequence[sa.Table]) -> RuleQuery:
+    """Test 2: no row in mart spath nor in any history spath table."""
+    scope = _scope(tables, window)
+    spath_tables = [tables.mart_uts, *hist_uts]
+    conditions = [~sa.exists().where(t.c.order_id == scope.c.order_id).correlate(scope) for t in spath_tables]
+    searched = ", ".join(t.name for t in spath_tables)
+    notes = (
+        sa.literal("no spath rows; update_time=")
+        + _text(scope.c.update_time)
+        + sa.literal(f"; searched {searched}")
+    )
+    select = sa.select(scope.c.order_id, scope.c.update_time, notes.label("notes")).where(*conditions)
+    return RuleQuery(ORDER_MISSING_SPATH, select, (_name(tables.mart_uti), *(_name(t) for t in spath_tables)))
+
+
+def reactivated_order_missing_ecs(tables: Tables, window: Window, hist_ecs: Sequence[sa.Table]) -> RuleQuery:
+    """Test 3: an active order with no row in ``mart_ecs_order_info``.
+
+    The note names the history table that holds the order (the repair moves it from there).
+    """
+    scope = _scope(tables, window)
+    ecs = tables.mart_ecs
+    whens = [
+        (sa.exists().where(t.c.order_id == scope.c.order_id).correlate(scope), sa.literal(t.name, sa.String))
+        for t in reversed(list(hist_ecs))  # newest first: a reactivated order was archived last
+    ]
+    found_in = (
+        sa.case(*whens, else_=sa.literal("none", sa.String)) if whens else sa.literal("none", sa.String)
+    )
+    notes = (
+        sa.literal("not in mart_ecs_order_info; update_time=")
+        + _text(scope.c.update_time)
+        + sa.literal("; found in ")
+        + found_in
+    )
+    select = sa.select(
+        scope.c.order_id, scope.c.update_time, found_in.label("found_in"), notes.label("notes")
+    ).where(~sa.exists().where(ecs.c.order_id == scope.c.order_id).correlate(scope))
+    return RuleQuery(
+        REACTIVATED_ORDER_MISSING_ECS,
+        select,
+        (_name(tables.mart_uti), _name(ecs), *(_name(t) for t in hist_ecs)),
+    )
+
+
+# --- Test 0: extraction counts ---------------------------------------------------------------
+
+EXTRACTION_TABLES = ("ecs_order_info", "uni_tracking_info", "uni_tracking_spath")
+
+
+def _count_in(table: sa.Table, time_col: str, window: Window) -> sa.Select:
+    col = table.c[time_col]
+    return sa.select(sa.func.count()).select_from(table).where(col >= window.start, col < window.end)
+
+
+def source_counts(tables: Tables, window: Window) -> sa.Select:
+    """``(table_name, row_count)`` per source table in the closed window (run on MySQL)."""
+    parts = [
+        sa.select(
+            sa.literal(name).label("table_name"),
+            _count_in(t, col, window).scalar_subquery().label("row_count"),
+        )
+        for name, t, col in (
+            ("ecs_order_info", tables.src_ecs, "add_time"),
+            ("uni_tracking_info", tables.src_uti, "update_time"),
+            ("uni_tracking_spath", tables.src_uts, "pathTime"),
+        )
+    ]
+    return sa.union_all(*parts)
+
+
+def extraction_shortfall(tables: Tables, window: Window, source: dict[str, int]) -> sa.Select:
+    """Raw tables that hold fewer rows than the source for the window (the Test 0 alarm).
+
+    ``uni_tracking_info_raw`` may hold MORE rows than the source (an order seen in several
+    15-minute cycles): only a shortfall is an alarm.
+    """
+    missing = [name for name in EXTRACTION_TABLES if name not in source]
+    if missing:
+        raise ValueError(f"source counts lack {', '.join(missing)}")
+    parts = [
+        sa.select(
+            sa.literal(name).label("table_name"),
+            sa.literal(int(source[name]), sa.BigInteger).label("source_count"),
+            _count_in(t, col, window).scalar_subquery().label("raw_count"),
+        )
+        for name, t, col in (
+            ("ecs_order_info", tables.raw_ecs, "add_time"),
+            ("uni_tracking_info", tables.raw_uti, "update_time"),
+            ("uni_tracking_spath", tables.raw_uts, "pathtime"),
+        )
+    ]
+    counts = sa.union_all(*parts).subquery("counts")
+    return sa.select(
+        counts.c.table_name,
+        counts.c.source_count,
+        counts.c.raw_count,
+        (counts.c.source_count - counts.c.raw_count).label("missing_rows"),
+    ).where(counts.c.raw_count < counts.c.source_count)
+
+
+def measure_source_counts(conn: Connection, tables: Tables, window: Window) -> dict[str, int]:
+    return {row.table_name: int(row.row_count) for row in conn.execute(source_counts(tables, window))}
+
+
+# --- history tables --------------------------------------------------------------------------
+
+
+def hist_uts_tables(conn: Connection, tables: Tables, explicit: Sequence[str] | None) -> list[sa.Table]:
+    """History spath tables: the explicit list from settings, else every one found by name."""
+    names = (
+        list(explicit)
+        if explicit is not None
+        else schema.discover_hist_tables(conn, tables.settings.mart_schema, schema.HIST_UTS_PREFIX)
+    )
+    return [tables.hist_by_name(n) for n in names]
+
+
+def hist_ecs_tables(conn: Connection, tables: Tables) -> list[sa.Table]:
+    names = schema.discover_hist_tables(conn, tables.settings.mart_schema, schema.HIST_ECS_PREFIX)
+    return [tables.hist_by_name(n) for n in names]
+
+
+def compile_sql(statement: sa.ClauseElement, dialect: Dialect) -> str:
+    """SQL text with every value inlined, for GX (which runs plain text) and for display."""
+    return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
