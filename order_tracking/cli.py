@@ -22,7 +22,11 @@ EXIT_ERROR = 3
 
 COMMAND_MODULES = (
     "order_tracking.commands.init_db",
-    # "order_tracking.commands.seed",
+    "order_tracking.commands.exceptions",
+    "order_tracking.commands.resolve",
+    "order_tracking.commands.vacuum",
+    "order_tracking.commands.seed",
+    "order_tracking.commands.monitor",
 )
 
 
@@ -58,9 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
+        level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        # GX logs full tracebacks for problems we already report in one line (exit 3);
+        # --verbose shows them.
+        logging.getLogger("great_expectations").setLevel(logging.CRITICAL)
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -98,7 +98,7 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
     except UserError as exc:
         return CheckOutcome(check, "error", message=str(exc))
     except Exception as exc:
-        log.exception("checkpoint %s failed", cp_name)
+        log.debug("checkpoint %s failed", cp_name, exc_info=True)  # shown with --verbose
         return CheckOutcome(check, "error", message=f"{type(exc).__name__}: {db.short_reason(exc)}")
     recorded = RECORDED.pop(str(result.run_id), [])
     (identifier, validation), *_ = result.run_results.items()
@@ -135,9 +135,10 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
     """Load the GX project once, run each named check, then read the unresolved summary."""
     from order_tracking import gx_project
 
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
+    db.check_connection(engine, "warehouse")  # one clear line before GX gets to log tracebacks
     context = gx_project.load(settings)
     outcomes = [run_check(context, settings, c, as_of) for c in checks]
-    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
     try:
         unresolved = exceptions_store.unresolved_summary(engine, schema.build_tables(settings))
     except Exception as exc:

@@ -174,6 +174,7 @@ def build_tables(settings: Settings) -> Tables:
         redshift_diststyle="KEY",
         redshift_distkey="order_id",
         redshift_sortkey=("exception_type", "detected_at"),
+        implicit_returning=False,  # Redshift has no RETURNING
     )
     sa.Index(f"ix_{EXCEPTIONS_TABLE}_type_open", exceptions.c.exception_type, exceptions.c.resolved_at)
     # Belt and braces where the backend can: at most one open row per (order, type). Redshift
@@ -192,8 +193,10 @@ def build_tables(settings: Settings) -> Tables:
         md,
         sa.Column("log_id", _ID, sa.Identity(), primary_key=True, redshift_identity=(1, 1)),
         sa.Column("run_id", sa.String(64), nullable=False),
+        sa.Column("task_name", sa.String(64)),
         sa.Column("table_name", sa.String(256), nullable=False),
         sa.Column("operation", sa.String(64), nullable=False),
+        sa.Column("attempts", sa.Integer),
         sa.Column("sql_text", sa.String(1024)),
         sa.Column("started_at", TS, nullable=False),
         sa.Column("finished_at", TS),
@@ -210,6 +213,8 @@ def build_tables(settings: Settings) -> Tables:
         sa.Column("size_after", sa.BigInteger),
         sa.Column("error", sa.String(1024)),
         schema=ods,
+        # Redshift has no INSERT ... RETURNING, which SQLAlchemy would add to fetch log_id.
+        implicit_returning=False,
         redshift_diststyle="EVEN",
         redshift_sortkey=("started_at",),
     )

@@ -1,0 +1,541 @@
+"""The vacuum plan: real PostgreSQL and SQLite runs, and Redshift through a fake DB-API connection.
+
+Redshift cannot run here, so its path goes through the real engine code with sqlalchemy-redshift's
+dialect and a fake psycopg2-like connection that records every SQL string it receives (asserted
+exactly) and answers svv_table_info / sys_vacuum_history with canned rows.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg2
+import pytest
+import sqlalchemy as sa
+from conftest import run_cli
+from sqlalchemy.dialects import registry
+from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
+
+from order_tracking import db, maintenance, schema
+from order_tracking.errors import UserError
+from order_tracking.maintenance_metrics import read_metrics
+from order_tracking.maintenance_sql import dialect_named, plan_statements
+from order_tracking.settings import Settings
+
+UTI, UTS, ECS = "mart_uni_tracking_info", "mart_uni_tracking_spath", "mart_ecs_order_info"
+MARTS = (UTI, UTS, ECS)
+FAST = maintenance.RetryPolicy(attempts=4, base_delay=0.001, max_delay=0.01)
+
+REDSHIFT_PLAN_SQL = [
+    "VACUUM DELETE ONLY settlement_public.mart_uni_tracking_info",
+    "ANALYZE settlement_public.mart_uni_tracking_info",
+    "VACUUM DELETE ONLY settlement_public.mart_uni_tracking_spath",
+    "ANALYZE settlement_public.mart_uni_tracking_spath",
+    "VACUUM DELETE ONLY settlement_public.mart_ecs_order_info",
+    "VACUUM SORT ONLY settlement_public.mart_ecs_order_info",
+    "ANALYZE settlement_public.mart_ecs_order_info",
+]
+
+
+# --- a fake Redshift -------------------------------------------------------------------------------
+
+
+class FakeRedshiftDialect(RedshiftDialect_psycopg2):
+    """The real Redshift dialect minus psycopg2's C-level type registration on connect."""
+
+    supports_statement_cache = True
+
+    def on_connect(self):
+        return None
+
+    def _hstore_oids(self, dbapi_connection):
+        return None
+
+
+registry.register("redshift.fakedbapi", __name__, "FakeRedshiftDialect")
+
+
+class FakePgError(psycopg2.OperationalError):
+    """A psycopg2 error with a chosen SQLSTATE (psycopg2 sets pgcode only from the server)."""
+
+    def __init__(self, message: str, code: str = "XX000") -> None:
+        super().__init__(message)
+        self._code = code
+
+    @property
+    def pgcode(self) -> str:
+        return self._code
+
+
+class FakeRedshift:
+    """Shared state of every fake connection: canned answers in, executed SQL out."""
+
+    def __init__(self) -> None:
+        self.executed: list[tuple[str, Any, bool]] = []  # (sql, params, autocommit)
+        self.errors: dict[str, list[Exception]] = {}  # sql -> exceptions raised in turn
+        self.svv: dict[str, list[dict]] = {}  # table -> successive svv_table_info rows
+        self.history: dict[str, list[dict]] = {}  # table -> sys_vacuum_history rows
+        self.vacuum_seconds = 0.0  # how long a VACUUM "runs"
+        self.active = self.max_active = 0  # VACUUMs running at the same moment
+        self._lock = threading.Lock()
+
+    def answer(self, sql: str, params: Any) -> list[dict]:
+        low = sql.lower()
+        if "pg_catalog.version()" in low:
+            return [{"version": "PostgreSQL 8.0.2 on i686-pc-linux-gnu, Redshift 1.0.77467"}]
+        if "current_schema()" in low:
+            return [{"current_schema": "public"}]
+        if "transaction isolation level" in low:
+            return [{"transaction_isolation": "read committed"}]
+        if "from svv_table_info" in low:
+            rows = self.svv.get(params["table_1"], [])
+            return [rows.pop(0) if len(rows) > 1 else rows[0]] if rows else []
+        if "from sys_vacuum_history" in low:
+            return list(self.history.get(params["table_name_1"], []))
+        errors = self.errors.get(sql)
+        if errors:
+            raise errors.pop(0)
+        if sql.startswith("VACUUM") and self.vacuum_seconds:
+            with self._lock:
+                self.active += 1
+                self.max_active = max(self.max_active, self.active)
+            time.sleep(self.vacuum_seconds)
+            with self._lock:
+                self.active -= 1
+        return []
+
+    def statements(self, prefix: tuple[str, ...] = ("VACUUM", "ANALYZE")) -> list[str]:
+        return [sql for sql, _, _ in self.executed if sql.startswith(prefix)]
+
+    def engine(self) -> sa.Engine:
+        return sa.create_engine("redshift+fakedbapi://u@h/db", creator=lambda: FakeConn(self))
+
+
+class FakeCursor:
+    def __init__(self, conn: FakeConn) -> None:
+        self.connection = conn
+        self.description = None
+        self.rowcount = -1
+        self._rows: list[tuple] = []
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        state = self.connection.state
+        state.executed.append((sql, dict(params or {}), self.connection.autocommit))
+        rows = state.answer(sql, params or {})
+        if rows:
+            self.description = [(k, None, None, None, None, None, None) for k in rows[0]]
+        elif sql.lstrip().upper().startswith(("SELECT", "SHOW")):
+            self.description = [("column", None, None, None, None, None, None)]  # no rows
+        else:
+            self.description = None
+        self._rows = [tuple(r.values()) for r in rows]
+        self.rowcount = len(rows) if rows else 1
+
+    def fetchall(self) -> list[tuple]:
+        rows, self._rows = self._rows, []
+        return rows
+
+    def fetchone(self) -> tuple | None:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchmany(self, size: int | None = None) -> list[tuple]:
+        return self.fetchall()
+
+    def close(self) -> None:
+        pass
+
+
+class FakeConn:
+    notices: list[str] = []
+
+    def __init__(self, state: FakeRedshift) -> None:
+        self.state = state
+        self.autocommit = False
+
+    def cursor(self, *args, **kwargs) -> FakeCursor:
+        return FakeCursor(self)
+
+    def set_isolation_level(self, level: int) -> None:
+        self.autocommit = level == 0  # psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT
+
+    def commit(self) -> None:
+        pass
+
+    def rollback(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def svv(rows: int, ghost: int, unsorted: float = 0.0, size_mb: int = 10) -> dict:
+    return {
+        "tbl_rows": rows + ghost,
+        "estimated_visible_rows": rows,
+        "unsorted": unsorted,
+        "stats_off": 5.0,
+        "size": size_mb,
+    }
+
+
+def history(table: str, vacuum_type: str = "Delete", status: str = "Complete") -> dict:
+    now = datetime.now(UTC).replace(tzinfo=None)
+    return {
+        "vacuum_type": vacuum_type,
+        "status": status,
+        "start_time": now,
+        "end_time": now,
+        "reclaimed_rows": 100,
+    }
+
+
+@pytest.fixture
+def fake() -> FakeRedshift:
+    state = FakeRedshift()
+    for table in MARTS:
+        state.svv[table] = [svv(1000, 100, unsorted=12.5, size_mb=20), svv(1000, 0, unsorted=0.0, size_mb=12)]
+        state.history[table] = [history(table)]
+    return state
+
+
+# --- Redshift ---------------------------------------------------------------------------------------
+
+
+def test_redshift_plan_sql_is_exact() -> None:
+    settings = Settings.from_env()
+    sql = [s.sql for s in plan_statements(RedshiftDialect_psycopg2(), settings.mart_schema)]
+    assert sql == REDSHIFT_PLAN_SQL
+    tasks = [s.task for s in plan_statements(RedshiftDialect_psycopg2(), settings.mart_schema)]
+    assert (
+        tasks
+        == ["vacuum_mart_uti"] * 2
+        + ["vacuum_mart_uts"] * 2
+        + ["vacuum_mart_ecs_delete"]
+        + ["vacuum_mart_ecs_sort"] * 2
+    )
+
+
+def test_redshift_quotes_identifiers_only_where_needed() -> None:
+    sql = [s.sql for s in plan_statements(RedshiftDialect_psycopg2(), "user", ["vacuum_mart_uti"])]
+    assert sql == [
+        'VACUUM DELETE ONLY "user".mart_uni_tracking_info',
+        'ANALYZE "user".mart_uni_tracking_info',
+    ]
+
+
+def test_redshift_whole_plan_runs_each_statement_alone_in_autocommit_and_logs(fake: FakeRedshift) -> None:
+    outcomes = maintenance.run_plan(fake.engine(), Settings.from_env(), retry=FAST)
+
+    assert fake.statements() == REDSHIFT_PLAN_SQL
+    assert all(autocommit for sql, _, autocommit in fake.executed if sql.startswith(("VACUUM", "ANALYZE")))
+    assert [o.status for o in outcomes] == ["ok"] * 7
+    first = outcomes[0]
+    assert (first.before.rows, first.before.ghost_rows, first.before.unsorted_pct) == (1000, 100, 12.5)
+    assert (first.after.ghost_rows, first.after.size_bytes) == (0, 12 * 1024 * 1024)
+    inserts = [(sql, p) for sql, p, _ in fake.executed if sql.startswith("INSERT INTO")]
+    assert len(inserts) == 7
+    assert all("settlement_ods.order_tracking_maintenance_log" in sql for sql, _ in inserts)
+    assert [p["sql_text"] for _, p in inserts] == REDSHIFT_PLAN_SQL
+    assert inserts[0][1]["ghost_rows_before"] == 100 and inserts[0][1]["ghost_rows_after"] == 0
+    assert inserts[0][1]["status"] == "ok"
+
+
+def test_redshift_vacuum_running_is_retried_with_backoff(fake: FakeRedshift) -> None:
+    vacuum = "VACUUM DELETE ONLY settlement_public.mart_uni_tracking_info"
+    fake.errors[vacuum] = [FakePgError("ERROR:  VACUUM is running"), FakePgError("Another vacuum is running")]
+    sleeps: list[float] = []
+
+    outcomes = maintenance.run_task(
+        fake.engine(), Settings.from_env(), "vacuum_mart_uti", retry=FAST, sleep=sleeps.append
+    )
+
+    assert fake.statements() == [vacuum, vacuum, vacuum, "ANALYZE settlement_public.mart_uni_tracking_info"]
+    assert [(o.operation, o.status, o.attempts) for o in outcomes] == [
+        ("VACUUM DELETE ONLY", "ok", 3),
+        ("ANALYZE", "ok", 1),
+    ]
+    assert sleeps == [0.001, 0.002]
+    logged = [p for sql, p, _ in fake.executed if sql.startswith("INSERT INTO")]
+    assert [p["attempts"] for p in logged] == [3, 1]
+
+
+def test_redshift_vacuum_running_gives_up_after_bounded_attempts(fake: FakeRedshift) -> None:
+    vacuum = "VACUUM DELETE ONLY settlement_public.mart_uni_tracking_spath"
+    fake.errors[vacuum] = [FakePgError("VACUUM is running") for _ in range(10)]
+
+    outcomes = maintenance.run_plan(fake.engine(), Settings.from_env(), retry=FAST, sleep=lambda _s: None)
+
+    statuses = {(o.table, o.operation): o for o in outcomes}
+    failed = statuses[(UTS, "VACUUM DELETE ONLY")]
+    assert (failed.status, failed.attempts) == ("failed", 4)
+    assert "another VACUUM was still running after 4 attempts" in failed.error
+    # One table's failure stops nothing else.
+    assert fake.statements().count(vacuum) == 4
+    assert [o.status for o in outcomes].count("ok") == 6
+    with pytest.raises(UserError, match="1 maintenance step"):
+        maintenance.raise_for_failures(outcomes)
+
+
+def test_two_threads_never_run_two_vacuums_at_once(fake: FakeRedshift) -> None:
+    # The spec's tasks run "in parallel"; within one process the lock serializes their VACUUMs.
+    fake.vacuum_seconds = 0.05
+    engine, settings = fake.engine(), Settings.from_env()
+    results: dict[str, list] = {}
+    threads = [
+        threading.Thread(target=lambda t=task: results.update({t: maintenance.run_task(engine, settings, t)}))
+        for task in ("vacuum_mart_uti", "vacuum_mart_uts", "vacuum_mart_ecs_delete")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert fake.max_active == 1
+    assert all(o.status == "ok" for outcomes in results.values() for o in outcomes)
+    assert len(fake.statements(("VACUUM",))) == 3
+
+
+def test_redshift_transaction_block_error_is_explained(fake: FakeRedshift) -> None:
+    vacuum = "VACUUM DELETE ONLY settlement_public.mart_ecs_order_info"
+    fake.errors[vacuum] = [FakePgError("VACUUM cannot run inside a transaction block", code="25001")]
+
+    (outcome,) = maintenance.run_task(
+        fake.engine(), Settings.from_env(), "vacuum_mart_ecs_delete", retry=FAST
+    )
+
+    assert outcome.status == "failed"
+    assert outcome.attempts == 1  # not a retryable error
+    assert outcome.error.startswith("VACUUM cannot run inside a transaction block (SQLSTATE 25001)")
+
+
+def test_redshift_privilege_noop_is_a_failure(fake: FakeRedshift) -> None:
+    fake.history[UTI] = []  # ghost rows before, but Redshift recorded no VACUUM: nothing happened
+    fake.svv[UTI] = [svv(1000, 250)]
+    fake.history[UTS] = []  # no ghost rows: nothing to reclaim, so no history row is fine
+    fake.svv[UTS] = [svv(1000, 0)]
+
+    outcomes = maintenance.run_plan(
+        fake.engine(), Settings.from_env(), ["vacuum_mart_uti", "vacuum_mart_uts"], retry=FAST
+    )
+
+    by_step = {(o.table, o.operation): o for o in outcomes}
+    noop = by_step[(UTI, "VACUUM DELETE ONLY")]
+    assert noop.status == "failed"
+    assert "privilege no-op" in noop.error and "250 ghost rows" in noop.error
+    assert (noop.before.ghost_rows, noop.after.ghost_rows) == (250, 250)
+    assert by_step[(UTS, "VACUUM DELETE ONLY")].status == "ok"
+    history_sql = [sql for sql, _, _ in fake.executed if "sys_vacuum_history" in sql]
+    assert len(history_sql) == 2
+
+
+def test_redshift_failed_history_row_is_a_failure(fake: FakeRedshift) -> None:
+    fake.history[ECS] = [history(ECS, status="Failed  ")]
+    (outcome,) = maintenance.run_task(
+        fake.engine(), Settings.from_env(), "vacuum_mart_ecs_delete", retry=FAST
+    )
+    assert outcome.status == "failed" and "Failed" in outcome.error
+
+
+def test_unknown_task_and_table_are_clear_errors() -> None:
+    with pytest.raises(UserError, match="unknown vacuum task"):
+        maintenance.resolve_tasks(["vacuum_everything"])
+    with pytest.raises(UserError, match="unknown table 'orders'"):
+        maintenance.resolve_tasks(tables=["orders"])
+    assert maintenance.resolve_tasks(tables=["ecs"]) == ["vacuum_mart_ecs_delete", "vacuum_mart_ecs_sort"]
+    assert maintenance.resolve_tasks(tables=["settlement_public.mart_uni_tracking_spath"]) == [
+        "vacuum_mart_uts"
+    ]
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------------
+
+
+def _pg_setup(settings: Settings) -> sa.Engine:
+    """Mart tables with autovacuum off, through a few 15-minute-style DELETE+INSERT cycles."""
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    tables = schema.build_tables(settings)
+    schema.create_tables(engine, tables.pipeline_tables)
+    start = datetime(2026, 1, 1)
+    marts = {tables.mart_uti: "update_time", tables.mart_uts: "pathtime", tables.mart_ecs: "add_time"}
+    with engine.begin() as conn:
+        for table in marts:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {settings.mart_schema}.{table.name} SET (autovacuum_enabled = false)"
+            )
+    for cycle in range(3):
+        with engine.begin() as conn:
+            for table, time_col in marts.items():
+                rows = [
+                    {"order_id": i, time_col: start + timedelta(minutes=15 * cycle, seconds=i)}
+                    | ({"partner_id": i % 7} if table is tables.mart_ecs else {})
+                    for i in range(500)
+                ]
+                conn.execute(sa.delete(table))
+                conn.execute(sa.insert(table), rows)
+    # Backends publish table statistics when they go idle or exit: close them so n_dead_tup shows.
+    engine.dispose()
+    deadline = time.monotonic() + 15
+    while any(read_metrics(engine, settings.mart_schema, t).ghost_rows == 0 for t in MARTS):
+        assert time.monotonic() < deadline, "n_dead_tup never became visible"
+        time.sleep(0.2)
+    return engine
+
+
+def _log_rows(engine: sa.Engine, settings: Settings) -> list[sa.Row]:
+    log = schema.build_tables(settings).maintenance_log
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(log).order_by(log.c.log_id)))
+
+
+def test_postgres_plan_reclaims_dead_rows_and_logs_every_step(pg_warehouse: str) -> None:
+    settings = Settings.from_env()
+    engine = _pg_setup(settings)
+    before = {t: read_metrics(engine, settings.mart_schema, t) for t in MARTS}
+    assert all(m.ghost_rows > 0 and m.last_vacuum is None for m in before.values())
+
+    outcomes = maintenance.run_plan(engine, settings, retry=FAST)
+
+    assert [(o.table, o.operation, o.status) for o in outcomes] == [
+        (UTI, "VACUUM DELETE ONLY", "ok"),
+        (UTI, "ANALYZE", "ok"),
+        (UTS, "VACUUM DELETE ONLY", "ok"),
+        (UTS, "ANALYZE", "ok"),
+        (ECS, "VACUUM DELETE ONLY", "ok"),
+        (ECS, "VACUUM SORT ONLY", "skipped"),
+        (ECS, "ANALYZE", "ok"),
+    ]
+    assert outcomes[0].sql == f"VACUUM {settings.mart_schema}.{UTI}"
+    for table in MARTS:
+        after = read_metrics(engine, settings.mart_schema, table)
+        assert after.ghost_rows == 0, table
+        assert after.rows == 500
+        assert after.last_vacuum is not None and after.last_analyze is not None
+    vacuums = [o for o in outcomes if o.operation == "VACUUM DELETE ONLY"]
+    assert all(o.before.ghost_rows > 0 and o.after.ghost_rows == 0 for o in vacuums)
+
+    log = _log_rows(engine, settings)
+    assert len(log) == 7
+    assert len({r.run_id for r in log}) == 1
+    assert [(r.table_name, r.operation, r.status) for r in log] == [
+        (o.table, o.operation, o.status) for o in outcomes
+    ]
+    first = log[0]
+    assert first.ghost_rows_before > 0 and first.ghost_rows_after == 0
+    assert first.size_before > 0 and first.size_after > 0
+    assert first.sql_text == f"VACUUM {settings.mart_schema}.{UTI}"
+    assert first.started_at <= first.finished_at and first.attempts == 1
+    sort = log[5]
+    assert sort.status == "skipped" and "no VACUUM SORT ONLY" in sort.error and sort.sql_text is None
+
+
+def test_postgres_caller_open_transaction_does_not_swallow_the_vacuum(pg_warehouse: str) -> None:
+    settings = Settings.from_env()
+    engine = _pg_setup(settings)
+    mart_uti = schema.build_tables(settings).mart_uti
+    with engine.connect() as caller:
+        caller.begin()
+        assert caller.execute(sa.select(sa.func.count()).select_from(mart_uti)).scalar_one() == 500
+
+        outcomes = maintenance.run_task(engine, settings, "vacuum_mart_uti", retry=FAST)
+
+        assert [o.status for o in outcomes] == ["ok", "ok"]
+        # The caller's transaction is untouched and still usable.
+        assert caller.in_transaction()
+        assert caller.execute(sa.select(sa.func.count()).select_from(mart_uti)).scalar_one() == 500
+        caller.rollback()
+    after = read_metrics(engine, settings.mart_schema, UTI)
+    assert after.ghost_rows == 0 and after.last_vacuum is not None and after.last_analyze is not None
+    assert len(_log_rows(engine, settings)) == 2
+
+
+def test_cli_vacuum_fails_with_exit_3_when_tables_are_missing(pg_warehouse: str) -> None:
+    result = run_cli("vacuum", "--retry-attempts", "1", "--retry-delay", "0")
+    assert result.returncode == 3, result.stderr
+    assert "error: 6 of 7 maintenance steps failed" in result.stderr
+    assert "does not exist" in result.stdout
+    assert "skipped" in result.stdout
+
+
+# --- SQLite -------------------------------------------------------------------------------------------
+
+
+def test_sqlite_file_shrinks_after_deletes_and_vacuum(sqlite_urls: tuple[str, str]) -> None:
+    settings = Settings.from_env()
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    tables = schema.build_tables(settings)
+    schema.create_tables(engine, tables.pipeline_tables)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(tables.mart_uts),
+            [{"order_id": i, "pathtime": datetime(2026, 1, 1) + timedelta(seconds=i)} for i in range(30000)],
+        )
+    with engine.begin() as conn:
+        conn.execute(sa.delete(tables.mart_uts).where(tables.mart_uts.c.order_id >= 1000))
+    mart_file = db.schema_file(sa.make_url(settings.warehouse_url).database, settings.mart_schema)
+    size_before = os.path.getsize(mart_file)
+
+    outcomes = maintenance.run_plan(engine, settings, ["vacuum_mart_uts", "vacuum_mart_ecs_sort"])
+
+    assert [(o.operation, o.status) for o in outcomes] == [
+        ("VACUUM DELETE ONLY", "ok"),
+        ("ANALYZE", "ok"),
+        ("VACUUM SORT ONLY", "skipped"),
+        ("ANALYZE", "ok"),
+    ]
+    assert outcomes[0].sql == f'VACUUM "{settings.mart_schema}"'
+    assert os.path.getsize(mart_file) < size_before / 4
+    vacuum = outcomes[0]
+    assert vacuum.before.size_bytes == size_before and vacuum.after.size_bytes < size_before / 4
+    assert vacuum.before.detail["freelist_count"] > 0 and vacuum.after.detail["freelist_count"] == 0
+    assert vacuum.after.rows == 1000
+    assert len(_log_rows(engine, settings)) == 4
+
+
+# --- CLI ---------------------------------------------------------------------------------------------
+
+
+def test_cli_dry_run_prints_exact_redshift_sql_without_connecting() -> None:
+    # An unreachable warehouse proves nothing is contacted.
+    result = run_cli(
+        "--warehouse-url",
+        "postgresql://nobody@127.0.0.1:1/none",
+        "vacuum",
+        "--dry-run",
+        "--dialect",
+        "redshift",
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert [line for line in lines if not line.startswith("--")] == [f"{sql};" for sql in REDSHIFT_PLAN_SQL]
+    assert "-- vacuum_mart_ecs_sort" in lines
+
+
+def test_cli_dry_run_for_the_warehouse_and_bad_flags(sqlite_urls: tuple[str, str]) -> None:
+    result = run_cli("vacuum", "--dry-run", "--tables", "uti")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "-- vacuum plan for sqlite",
+        "-- vacuum_mart_uti",
+        'VACUUM "settlement_public";',
+        "ANALYZE settlement_public.mart_uni_tracking_info;",
+    ]
+    bad = run_cli("vacuum", "--tables", "uti,orders")
+    assert bad.returncode == 3 and "unknown table 'orders'" in bad.stderr
+    bad = run_cli("vacuum", "--dialect", "redshift")
+    assert bad.returncode == 3 and "--dialect only goes with --dry-run" in bad.stderr
+
+
+def test_cli_runs_the_plan_on_sqlite(sqlite_urls: tuple[str, str]) -> None:
+    assert run_cli("init-db", "--with-pipeline-tables").returncode == 0
+    result = run_cli("vacuum")
+    assert result.returncode == 0, result.stderr
+    assert "VACUUM SORT ONLY" in result.stdout and "skipped" in result.stdout
+    assert result.stdout.count(" ok ") == 6
+
+
+def test_dialect_named_gives_postgres_sql() -> None:
+    sql = [s.sql for s in plan_statements(dialect_named("postgresql"), "sp", ["vacuum_mart_ecs_sort"])]
+    assert sql == [None, "ANALYZE sp.mart_ecs_order_info"]

@@ -1,0 +1,295 @@
+"""The GX suite end to end: synthetic data in, exactly the injected orders out.
+
+Warehouse on PostgreSQL or SQLite, source on MariaDB or SQLite; the checks run through the real
+GX checkpoints (a copy of the committed gx/ folder per test, so Data Docs stay in tmp).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from aiosmtpd.controller import Controller
+from aiosmtpd.handlers import Sink
+
+from order_tracking import db, exceptions_store, schema, synthetic
+from order_tracking.monitoring import run_checks
+from order_tracking.settings import EXCEPTION_TYPES, Settings
+from tests.conftest import ROOT, run_cli
+
+AS_OF = datetime(2026, 11, 25, 3, 0, 0)
+ORDERS = 2000
+
+
+@pytest.fixture
+def gx_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The committed GX project, copied so that this test's Data Docs and results stay in tmp."""
+    target = tmp_path / "project" / "gx"
+    shutil.copytree(ROOT / "gx", target, ignore=shutil.ignore_patterns("uncommitted"))
+    monkeypatch.setenv("ORDER_TRACKING_GX_ROOT", str(target))
+    return target
+
+
+def seed(config: synthetic.SeedConfig | None = None) -> tuple[Settings, dict]:
+    settings = Settings.from_env()
+    config = config or synthetic.SeedConfig(as_of=AS_OF, orders=ORDERS, seed=7)
+    wh = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    src = db.create_engine(settings.source_url, [settings.source_schema])
+    try:
+        manifest = synthetic.seed(settings, config, wh, src)
+    finally:
+        wh.dispose()
+        src.dispose()
+    return settings, manifest
+
+
+def open_exceptions(settings: Settings) -> dict[str, list[int]]:
+    """Independent read of the exceptions table: open order ids per type."""
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    ex = schema.build_tables(settings).exceptions
+    out: dict[str, list[int]] = {t: [] for t in EXCEPTION_TYPES}
+    with engine.connect() as conn:
+        for order_id, etype in conn.execute(
+            sa.select(ex.c.order_id, ex.c.exception_type)
+            .where(ex.c.resolved_at.is_(None))
+            .order_by(ex.c.order_id)
+        ):
+            out[etype].append(int(order_id))
+    engine.dispose()
+    return out
+
+
+def all_rows(settings: Settings) -> list[tuple]:
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    ex = schema.build_tables(settings).exceptions
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(sa.select(ex).order_by(ex.c.exception_id))]
+    engine.dispose()
+    return rows
+
+
+def assert_matches_manifest(report, settings: Settings, manifest: dict) -> None:
+    by_check = {o.check: o for o in report.outcomes}
+    assert all(o.status != "error" for o in report.outcomes), [o.message for o in report.outcomes]
+    expected = manifest["expected"]
+    assert by_check["uti_uts_alignment"].failing == len(expected["UTI_UTS_TIME_MISMATCH"])
+    assert by_check["missing_spath"].failing == len(expected["ORDER_MISSING_SPATH"])
+    assert by_check["reactivated_missing_ecs"].failing == len(expected["REACTIVATED_ORDER_MISSING_ECS"])
+    assert open_exceptions(settings) == {t: sorted(expected[t]) for t in EXCEPTION_TYPES}
+    short = sorted(t for t, n in manifest["extraction_dropped"].items() if n)
+    test0 = by_check["extraction_count"]
+    assert test0.status == ("fail" if short else "pass")
+    assert sorted(r["table_name"] for r in test0.sample) == short
+
+
+@pytest.mark.usefixtures("gx_copy")
+def test_postgres_warehouse_mariadb_source_flags_exactly_the_injected(pg_warehouse, maria_source):
+    settings, manifest = seed()
+    # The traps are in the data: boundaries, spath only in history, raw row at the buffer edge.
+    assert manifest["traps"]["at_window_start"] and manifest["traps"]["spath_only_in_history"]
+    report = run_checks(settings, AS_OF)
+    assert_matches_manifest(report, settings, manifest)
+    assert report.exit_code() == 2  # the extraction alarm outranks the open exceptions
+    # Sample carries the evidence (update_time, max pathtime, diff) and the note says it.
+    t1 = next(o for o in report.outcomes if o.check == "uti_uts_alignment")
+    assert {"update_time", "max_pathtime", "diff_seconds", "notes"} <= set(t1.sample[0])
+    assert "diff=" in t1.sample[0]["notes"]
+    t3 = next(o for o in report.outcomes if o.check == "reactivated_missing_ecs")
+    assert all(r["found_in"].startswith("hist_ecs_order_info_") for r in t3.sample)
+
+
+@pytest.mark.usefixtures("gx_copy", "sqlite_urls")
+def test_sqlite_embedded_flags_exactly_the_injected_and_rerun_is_idempotent():
+    settings, manifest = seed()
+    first = run_checks(settings, AS_OF)
+    assert_matches_manifest(first, settings, manifest)
+    rows_before = all_rows(settings)
+    time.sleep(1.1)  # last_seen_at has one-second resolution
+    second = run_checks(settings, AS_OF)
+    assert_matches_manifest(second, settings, manifest)
+    rows_after = all_rows(settings)
+    assert len(rows_after) == len(rows_before)
+    t = schema.build_tables(settings).exceptions
+    i_id, i_detected, i_seen = (
+        list(t.c.keys()).index(k) for k in ("exception_id", "detected_at", "last_seen_at")
+    )
+    for before, after in zip(rows_before, rows_after, strict=True):
+        assert before[i_id] == after[i_id] and before[i_detected] == after[i_detected]
+        assert after[i_seen] > before[i_seen]
+    by_check = {o.check: o for o in second.outcomes}
+    assert by_check["missing_spath"].new == 0
+    assert by_check["missing_spath"].already_open == len(manifest["expected"]["ORDER_MISSING_SPATH"])
+
+
+@pytest.mark.usefixtures("gx_copy", "sqlite_urls")
+def test_resolved_then_redetected_opens_a_new_row():
+    settings, manifest = seed()
+    run_checks(settings, AS_OF, ["missing_spath"])
+    order = manifest["expected"]["ORDER_MISSING_SPATH"][0]
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    tables = schema.build_tables(settings)
+    exceptions_store.resolve(
+        engine,
+        tables,
+        order_ids=[order],
+        exception_type="ORDER_MISSING_SPATH",
+        all_of_type=False,
+        by="tester",
+        notes="backfilled",
+    )
+    report = run_checks(settings, AS_OF, ["missing_spath"])
+    assert report.outcomes[0].new == 1
+    ex = tables.exceptions
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(ex.c.resolved_at).where(ex.c.order_id == order).order_by(ex.c.exception_id)
+        ).all()
+    engine.dispose()
+    assert len(rows) == 2 and rows[0][0] is not None and rows[1][0] is None
+
+
+@pytest.mark.usefixtures("gx_copy")
+def test_two_concurrent_monitor_processes_leave_no_duplicate(pg_warehouse, maria_source):
+    settings, manifest = seed()
+    cmd = [
+        sys.executable,
+        "-m",
+        "order_tracking",
+        "monitor",
+        "--as-of",
+        AS_OF.isoformat(),
+        "--checks",
+        "uti_uts_alignment,missing_spath,reactivated_missing_ecs",
+    ]
+    procs = [
+        subprocess.Popen(
+            cmd, cwd=ROOT, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    results = [(*p.communicate(timeout=300), p.returncode) for p in procs]
+    for out, err, code in results:
+        assert code == 1, (out, err)  # findings remain open: exit 1, no error
+    assert open_exceptions(settings) == {t: sorted(manifest["expected"][t]) for t in EXCEPTION_TYPES}
+    assert len(all_rows(settings)) == sum(len(v) for v in manifest["expected"].values())
+
+
+def test_data_docs_show_the_failing_order_ids(gx_copy, sqlite_urls):
+    _, manifest = seed()
+    proc = run_cli("monitor", "--as-of", AS_OF.isoformat(), "--checks", "missing_spath")
+    assert proc.returncode == 1, proc.stderr
+    site = gx_copy / "uncommitted" / "data_docs" / "local_site"
+    assert f"Data Docs: {site / 'index.html'}" in proc.stdout
+    pages = list((site / "validations" / "order_tracking_missing_spath").rglob("*.html"))
+    assert len(pages) == 1
+    html = pages[0].read_text()
+    for order_id in manifest["expected"]["ORDER_MISSING_SPATH"]:
+        assert str(order_id) in html
+    assert "Test 2 (ORDER_MISSING_SPATH)" in html
+    assert "failing orders" in html
+    assert "password" not in html.lower()
+
+
+def test_suite_whose_custom_class_is_missing_fails_the_run(gx_copy, sqlite_urls):
+    seed()
+    suite = gx_copy / "expectations" / "order_tracking_missing_spath.json"
+    data = json.loads(suite.read_text())
+    data["expectations"][0]["type"] = "expect_no_order_missing_spath_v2"  # a class nobody registered
+    suite.write_text(json.dumps(data))
+    proc = run_cli("monitor", "--as-of", AS_OF.isoformat())
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "order_tracking_missing_spath" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.usefixtures("gx_copy")
+def test_extraction_count_equal_counts_pass_one_dropped_raw_row_alarms(pg_warehouse, maria_source):
+    settings, manifest = seed(synthetic.SeedConfig(as_of=AS_OF, orders=ORDERS, seed=3).clean())
+    assert not any(manifest["extraction_dropped"].values())
+    proc = run_cli("monitor", "--as-of", AS_OF.isoformat(), "--checks", "extraction_count")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    # Drop one raw spath row inside the window: the alarm must fire and name the table.
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    raw = schema.build_tables(settings).raw_uts
+    with engine.begin() as conn:
+        victim = conn.execute(
+            sa.select(raw.c.id)
+            .where(
+                raw.c.pathtime >= datetime(2026, 11, 25, 1, 0), raw.c.pathtime < datetime(2026, 11, 25, 2, 50)
+            )
+            .limit(1)
+        ).scalar_one()
+        conn.execute(raw.delete().where(raw.c.id == victim))
+    engine.dispose()
+    proc = run_cli("monitor", "--as-of", AS_OF.isoformat(), "--checks", "extraction_count")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "EXTRACTION COUNT ALARM: uni_tracking_spath" in proc.stdout
+    assert open_exceptions(settings) == {t: [] for t in EXCEPTION_TYPES}  # Test 0 writes nothing
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class _Collect(Sink):
+    def __init__(self) -> None:
+        self.messages: list = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+def test_checkpoint_email_names_check_count_ids_and_data_docs(gx_copy, sqlite_urls, monkeypatch):
+    settings, manifest = seed()
+    handler = _Collect()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        monkeypatch.setenv("ORDER_TRACKING_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("ORDER_TRACKING_SMTP_PORT", str(controller.port))
+        monkeypatch.setenv("ORDER_TRACKING_ALERT_EMAIL", "oncall@example.com")
+        run_checks(settings, AS_OF, ["missing_spath", "uti_uts_alignment"])
+    finally:
+        controller.stop()
+    assert len(handler.messages) == 2  # one per failed checkpoint
+    assert all(m.rcpt_tos == ["oncall@example.com"] for m in handler.messages)
+    body = handler.messages[0].content.decode()
+    import email
+
+    msg = email.message_from_string(body)
+    text = msg.get_payload()[0].get_payload(decode=True).decode()
+    assert "missing_spath" in msg["Subject"]
+    assert f"{len(manifest['expected']['ORDER_MISSING_SPATH'])} failing" in text
+    assert str(manifest["expected"]["ORDER_MISSING_SPATH"][0]) in text
+    assert "data_docs/local_site" in text
+
+
+def test_no_smtp_host_means_no_email_and_no_error(gx_copy, sqlite_urls):
+    settings, _ = seed()
+    report = run_checks(settings, AS_OF, ["missing_spath"])
+    assert report.outcomes[0].status == "fail"
+
+
+def test_bad_inputs_give_one_line_and_exit_3(gx_copy, sqlite_urls):
+    proc = run_cli("monitor", "--as-of", "yesterday")
+    assert proc.returncode == 3 and "--as-of" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run_cli("monitor", "--checks", "missing_spath,nope")
+    assert proc.returncode == 3 and "unknown check nope" in proc.stderr
+    proc = run_cli(
+        "--warehouse-url", "postgresql://u:s3cret@127.0.0.1:1/x", "monitor", "--checks", "missing_spath"
+    )
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "s3cret" not in proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
