@@ -79,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(f"error: database error: {short_reason(exc)}", file=sys.stderr)
         return EXIT_ERROR
+    except BrokenPipeError:
+        # `... | head` closed our stdout: not an error of ours, and no traceback.
+        sys.stderr.close()
+        return 0
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return EXIT_ERROR
