@@ -120,10 +120,8 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
     def _validate(self, metrics: dict, runtime_configuration=None, execution_engine=None):
         rows = metrics[TABLE_METRIC] or []
         count = int(rows[0].get("failing_count") or 0) if rows else 0
-        sample = [
-            {k: jsonable(v) for k, v in row.items() if k != "failing_count"}
-            for row in rows[: self.sample_size]
-        ]
+        columns = [k for k in (rows[0].keys() if rows else ()) if k != "failing_count"]
+        sample = [{k: jsonable(row[k]) for k in columns} for row in rows[: self.sample_size]]
         settings = Settings.from_env()
         window = self.window(settings)
         with execution_engine.engine.connect() as conn:
@@ -138,6 +136,7 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
                     "window_start": jsonable(window.start),
                     "window_end": jsonable(window.end),
                     "tables": tables_read,
+                    "sample_columns": columns,  # stored JSON sorts dict keys; keep the SQL order
                     "sample": sample,
                 },
             },
@@ -150,12 +149,7 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
         kw = dict(configuration.kwargs) if configuration else {}
         if result is not None and result.expectation_config is not None:
             kw = dict(result.expectation_config.kwargs)
-        details = (result.result or {}).get("details", {}) if result is not None else {}
         text = cls.explain(kw)
-        if details.get("window_start"):
-            text += f" Window: {details['window_start']} < t <= {details['window_end']} (UTC)."
-        if details.get("tables"):
-            text += " Tables: " + ", ".join(details["tables"]) + "."
         return [
             RenderedStringTemplateContent(
                 content_block_type="string_template",
@@ -189,18 +183,27 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
             return None
         details = result.result.get("details") or {}
         sample = details.get("sample") or []
-        if not sample:
-            return None
-        header = list(sample[0].keys())
-        total = result.result.get("observed_value") or len(sample)
-        return [
+        # The prescriptive renderer only sees the configuration; the window and tables of this
+        # run are in the result, so they are shown here, for passing runs too.
+        facts = []
+        if details.get("window_start"):
+            facts.append(f"Window (UTC): {details['window_start']} .. {details['window_end']}.")
+        if details.get("tables"):
+            facts.append("Tables: " + ", ".join(details["tables"]) + ".")
+        if sample:
+            total = result.result.get("observed_value") or len(sample)
+            facts.append(f"Sample: {len(sample)} of {total}, lowest order ids first.")
+        blocks: list = [
             RenderedStringTemplateContent(
                 content_block_type="string_template",
-                string_template={
-                    "template": f"Sample: {len(sample)} of {total} (lowest order ids first).",
-                    "params": {},
-                },
-            ),
+                string_template={"template": " ".join(facts).replace("$", "$$"), "params": {}},
+            )
+        ]
+        if not sample:
+            return blocks
+        header = details.get("sample_columns") or list(sample[0].keys())
+        return [
+            *blocks,
             RenderedTableContent(
                 content_block_type="table",
                 table=[[str(row.get(h)) for h in header] for row in sample],

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from order_tracking import db, exceptions_store, rules, schema
+from order_tracking import data_docs_offline, db, exceptions_store, rules, schema
 from order_tracking.errors import UserError
 from order_tracking.settings import Settings
 
@@ -86,6 +86,8 @@ def measure_source_counts(settings: Settings, as_of: datetime) -> dict[str, int]
 
 def run_check(context, settings: Settings, check: str, as_of: datetime) -> CheckOutcome:
     """Run one checkpoint and describe its result; errors become an outcome, not an exception."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
     from expectations_custom.actions import RECORDED
     from order_tracking import gx_project
 
@@ -94,7 +96,11 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
     try:
         if check == "extraction_count":
             params["source_counts"] = measure_source_counts(settings, as_of)
-        result = context.checkpoints.get(cp_name).run(expectation_parameters=params)
+        result = context.checkpoints.get(cp_name).run(
+            expectation_parameters=params,
+            # Data Docs list runs by name: make it say which window was checked.
+            run_id=RunIdentifier(run_name=f"as_of_{as_of:%Y%m%dT%H%M%S}"),
+        )
     except UserError as exc:
         return CheckOutcome(check, "error", message=str(exc))
     except Exception as exc:
@@ -146,4 +152,9 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
         unresolved = {}
     finally:
         engine.dispose()
-    return MonitorReport(as_of, outcomes, unresolved, str(gx_project.data_docs_index(settings)))
+    index = gx_project.data_docs_index(settings)
+    try:  # offline Data Docs: point the pages at the shipped CSS/JS; never fails the checks
+        data_docs_offline.localize_site(index.parent)
+    except Exception:
+        log.warning("Data Docs at %s still load CSS/JS from CDNs", index.parent, exc_info=True)
+    return MonitorReport(as_of, outcomes, unresolved, str(index))
