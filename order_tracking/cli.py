@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "order_tracking.commands.vacuum",
     "order_tracking.commands.seed",
     "order_tracking.commands.monitor",
+    "order_tracking.commands.repair",
 )
 
 

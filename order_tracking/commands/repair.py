@@ -1,0 +1,70 @@
+"""``repair-reactivated``: move reactivated orders' rows from history back into mart_ecs_order_info."""
+
+from __future__ import annotations
+
+import argparse
+
+import sqlalchemy as sa
+
+from order_tracking import db, repair, schema
+from order_tracking import exceptions_store as store
+from order_tracking.commands.common import settings_from, utc_now, warehouse_engine
+from order_tracking.errors import UserError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "repair-reactivated",
+        help="fix REACTIVATED_ORDER_MISSING_ECS: move the order's row from history into the mart",
+        description="For each order: find the hist_ecs_order_info_<YYYY>_h<1|2> table that holds it, "
+        "then in ONE transaction INSERT the row into mart_ecs_order_info, DELETE it from history and "
+        "close the open REACTIVATED_ORDER_MISSING_ECS exception. Dry run by default: prints the exact "
+        "statements. Refuses (nothing changed) if an order is in no history table, in more than one "
+        "history row, or already in mart_ecs_order_info.",
+    )
+    p.add_argument(
+        "--order-id", dest="order_ids", type=int, action="append", required=True, metavar="N",
+        help="order to repair (repeat for several; each gets its own transaction)",
+    )  # fmt: skip
+    p.add_argument("--by", required=True, metavar="NAME", help="who repairs (resolved_by)")
+    p.add_argument("--apply", action="store_true", help="run the statements (default: only print them)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    tables = schema.build_tables(settings)
+    engine = warehouse_engine(settings)
+    now = utc_now()
+    try:
+        store.require_table(engine, tables)
+        # Every order is checked before the first one is changed: one refusal, no change at all.
+        locations = repair.plan(engine, tables, args.order_ids, args.by)
+        start = repair.transaction_start(engine.dialect, tables)
+        for where in locations:
+            stmts = repair.repair_statements(tables, where.order_id, where.hist, args.by.strip(), now)
+            state = "open" if where.open_exceptions else "none open"
+            print(
+                f"-- order {where.order_id}: in {repair.qualified(where.hist)}; "
+                f"{repair.REACTIVATED_ORDER_MISSING_ECS} exception: {state}"
+            )
+            for sql in repair.render(stmts, engine.dialect, start):
+                print(f"{sql};")
+        if not args.apply:
+            print("dry run: nothing changed; add --apply to run these statements")
+            return 0
+        for where in locations:
+            try:
+                result = repair.apply(engine, tables, where.order_id, args.by, now)
+            except sa.exc.DBAPIError as exc:
+                raise UserError(
+                    f"order {where.order_id}: repair failed and was rolled back: {db.short_reason(exc)}"
+                ) from None
+            print(
+                f"moved order {result.order_id} from {result.hist_name} to "
+                f"{repair.qualified(tables.mart_ecs)}; closed {result.closed} exception"
+                f"{'s' if result.closed != 1 else ''}"
+            )
+    finally:
+        engine.dispose()
+    return 0
