@@ -7,6 +7,13 @@ pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
 maria_up() { mariadb-admin -h 127.0.0.1 -uroot --connect-timeout=2 ping >/dev/null 2>&1 \
              || mysqladmin -h 127.0.0.1 -uroot --connect-timeout=2 ping >/dev/null 2>&1; }
 
+# Headless Chromium renders the Data Docs in tests/test_data_docs_offline.py (Debian's package).
+if ! command -v chromium >/dev/null; then
+  echo "installing chromium (Debian package, once)..."
+  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+    || { echo "error: could not install chromium (needed by the Data Docs test)" >&2; exit 1; }
+fi
+
 if ! pg_up; then
   echo "starting PostgreSQL..."
   pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start || true
