@@ -13,6 +13,7 @@ the human description shown in Data Docs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -67,6 +68,9 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
     unexpected_rows_query: str | SuiteParameterDict = DESCRIBED_IN_CODE
     sample_size: int = 20
 
+    # Set only on a private copy by ``findings_rule`` (the write pass); never serialized.
+    _only_order_ids: tuple[int, ...] | None = pydantic.PrivateAttr(default=None)
+
     # One metric: the wrapped rule returns its count with its rows (see module docstring).
     metric_dependencies: ClassVar[tuple[str, ...]] = (TABLE_METRIC,)
     success_keys: ClassVar[tuple[str, ...]] = ("unexpected_rows_query", "as_of")
@@ -88,7 +92,24 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
         return self.rule(conn, settings).sample_with_count()
 
     def window(self, settings: Settings) -> Window:
-        return Window.lookback(parse_as_of(self.as_of), getattr(self, "lookback_hours", DQ_LOOKBACK_HOURS))
+        window = Window.lookback(parse_as_of(self.as_of), getattr(self, "lookback_hours", DQ_LOOKBACK_HOURS))
+        return window.restricted_to(self._only_order_ids)
+
+    def findings_rule(self, conn, settings: Settings, order_ids: Sequence[int] | None = None) -> RuleQuery:
+        """The rule for the write pass; narrowed to ``order_ids`` when they are all the failing orders.
+
+        Validation fetches up to ``SAMPLE_SIZE`` failing rows with their total count. When the
+        count fits, the validation result lists every failing order (``complete_order_ids``) and
+        the write pass re-runs the rule for those orders only (index lookups) instead of over the
+        whole window. The rule itself is unchanged, so the written rows are the same.
+        """
+        if order_ids is None:
+            return self.rule(conn, settings)
+        self._only_order_ids = tuple(order_ids)
+        try:
+            return self.rule(conn, settings)
+        finally:
+            self._only_order_ids = None
 
     @classmethod
     def explain(cls, kwargs: dict) -> str:
@@ -120,6 +141,8 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
     def _validate(self, metrics: dict, runtime_configuration=None, execution_engine=None):
         rows = metrics[TABLE_METRIC] or []
         count = int(rows[0].get("failing_count") or 0) if rows else 0
+        # All failing orders were fetched: the write pass can narrow the rule to them.
+        complete = [row.get("order_id") for row in rows] if 0 < count <= len(rows) else None
         columns = [k for k in (rows[0].keys() if rows else ()) if k != "failing_count"]
         sample = [{k: jsonable(row[k]) for k in columns} for row in rows[: self.sample_size]]
         settings = Settings.from_env()
@@ -138,6 +161,7 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
                     "tables": tables_read,
                     "sample_columns": columns,  # stored JSON sorts dict keys; keep the SQL order
                     "sample": sample,
+                    "complete_order_ids": complete,
                 },
             },
         }

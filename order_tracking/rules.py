@@ -11,7 +11,7 @@ evidence columns. The same ``Select`` feeds the GX expectation (validation), the
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -79,10 +79,20 @@ def _text(expr: ColumnElement) -> ColumnElement:
 
 @dataclass(frozen=True)
 class Window:
-    """``start < t <= end`` for Tests 1-3; ``start <= t < end`` for Test 0 (closed, half-open)."""
+    """``start < t <= end`` for Tests 1-3; ``start <= t < end`` for Test 0 (closed, half-open).
+
+    ``order_ids`` optionally narrows Tests 1-3 to known orders inside the window: the write pass
+    uses it when validation already returned every failing order, so that re-running the rule
+    costs an index lookup per order instead of a scan of the whole window.
+    """
 
     start: datetime
     end: datetime
+    order_ids: tuple[int, ...] | None = None
+
+    def restricted_to(self, order_ids: Sequence[int] | None) -> Window:
+        """The same window narrowed to ``order_ids`` (``None``: not narrowed)."""
+        return replace(self, order_ids=None if order_ids is None else tuple(sorted(set(order_ids))))
 
     @classmethod
     def lookback(cls, as_of: datetime, hours: int) -> Window:
@@ -97,11 +107,12 @@ class Window:
 def _scope(tables: Tables, window: Window) -> sa.Subquery:
     """Orders updated in the window: the first and most selective step of every rule."""
     uti = tables.mart_uti
-    return (
-        sa.select(uti.c.order_id, uti.c.update_time)
-        .where(uti.c.update_time > window.start, uti.c.update_time <= window.end)
-        .subquery("scope")
+    scope = sa.select(uti.c.order_id, uti.c.update_time).where(
+        uti.c.update_time > window.start, uti.c.update_time <= window.end
     )
+    if window.order_ids is not None:
+        scope = scope.where(uti.c.order_id.in_(window.order_ids))
+    return scope.subquery("scope")
 
 
 # --- the rules -------------------------------------------------------------------------------
@@ -120,11 +131,19 @@ class RuleQuery:
         return sa.select(sa.func.count()).select_from(self.select.subquery("findings"))
 
     def sample_with_count(self, limit: int = SAMPLE_SIZE) -> sa.Select:
-        """Count and sample in ONE scan: the failing rows, each carrying the total count."""
+        """Count and sample in ONE scan: the failing rows, each carrying the total count.
+
+        The window count sits in its own subquery and ORDER BY ... LIMIT outside it. Written flat
+        (``SELECT ..., COUNT(*) OVER () ... ORDER BY order_id LIMIT n``) PostgreSQL plans the rule
+        for "first rows by order_id": it walks the whole ``order_id`` index of
+        ``mart_uni_tracking_info`` and filters out the 97% outside the window (EXPLAIN: 1.1 s
+        against 0.6 s for the COUNT(*) on 1M orders), although the window aggregate must read
+        every row anyway. A subquery holding a window function is never flattened, so the rule
+        inside gets the same plan as its ``COUNT(*)``; the top-n sort of the failing rows is cheap.
+        """
         f = self.select.subquery("findings")
-        return (
-            sa.select(*f.c, sa.func.count().over().label("failing_count")).order_by(f.c.order_id).limit(limit)
-        )
+        counted = sa.select(*f.c, sa.func.count().over().label("failing_count")).subquery("counted")
+        return sa.select(*counted.c).order_by(counted.c.order_id).limit(limit)
 
     def findings(self) -> sa.Select:
         """``(order_id, notes)``: what the exceptions store inserts."""
