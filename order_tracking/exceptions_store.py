@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.ddl import CreateTableAs
 
 from order_tracking import settings as settings_mod
 from order_tracking.errors import UserError
@@ -116,13 +117,19 @@ def record_statements(
     UPDATE ... FROM is used instead of a correlated subquery in SET: it is Redshift's documented
     form for "update from another relation" and PostgreSQL / SQLite (>= 3.33) run it too.
     """
-    ex = tables.exceptions
+    return _write_statements(tables, exception_type, _per_order(findings).subquery("f"), seen_at)
+
+
+def _per_order(findings: sa.Select) -> sa.Select:
+    """One row per order (``order_id``, ``notes``), whatever ``findings`` repeats."""
     src = findings.subquery("findings")
-    per_order = (
-        sa.select(src.c.order_id, sa.func.max(src.c.notes).label("notes"))
-        .group_by(src.c.order_id)
-        .subquery("f")
-    )
+    return sa.select(src.c.order_id, sa.func.max(src.c.notes).label("notes")).group_by(src.c.order_id)
+
+
+def _write_statements(
+    tables: Tables, exception_type: str, per_order: sa.FromClause, seen_at: datetime
+) -> tuple[sa.Update, sa.Insert]:
+    ex = tables.exceptions
     seen = sa.literal(seen_at, TS)
     open_of_type = sa.and_(ex.c.exception_type == exception_type, ex.c.resolved_at.is_(None))
     notes = sa.func.substr(per_order.c.notes, 1, NOTES_MAX)
@@ -150,19 +157,42 @@ def record_statements(
     return update, insert
 
 
+STAGED_FINDINGS = "order_tracking_staged_findings"  # a TEMPORARY table, inside one transaction
+
+
 def record_findings(
-    engine: Engine, tables: Tables, exception_type: str, findings: sa.Select, seen_at: datetime
+    engine: Engine,
+    tables: Tables,
+    exception_type: str,
+    findings: sa.Select,
+    seen_at: datetime,
+    *,
+    stage: bool = False,
 ) -> RecordResult:
     """Write one check's findings in one locked transaction; nothing is fetched into Python.
 
     Order matters: the UPDATE first refreshes the open rows (its rowcount is ``already_open``),
     then the INSERT adds the orders that still have no open row (rowcount ``new``).
+
+    Both statements read ``findings``, so an expensive rule would run twice. ``stage=True`` runs
+    it once into a temporary table (``CREATE TEMPORARY TABLE ... AS SELECT``: PostgreSQL,
+    Redshift, SQLite), which the UPDATE and INSERT then read; the table is dropped before the
+    commit. Use it when ``findings`` is a full rule over the window; a rule already narrowed to a
+    few order ids is cheaper to run twice than to stage.
     """
     _check_type(exception_type)
-    update, insert = record_statements(tables, exception_type, findings, seen_at)
+    if stage:
+        create = CreateTableAs(_per_order(findings), STAGED_FINDINGS, temporary=True)
+        update, insert = _write_statements(tables, exception_type, create.table, seen_at)
+    else:
+        update, insert = record_statements(tables, exception_type, findings, seen_at)
     with locked_transaction(engine, tables.exceptions) as conn:
+        if stage:
+            conn.execute(create)
         already_open = conn.execute(update).rowcount
         new = conn.execute(insert).rowcount
+        if stage:
+            conn.execute(sa.schema.DropTable(create.table))
     result = RecordResult(exception_type, new + already_open, new, already_open)
     log.info("%s: %d found, %d new, %d already open", exception_type, result.found, new, already_open)
     return result
