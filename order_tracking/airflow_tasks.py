@@ -18,7 +18,6 @@ import logging
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -108,11 +107,6 @@ def settings_for_airflow() -> Settings:
         f"connection {SOURCE_CONN_ID}" if source else "environment",
     )
     return settings
-
-
-def data_docs_index(settings: Settings) -> Path:
-    """Where Data Docs are; the formula of ``gx_project.data_docs_index`` without importing GX."""
-    return settings.gx_root / "uncommitted" / "data_docs" / "local_site" / "index.html"
 
 
 def _naive_utc(value: Any) -> datetime | None:
@@ -330,7 +324,7 @@ def check_unresolved_exceptions(context: Any) -> dict[str, Any]:
             summary, total_message = err.summary, str(err)
     finally:
         engine.dispose()
-    docs = data_docs_index(settings)
+    docs = settings.data_docs_index
     for etype, count in summary.items():
         log.info("unresolved %s: %d", etype, count)
     problems = [m for m in (total_message, f"failed checks: {', '.join(failed)}" if failed else "") if m]

@@ -61,7 +61,7 @@ def gather(context: dict[str, Any], with_exceptions: bool = True) -> dict[str, A
         return info
     try:
         settings = airflow_tasks.settings_for_airflow()
-        info["data_docs"] = str(airflow_tasks.data_docs_index(settings))
+        info["data_docs"] = str(settings.data_docs_index)
         info["unresolved"] = airflow_tasks.unresolved_counts(settings)
     except Exception as exc:  # the email must still go out when the warehouse is down
         info.setdefault("data_docs", None)

@@ -130,7 +130,3 @@ def verify(context) -> None:
                 f"GX suite {check.suite!r} holds {types or 'no expectations'}, expected "
                 f"[{check.expectation_type!r}]: is the expectations_custom package importable?"
             )
-
-
-def data_docs_index(settings: Settings) -> Path:
-    return settings.gx_root / "uncommitted" / "data_docs" / "local_site" / "index.html"

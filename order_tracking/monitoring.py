@@ -152,7 +152,7 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
         unresolved = {}
     finally:
         engine.dispose()
-    index = gx_project.data_docs_index(settings)
+    index = settings.data_docs_index
     try:  # offline Data Docs: point the pages at the shipped CSS/JS; never fails the checks
         data_docs_offline.localize_site(index.parent)
     except Exception:

@@ -98,6 +98,11 @@ class Settings:
     def warehouse_schemas(self) -> tuple[str, str]:
         return (self.mart_schema, self.ods_schema)
 
+    @property
+    def data_docs_index(self) -> Path:
+        """The Data Docs home page that GX's local_site builds (gx/great_expectations.yml)."""
+        return self.gx_root / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
 
 def default_sqlite_url(role: str) -> str:
     """The embedded default: ``.local/<role>.db`` plus one ATTACHed file per schema."""
