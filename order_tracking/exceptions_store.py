@@ -182,19 +182,67 @@ def record_findings(
     """
     _check_type(exception_type)
     if stage:
-        create = CreateTableAs(_per_order(findings), STAGED_FINDINGS, temporary=True)
-        update, insert = _write_statements(tables, exception_type, create.table, seen_at)
-    else:
-        update, insert = record_statements(tables, exception_type, findings, seen_at)
+        return _record_staged(engine, tables, exception_type, findings, seen_at)
+    update, insert = record_statements(tables, exception_type, findings, seen_at)
     with locked_transaction(engine, tables.exceptions) as conn:
-        if stage:
-            conn.execute(create)
         already_open = conn.execute(update).rowcount
         new = conn.execute(insert).rowcount
-        if stage:
-            conn.execute(sa.schema.DropTable(create.table))
-    result = RecordResult(exception_type, new + already_open, new, already_open)
-    log.info("%s: %d found, %d new, %d already open", exception_type, result.found, new, already_open)
+    return _logged(RecordResult(exception_type, new + already_open, new, already_open))
+
+
+def _record_staged(
+    engine: Engine, tables: Tables, exception_type: str, findings: sa.Select, seen_at: datetime
+) -> RecordResult:
+    """``record_findings(stage=True)``: the rule runs once, into a temporary table.
+
+    1. CREATE TEMPORARY TABLE staged AS the findings, one row per order;
+    2. UPDATE the open rows FROM staged (rowcount: ``already_open``);
+    3. DELETE from staged the orders that have an open row;
+    4. INSERT everything left in staged (rowcount: ``new``); 5. DROP staged.
+
+    Step 3 keeps the INSERT from reading the table it writes. ``INSERT ... WHERE NOT EXISTS (open
+    row)`` did, and on PostgreSQL with an exceptions table that was empty at its last ANALYZE the
+    planner picks a nested loop whose inner seq scan re-reads every row inserted so far: 500k
+    findings did not finish in 10 minutes (benchmark, issue 6). Each step here reads a table that
+    the same statement does not change.
+    """
+    ex = tables.exceptions
+    create = CreateTableAs(_per_order(findings), STAGED_FINDINGS, temporary=True)
+    staged = create.table
+    update, _ = _write_statements(tables, exception_type, staged, seen_at)
+    open_row = sa.exists().where(
+        ex.c.order_id == staged.c.order_id, ex.c.exception_type == exception_type, ex.c.resolved_at.is_(None)
+    )
+    seen = sa.literal(seen_at, TS)
+    insert = ex.insert().from_select(
+        ["order_id", "exception_type", "detected_at", "last_seen_at", "notes"],
+        sa.select(
+            staged.c.order_id,
+            sa.literal(exception_type, ex.c.exception_type.type),
+            seen,
+            seen,
+            sa.func.substr(staged.c.notes, 1, NOTES_MAX),
+        ),
+    )
+    with locked_transaction(engine, ex) as conn:
+        conn.execute(create)
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(staged)}"))
+        already_open = conn.execute(update).rowcount
+        conn.execute(staged.delete().where(open_row))
+        new = conn.execute(insert).rowcount
+        conn.execute(sa.schema.DropTable(staged))
+    return _logged(RecordResult(exception_type, new + already_open, new, already_open))
+
+
+def _logged(result: RecordResult) -> RecordResult:
+    log.info(
+        "%s: %d found, %d new, %d already open",
+        result.exception_type,
+        result.found,
+        result.new,
+        result.already_open,
+    )
     return result
 
 

@@ -211,26 +211,37 @@ def order_missing_spath(tables: Tables, window: Window, hist_uts: Sequence[sa.Ta
 def reactivated_order_missing_ecs(tables: Tables, window: Window, hist_ecs: Sequence[sa.Table]) -> RuleQuery:
     """Test 3: an active order with no row in ``mart_ecs_order_info``.
 
-    The note names the history table that holds the order (the repair moves it from there).
+    The note names the history table that holds the order (the repair moves it from there). The
+    history lookup runs once per FAILING order, in an outer select: inside the anti-join the
+    planner cannot know how few rows fail and hashes every history table (issue 6, EXPLAIN).
     """
     scope = _scope(tables, window)
     ecs = tables.mart_ecs
+    missing = (
+        sa.select(scope.c.order_id, scope.c.update_time)
+        .where(~sa.exists().where(ecs.c.order_id == scope.c.order_id).correlate(scope))
+        .subquery("missing")
+    )
     whens = [
-        (sa.exists().where(t.c.order_id == scope.c.order_id).correlate(scope), sa.literal(t.name, sa.String))
+        (
+            sa.exists().where(t.c.order_id == missing.c.order_id).correlate(missing),
+            sa.literal(t.name, sa.String),
+        )
         for t in reversed(list(hist_ecs))  # newest first: a reactivated order was archived last
     ]
-    found_in = (
-        sa.case(*whens, else_=sa.literal("none", sa.String)) if whens else sa.literal("none", sa.String)
-    )
+    none = sa.literal("none", sa.String)
+    located = sa.select(
+        missing.c.order_id,
+        missing.c.update_time,
+        (sa.case(*whens, else_=none) if whens else none).label("found_in"),
+    ).subquery("located")
     notes = (
         sa.literal("not in mart_ecs_order_info; update_time=")
-        + _text(scope.c.update_time)
+        + _text(located.c.update_time)
         + sa.literal("; found in ")
-        + found_in
+        + located.c.found_in
     )
-    select = sa.select(
-        scope.c.order_id, scope.c.update_time, found_in.label("found_in"), notes.label("notes")
-    ).where(~sa.exists().where(ecs.c.order_id == scope.c.order_id).correlate(scope))
+    select = sa.select(located.c.order_id, located.c.update_time, located.c.found_in, notes.label("notes"))
     return RuleQuery(
         REACTIVATED_ORDER_MISSING_ECS,
         select,

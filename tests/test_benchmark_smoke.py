@@ -1,0 +1,105 @@
+"""``scripts/benchmark.py`` end to end on a tiny data set: it measures, reports and cleans up.
+
+The targets are meant for 1M orders; at 20k orders fixed costs dominate, so only the shape of the
+report is checked here, not PASS/FAIL.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from tests.conftest import ROOT
+
+REQUIRED_KEYS = {
+    "raw_s",
+    "stock_s",
+    "validate_s",
+    "full_s",
+    "validate_over_raw",
+    "full_over_raw",
+    "stock_over_validate",
+    "rss_5k_mb",
+    "rss_500k_mb",
+    "history_4x_over_1x",
+    "orders",
+    "spath_rows",
+}
+
+
+def test_benchmark_small_run_reports_and_restores(pg_warehouse, schemas, tmp_path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "scripts/benchmark.py",
+            "--orders",
+            "20000",
+            "--repeat",
+            "3",
+            "--mart-schema",
+            schemas.mart,
+            "--ods-schema",
+            schemas.ods,
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1: a target failed (expected at 20k)
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results.keys() >= REQUIRED_KEYS
+    assert results["orders"] == 20_000
+    assert results["spath_rows"] > 100_000
+    assert 0 < results["raw_s"] < results["full_s"]
+    assert results["validate_over_raw"] == results["validate_s"] / results["raw_s"]
+    assert len(results["targets"]) == 5
+    # 0.5% and 50% of the orders were made to fail Test 1 (plus the seeded anomalies)
+    assert results["findings_5k"] >= 100 and results["findings_500k"] >= 10_000
+    assert 50 < results["rss_5k_mb"] < 1000 and 50 < results["rss_500k_mb"] < 1000
+    assert (tmp_path / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for line in ("raw SQL COUNT(*)", "process start-up + imports", "history 4x / 1x"):
+        assert line in proc.stdout
+
+    # Everything the benchmark changed in the database was put back.
+    _check_restored(pg_warehouse, schemas, results)
+
+
+def _check_restored(url: str, schemas, results: dict) -> None:
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import benchmark
+    finally:
+        sys.path.pop(0)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            assert "bench_uti_backup" not in sa.inspect(conn).get_table_names(schema=schemas.mart)
+            uti = sa.table("mart_uni_tracking_info", sa.column("update_time"), schema=schemas.mart)
+            start = benchmark.AS_OF - timedelta(hours=24)
+            in_window = conn.scalar(
+                sa.select(sa.func.count())
+                .select_from(uti)
+                .where(uti.c.update_time > start, uti.c.update_time <= benchmark.AS_OF)
+            )
+            assert in_window == results["window_orders"]
+            exceptions = sa.table("order_tracking_exceptions", schema=schemas.ods)
+            assert conn.scalar(sa.select(sa.func.count()).select_from(exceptions)) == 0
+            for name in sa.inspect(conn).get_table_names(schema=schemas.mart):
+                if name.startswith("hist_"):
+                    t = sa.table(name, sa.column("order_id"), schema=schemas.mart)
+                    extra = conn.scalar(
+                        sa.select(sa.func.count())
+                        .select_from(t)
+                        .where(t.c.order_id >= benchmark.HISTORY_OFFSET)
+                    )
+                    assert extra == 0, name
+    finally:
+        engine.dispose()
