@@ -5,7 +5,11 @@ classes are not registered (DESIGN.md section 5). ``EXPECTATIONS`` maps the CLI 
 classes, in the spec's order.
 """
 
-from expectations_custom.actions import OrderTrackingEmailAction, RecordExceptionsAction
+from expectations_custom.actions import (
+    OrderTrackingDataDocsAction,
+    OrderTrackingEmailAction,
+    RecordExceptionsAction,
+)
 from expectations_custom.expect_extraction_counts_match_source import ExpectExtractionCountsMatchSource
 from expectations_custom.expect_no_order_missing_spath import ExpectNoOrderMissingSpath
 from expectations_custom.expect_no_reactivated_order_missing_ecs import ExpectNoReactivatedOrderMissingEcs
@@ -27,6 +31,7 @@ __all__ = [
     "ExpectNoOrderMissingSpath",
     "ExpectNoReactivatedOrderMissingEcs",
     "ExpectNoUtiUtsTimeMismatch",
+    "OrderTrackingDataDocsAction",
     "OrderTrackingEmailAction",
     "RecordExceptionsAction",
 ]

@@ -13,7 +13,12 @@ import functools
 import html
 import logging
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Literal
 
 from great_expectations.checkpoint.actions import (
@@ -27,7 +32,7 @@ from great_expectations.compatibility.pydantic import root_validator
 from great_expectations.render.view.view import DefaultJinjaView
 from jinja2 import BytecodeCache
 
-from order_tracking import db, exceptions_store, schema
+from order_tracking import data_docs_offline, db, exceptions_store, schema
 from order_tracking.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -140,6 +145,52 @@ class RecordExceptionsAction(ValidationAction):
                 engine.dispose()
         RECORDED[str(checkpoint_result.run_id)] = recorded
         return {"recorded": [r.__dict__ for r in recorded]}
+
+
+_INDEX_DEFERRED: ContextVar[bool] = ContextVar("order_tracking_data_docs_index_deferred", default=False)
+
+
+@contextmanager
+def data_docs_index_deferred() -> Iterator[None]:
+    """Inside, checkpoints build their own pages but not the site index (see below)."""
+    token = _INDEX_DEFERRED.set(True)
+    try:
+        yield
+    finally:
+        _INDEX_DEFERRED.reset(token)
+
+
+def build_data_docs(context, resource_identifiers: list) -> dict:
+    """Build the given pages (and the index unless deferred), then make them render offline."""
+    started = time.time() - 1  # file mtimes have coarse resolution on some filesystems
+    urls = context.build_data_docs(
+        resource_identifiers=resource_identifiers, build_index=not _INDEX_DEFERRED.get()
+    )
+    for url in urls.values():
+        site = Path(url.removeprefix("file://")).parent
+        try:  # a styling problem must never fail a check
+            data_docs_offline.localize_site(site, since=started)
+        except Exception:
+            logger.warning("Data Docs at %s still load CSS/JS from CDNs", site, exc_info=True)
+    return urls
+
+
+class OrderTrackingDataDocsAction(UpdateDataDocsAction):
+    """GX's UpdateDataDocsAction, plus two things.
+
+    - The pages it writes are pointed at the CSS/JS shipped in ``vendor/`` (data_docs_offline),
+      so they render styled without internet, in the CLI and in Airflow alike.
+    - The site index (it reads every stored result, the slowest part of a docs build) is rebuilt
+      once per ``monitor`` run instead of once per checkpoint when the caller defers it
+      (``data_docs_index_deferred``); a checkpoint run alone, as in Airflow, rebuilds it itself.
+    """
+
+    type: Literal["order_tracking_update_data_docs"] = "order_tracking_update_data_docs"
+
+    def _build_data_docs(
+        self, site_names: list[str] | None = None, resource_identifiers: list | None = None
+    ) -> dict:
+        return build_data_docs(self._resolve_context().context, resource_identifiers or [])
 
 
 class OrderTrackingEmailAction(EmailAction):

@@ -91,9 +91,11 @@ _SRI_ATTR_RE = re.compile(r"""\s+(integrity|crossorigin)\s*=\s*(["'])([^"']*)\2"
 _STYLESHEET_OR_SCRIPT_RE = re.compile(r"<(?:link|script)\b[^>]*>", re.IGNORECASE)
 
 
-def localize_site(site_dir: Path) -> int:
+def localize_site(site_dir: Path, since: float | None = None) -> int:
     """Copy the shipped assets into ``site_dir`` (once) and point every page at them.
 
+    ``since`` (a ``time.time()`` value) limits the pass to pages written since then: a site keeps
+    every night's pages, so rereading all of them on every run would grow without bound.
     Returns how many references were rewritten in this call (0 on a second call). A missing
     site (Data Docs not built yet) is not an error: nothing to do.
     """
@@ -103,6 +105,8 @@ def localize_site(site_dir: Path) -> int:
     _install_assets(site_dir)
     total = 0
     for page in sorted(site_dir.rglob("*.html")):
+        if since is not None and page.stat().st_mtime < since:
+            continue
         text = page.read_text(encoding="utf-8")
         if "//" not in text:
             continue

@@ -21,7 +21,11 @@ from great_expectations.data_context.types.base import ProgressBarsConfig
 
 import expectations_custom  # noqa: F401 - registers our expectation and action classes with GX
 from expectations_custom import EXPECTATIONS
-from expectations_custom.actions import OrderTrackingEmailAction, RecordExceptionsAction
+from expectations_custom.actions import (
+    OrderTrackingDataDocsAction,
+    OrderTrackingEmailAction,
+    RecordExceptionsAction,
+)
 from order_tracking import db
 from order_tracking.errors import UserError
 from order_tracking.settings import Settings
@@ -91,7 +95,7 @@ def build(root: Path) -> None:
         validation = context.validation_definitions.add(
             gx.ValidationDefinition(name=check.suite, data=batch_definition, suite=suite)
         )
-        actions = [gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")]
+        actions = [OrderTrackingDataDocsAction(name="update_data_docs")]
         if check.name != "extraction_count":  # Test 0 writes no exception rows (spec)
             actions.insert(0, RecordExceptionsAction(name="record_exceptions"))
         actions.append(OrderTrackingEmailAction(name="email_on_failure"))

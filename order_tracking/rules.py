@@ -10,7 +10,7 @@ evidence columns. The same ``Select`` feeds the GX expectation (validation), the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
@@ -118,17 +118,33 @@ def _scope(tables: Tables, window: Window) -> sa.Subquery:
 # --- the rules -------------------------------------------------------------------------------
 
 
+Annotate = Callable[[sa.Subquery], sa.Select]
+
+
 @dataclass(frozen=True)
 class RuleQuery:
-    """One finding rule: its exception type, its SQL and the tables it reads (for Data Docs)."""
+    """One finding rule: its exception type, its SQL and the tables it reads (for Data Docs).
+
+    ``core`` selects the failing orders with cheap columns; ``annotate``, if any, adds evidence
+    that costs a lookup per order (Test 3: which history table holds it). Validation counts over
+    ``core`` and annotates only the fetched sample; the write pass annotates every finding.
+    """
 
     exception_type: str
-    select: sa.Select
+    core: sa.Select
     tables_read: tuple[str, ...]
+    annotate: Annotate | None = None
+
+    @property
+    def select(self) -> sa.Select:
+        """Every failing order with all its columns, ``notes`` included."""
+        if self.annotate is None:
+            return self.core
+        return self.annotate(self.core.subquery("failing"))
 
     def count(self) -> sa.Select:
         """``SELECT COUNT(*)`` of the failing rows: the raw-SQL cost of the rule."""
-        return sa.select(sa.func.count()).select_from(self.select.subquery("findings"))
+        return sa.select(sa.func.count()).select_from(self.core.subquery("findings"))
 
     def sample_with_count(self, limit: int = SAMPLE_SIZE) -> sa.Select:
         """Count and sample in ONE scan: the failing rows, each carrying the total count.
@@ -140,10 +156,16 @@ class RuleQuery:
         against 0.6 s for the COUNT(*) on 1M orders), although the window aggregate must read
         every row anyway. A subquery holding a window function is never flattened, so the rule
         inside gets the same plan as its ``COUNT(*)``; the top-n sort of the failing rows is cheap.
+        The annotation runs over the limited sample only (a LIMIT subquery is not flattened
+        either): inside the scan the planner hashed whole history tables for Test 3.
         """
-        f = self.select.subquery("findings")
+        f = self.core.subquery("findings")
         counted = sa.select(*f.c, sa.func.count().over().label("failing_count")).subquery("counted")
-        return sa.select(*counted.c).order_by(counted.c.order_id).limit(limit)
+        sample = sa.select(*counted.c).order_by(counted.c.order_id).limit(limit)
+        if self.annotate is None:
+            return sample
+        annotated = self.annotate(sample.subquery("sample"))
+        return annotated.order_by(annotated.selected_columns.order_id)
 
     def findings(self) -> sa.Select:
         """``(order_id, notes)``: what the exceptions store inserts."""
@@ -211,41 +233,41 @@ def order_missing_spath(tables: Tables, window: Window, hist_uts: Sequence[sa.Ta
 def reactivated_order_missing_ecs(tables: Tables, window: Window, hist_ecs: Sequence[sa.Table]) -> RuleQuery:
     """Test 3: an active order with no row in ``mart_ecs_order_info``.
 
-    The note names the history table that holds the order (the repair moves it from there). The
-    history lookup runs once per FAILING order, in an outer select: inside the anti-join the
-    planner cannot know how few rows fail and hashes every history table (issue 6, EXPLAIN).
+    The note names the history table that holds the order (the repair moves it from there); that
+    lookup is an annotation, run only for failing orders (see ``RuleQuery``).
     """
     scope = _scope(tables, window)
     ecs = tables.mart_ecs
-    missing = (
-        sa.select(scope.c.order_id, scope.c.update_time)
-        .where(~sa.exists().where(ecs.c.order_id == scope.c.order_id).correlate(scope))
-        .subquery("missing")
+    core = sa.select(scope.c.order_id, scope.c.update_time).where(
+        ~sa.exists().where(ecs.c.order_id == scope.c.order_id).correlate(scope)
     )
-    whens = [
-        (
-            sa.exists().where(t.c.order_id == missing.c.order_id).correlate(missing),
-            sa.literal(t.name, sa.String),
+    newest_first = list(reversed(list(hist_ecs)))  # a reactivated order was archived last
+
+    def annotate(failing: sa.Subquery) -> sa.Select:
+        none = sa.literal("none", sa.String)
+        whens = [
+            (
+                sa.exists().where(t.c.order_id == failing.c.order_id).correlate(failing),
+                sa.literal(t.name, sa.String),
+            )
+            for t in newest_first
+        ]
+        located = sa.select(
+            *failing.c, (sa.case(*whens, else_=none) if whens else none).label("found_in")
+        ).subquery("located")
+        notes = (
+            sa.literal("not in mart_ecs_order_info; update_time=")
+            + _text(located.c.update_time)
+            + sa.literal("; found in ")
+            + located.c.found_in
         )
-        for t in reversed(list(hist_ecs))  # newest first: a reactivated order was archived last
-    ]
-    none = sa.literal("none", sa.String)
-    located = sa.select(
-        missing.c.order_id,
-        missing.c.update_time,
-        (sa.case(*whens, else_=none) if whens else none).label("found_in"),
-    ).subquery("located")
-    notes = (
-        sa.literal("not in mart_ecs_order_info; update_time=")
-        + _text(located.c.update_time)
-        + sa.literal("; found in ")
-        + located.c.found_in
-    )
-    select = sa.select(located.c.order_id, located.c.update_time, located.c.found_in, notes.label("notes"))
+        return sa.select(*located.c, notes.label("notes"))
+
     return RuleQuery(
         REACTIVATED_ORDER_MISSING_ECS,
-        select,
+        core,
         (_name(tables.mart_uti), _name(ecs), *(_name(t) for t in hist_ecs)),
+        annotate,
     )
 
 

@@ -180,3 +180,26 @@ def test_vendored_assets_are_pinned_listed_and_small():
         version = re.search(r"(\d+\.\d+\.\d+)", url)
         if version:
             assert f"@{version.group(1)}/" in path, (url, path)
+
+
+def test_a_checkpoint_run_alone_as_in_airflow_also_renders_offline(tmp_path, sqlite_urls, monkeypatch):
+    """The DAG runs one checkpoint per task, not ``monitor``: its pages and index must be local too."""
+    from order_tracking import gx_project
+    from order_tracking.settings import Settings
+
+    gx_copy = tmp_path / "gx"
+    shutil.copytree(ROOT / "gx", gx_copy, ignore=shutil.ignore_patterns("uncommitted"))
+    monkeypatch.setenv("ORDER_TRACKING_GX_ROOT", str(gx_copy))
+    seed = run_cli(
+        "seed", "--orders", "2000", "--as-of", AS_OF, "--manifest", str(tmp_path / "m.json"), "--quiet"
+    )
+    assert seed.returncode == 0, seed.stderr
+    context = gx_project.load(Settings.from_env())
+    result = context.checkpoints.get("order_tracking_missing_spath").run(
+        expectation_parameters={"as_of": AS_OF}
+    )
+    assert not result.success
+    site = gx_copy / "uncommitted" / "data_docs" / "local_site"
+    pages = list((site / "validations").rglob("*.html"))
+    assert len(pages) == 1 and (site / "index.html").is_file()
+    assert offline.remote_references(site) == []
