@@ -29,6 +29,7 @@ from great_expectations.checkpoint.actions import (
 )
 from great_expectations.checkpoint.checkpoint import CheckpointResult
 from great_expectations.compatibility.pydantic import root_validator
+from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 from great_expectations.render.view.view import DefaultJinjaView
 from jinja2 import BytecodeCache
 
@@ -124,25 +125,22 @@ class RecordExceptionsAction(ValidationAction):
         failed = list(_our_failed_findings(checkpoint_result))
         if failed:
             tables = schema.build_tables(settings)
-            engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
+            engine = db.shared_engine(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
             seen_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-            try:
-                for expectation, evr in failed:
-                    order_ids = _complete_order_ids(evr)
-                    with engine.connect() as conn:
-                        rule = expectation.findings_rule(conn, settings, order_ids)
-                    recorded.append(
-                        exceptions_store.record_findings(
-                            engine,
-                            tables,
-                            rule.exception_type,
-                            rule.findings(),
-                            seen_at,
-                            stage=order_ids is None,
-                        )
+            for expectation, evr in failed:
+                order_ids = _complete_order_ids(evr)
+                with engine.connect() as conn:
+                    rule = expectation.findings_rule(conn, settings, order_ids)
+                recorded.append(
+                    exceptions_store.record_findings(
+                        engine,
+                        tables,
+                        rule.exception_type,
+                        rule.findings(),
+                        seen_at,
+                        stage=order_ids is None,
                     )
-            finally:
-                engine.dispose()
+                )
         RECORDED[str(checkpoint_result.run_id)] = recorded
         return {"recorded": [r.__dict__ for r in recorded]}
 
@@ -190,7 +188,17 @@ class OrderTrackingDataDocsAction(UpdateDataDocsAction):
     def _build_data_docs(
         self, site_names: list[str] | None = None, resource_identifiers: list | None = None
     ) -> dict:
-        return build_data_docs(self._resolve_context().context, resource_identifiers or [])
+        context = self._resolve_context().context
+        wanted = [r for r in resource_identifiers or [] if not _suite_page_exists(context, r)]
+        return build_data_docs(context, wanted)
+
+
+def _suite_page_exists(context, identifier) -> bool:
+    """A suite's page changes only when gx/ is rebuilt: render it once, not on every run."""
+    if not isinstance(identifier, ExpectationSuiteIdentifier):
+        return False
+    urls = context.get_docs_sites_urls(resource_identifier=identifier, only_if_exists=True)
+    return bool(urls) and all(u.get("site_url") for u in urls)
 
 
 class OrderTrackingEmailAction(EmailAction):

@@ -8,6 +8,7 @@ then works in ``create_engine`` calls we do not control. Importing this module r
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -108,6 +109,16 @@ def create_engine(url: str | URL, schemas: Iterable[str] = (), role: str = "data
         return sa.create_engine(final, **kwargs)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
         raise UserError(f"{role} URL {redact(final)!r} cannot be used: {exc}") from None
+
+
+@functools.lru_cache(maxsize=8)
+def shared_engine(url: str, schemas: tuple[str, ...], role: str = "database") -> Engine:
+    """One engine (and connection pool) per URL for the life of the process.
+
+    For code called once per checkpoint (GX actions): a new engine per call pays a fresh
+    connection each time. Callers must not dispose it.
+    """
+    return create_engine(url, schemas, role)
 
 
 def check_connection(engine: Engine, role: str) -> None:
