@@ -8,6 +8,8 @@ order and a failed run leaves nothing that breaks the next one.
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import uuid
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from aiosmtpd.controller import Controller
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
@@ -91,3 +94,57 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture
+def gx_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The committed GX project copied to tmp, so Data Docs written by the runs stay there."""
+    target = tmp_path / "project" / "gx"
+    shutil.copytree(ROOT / "gx", target, ignore=shutil.ignore_patterns("uncommitted"))
+    monkeypatch.setenv("ORDER_TRACKING_GX_ROOT", str(target))
+    return target
+
+
+def seed_dataset(config):
+    """Seed the configured warehouse (and source unless skipped) and return the manifest."""
+    from order_tracking import db, synthetic
+    from order_tracking.settings import Settings
+
+    settings = Settings.from_env()
+    wh = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    src = None if config.skip_source else db.create_engine(settings.source_url, [settings.source_schema])
+    try:
+        manifest = synthetic.seed(settings, config, wh, src)
+    finally:
+        wh.dispose()
+        if src is not None:
+            src.dispose()
+    return settings, manifest
+
+
+class SmtpSink:
+    """What a real SMTP server on localhost received: ``{"to": [...], "data": "<message>"}``."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+        self.port = 0
+
+    async def handle_DATA(self, server, session, envelope) -> str:
+        self.messages.append(
+            {"to": list(envelope.rcpt_tos), "data": envelope.content.decode("utf-8", "replace")}
+        )
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    """An aiosmtpd server on a free localhost port (port=0 would break its start-up self-check)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    sink = SmtpSink()
+    sink.port = port
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield sink
+    controller.stop()

@@ -13,7 +13,6 @@ import dataclasses
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,11 +35,11 @@ os.environ.update(AIRFLOW_ENV)  # before the first airflow import (DESIGN.md sec
 
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from aiosmtpd.controller import Controller  # noqa: E402
 
 from order_tracking import db, schema, synthetic  # noqa: E402
 from order_tracking.maintenance_metrics import read_metrics  # noqa: E402
 from order_tracking.settings import EXCEPTION_TYPES, Settings  # noqa: E402
+from tests.conftest import seed_dataset  # noqa: E402
 
 MONITORING = "order_tracking_daily_monitoring"
 VACUUM = "order_tracking_vacuum"
@@ -84,39 +83,12 @@ def dagbag(airflow_db: Path):
 
 
 @pytest.fixture
-def gx_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The committed GX project copied to tmp, so Data Docs written by the runs stay there."""
-    target = tmp_path / "project" / "gx"
-    shutil.copytree(ROOT / "gx", target, ignore=shutil.ignore_patterns("uncommitted"))
-    monkeypatch.setenv("ORDER_TRACKING_GX_ROOT", str(target))
-    return target
-
-
-class _Collect:
-    def __init__(self) -> None:
-        self.messages: list[dict] = []
-
-    async def handle_DATA(self, server, session, envelope) -> str:  # aiosmtpd handler hook
-        self.messages.append(
-            {"to": list(envelope.rcpt_tos), "data": envelope.content.decode("utf-8", "replace")}
-        )
-        return "250 OK"
-
-
-@pytest.fixture
-def mailbox(monkeypatch: pytest.MonkeyPatch):
-    """An SMTP server on a free localhost port, wired in as Airflow's smtp_default connection."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    handler = _Collect()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": {"disable_ssl": True}}
+def mailbox(smtp_sink, monkeypatch: pytest.MonkeyPatch):
+    """The local SMTP server, wired in as Airflow's smtp_default connection."""
+    conn = {"conn_type": "smtp", "host": "127.0.0.1", "port": smtp_sink.port, "extra": {"disable_ssl": True}}
     conn["extra"]["disable_tls"] = True
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps(conn))
-    yield handler
-    controller.stop()
+    return smtp_sink
 
 
 def _decoded(message: dict) -> str:
@@ -128,19 +100,6 @@ def _decoded(message: dict) -> str:
         if part.get_content_type() == "text/html":
             parts.append(part.get_payload(decode=True).decode("utf-8"))
     return "\n".join(parts)
-
-
-def _seed(config: synthetic.SeedConfig) -> tuple[Settings, dict]:
-    settings = Settings.from_env()
-    wh = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
-    src = None if config.skip_source else db.create_engine(settings.source_url, [settings.source_schema])
-    try:
-        manifest = synthetic.seed(settings, config, wh, src)
-    finally:
-        wh.dispose()
-        if src is not None:
-            src.dispose()
-    return settings, manifest
 
 
 def _exception_rows(settings: Settings) -> list[tuple]:
@@ -296,7 +255,7 @@ def test_monitoring_run_fails_on_injected_anomalies_with_one_email_and_reruns_id
     pg_warehouse, maria_source, dagbag, mailbox, monkeypatch
 ) -> None:
     as_of = BASE_AS_OF
-    settings, manifest = _seed(synthetic.SeedConfig(as_of=as_of, orders=ORDERS, seed=7))
+    settings, manifest = seed_dataset(synthetic.SeedConfig(as_of=as_of, orders=ORDERS, seed=7))
     state, tasks = _run(dagbag.dags[MONITORING], as_of, monkeypatch)
 
     assert state == "failed"
@@ -328,7 +287,7 @@ def test_clean_data_gives_a_successful_run_and_no_email(
     pg_warehouse, maria_source, dagbag, mailbox, monkeypatch
 ) -> None:
     as_of = BASE_AS_OF + timedelta(days=1)
-    settings, _ = _seed(synthetic.SeedConfig(as_of=as_of, orders=ORDERS, seed=8).clean())
+    settings, _ = seed_dataset(synthetic.SeedConfig(as_of=as_of, orders=ORDERS, seed=8).clean())
     state, tasks = _run(dagbag.dags[MONITORING], as_of, monkeypatch)
     assert state == "success", tasks
     assert set(tasks.values()) == {"success"}
@@ -344,7 +303,7 @@ def test_dropped_raw_row_fails_the_extraction_check_and_the_email_names_it(
     config = dataclasses.replace(
         synthetic.SeedConfig(as_of=as_of, orders=ORDERS, seed=9).clean(), dropped_raw=1
     )
-    settings, manifest = _seed(config)
+    settings, manifest = seed_dataset(config)
     assert sum(manifest["extraction_dropped"].values()) > 0
     state, tasks = _run(dagbag.dags[MONITORING], as_of, monkeypatch)
     assert state == "failed"
@@ -359,7 +318,7 @@ def test_dropped_raw_row_fails_the_extraction_check_and_the_email_names_it(
 @pytest.mark.usefixtures("airflow_db")
 def test_vacuum_dag_reclaims_dead_tuples_on_postgres(pg_warehouse, dagbag, monkeypatch) -> None:
     as_of = BASE_AS_OF + timedelta(days=3)
-    settings, _ = _seed(synthetic.SeedConfig(as_of=as_of, orders=ORDERS, seed=10, skip_source=True))
+    settings, _ = seed_dataset(synthetic.SeedConfig(as_of=as_of, orders=ORDERS, seed=10, skip_source=True))
     tables = schema.build_tables(settings)
     marts = {tables.mart_uti.name: tables.mart_uti, tables.mart_uts.name: tables.mart_uts}
     engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)

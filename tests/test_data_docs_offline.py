@@ -182,14 +182,11 @@ def test_vendored_assets_are_pinned_listed_and_small():
             assert f"@{version.group(1)}/" in path, (url, path)
 
 
-def test_a_checkpoint_run_alone_as_in_airflow_also_renders_offline(tmp_path, sqlite_urls, monkeypatch):
+def test_a_checkpoint_run_alone_as_in_airflow_also_renders_offline(tmp_path, sqlite_urls, gx_copy):
     """The DAG runs one checkpoint per task, not ``monitor``: its pages and index must be local too."""
     from order_tracking import gx_project
     from order_tracking.settings import Settings
 
-    gx_copy = tmp_path / "gx"
-    shutil.copytree(ROOT / "gx", gx_copy, ignore=shutil.ignore_patterns("uncommitted"))
-    monkeypatch.setenv("ORDER_TRACKING_GX_ROOT", str(gx_copy))
     seed = run_cli(
         "seed", "--orders", "2000", "--as-of", AS_OF, "--manifest", str(tmp_path / "m.json"), "--quiet"
     )

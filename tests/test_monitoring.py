@@ -6,50 +6,28 @@ GX checkpoints (a copy of the committed gx/ folder per test, so Data Docs stay i
 
 from __future__ import annotations
 
+import email
 import json
 import os
-import shutil
-import socket
 import subprocess
 import sys
 import time
 from datetime import datetime
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
-from aiosmtpd.handlers import Sink
 
 from order_tracking import db, exceptions_store, schema, synthetic
 from order_tracking.monitoring import run_checks
 from order_tracking.settings import EXCEPTION_TYPES, Settings
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, seed_dataset
 
 AS_OF = datetime(2026, 11, 25, 3, 0, 0)
 ORDERS = 2000
 
 
-@pytest.fixture
-def gx_copy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The committed GX project, copied so that this test's Data Docs and results stay in tmp."""
-    target = tmp_path / "project" / "gx"
-    shutil.copytree(ROOT / "gx", target, ignore=shutil.ignore_patterns("uncommitted"))
-    monkeypatch.setenv("ORDER_TRACKING_GX_ROOT", str(target))
-    return target
-
-
 def seed(config: synthetic.SeedConfig | None = None) -> tuple[Settings, dict]:
-    settings = Settings.from_env()
-    config = config or synthetic.SeedConfig(as_of=AS_OF, orders=ORDERS, seed=7)
-    wh = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
-    src = db.create_engine(settings.source_url, [settings.source_schema])
-    try:
-        manifest = synthetic.seed(settings, config, wh, src)
-    finally:
-        wh.dispose()
-        src.dispose()
-    return settings, manifest
+    return seed_dataset(config or synthetic.SeedConfig(as_of=AS_OF, orders=ORDERS, seed=7))
 
 
 def open_exceptions(settings: Settings) -> dict[str, list[int]]:
@@ -236,39 +214,15 @@ def test_extraction_count_equal_counts_pass_one_dropped_raw_row_alarms(pg_wareho
     assert open_exceptions(settings) == {t: [] for t in EXCEPTION_TYPES}  # Test 0 writes nothing
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _Collect(Sink):
-    def __init__(self) -> None:
-        self.messages: list = []
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope)
-        return "250 OK"
-
-
-def test_checkpoint_email_names_check_count_ids_and_data_docs(gx_copy, sqlite_urls, monkeypatch):
+def test_checkpoint_email_names_check_count_ids_and_data_docs(gx_copy, sqlite_urls, smtp_sink, monkeypatch):
     settings, manifest = seed()
-    handler = _Collect()
-    controller = Controller(handler, hostname="127.0.0.1", port=free_port())
-    controller.start()
-    try:
-        monkeypatch.setenv("ORDER_TRACKING_SMTP_HOST", "127.0.0.1")
-        monkeypatch.setenv("ORDER_TRACKING_SMTP_PORT", str(controller.port))
-        monkeypatch.setenv("ORDER_TRACKING_ALERT_EMAIL", "oncall@example.com")
-        run_checks(settings, AS_OF, ["missing_spath", "uti_uts_alignment"])
-    finally:
-        controller.stop()
-    assert len(handler.messages) == 2  # one per failed checkpoint
-    assert all(m.rcpt_tos == ["oncall@example.com"] for m in handler.messages)
-    body = handler.messages[0].content.decode()
-    import email
-
-    msg = email.message_from_string(body)
+    monkeypatch.setenv("ORDER_TRACKING_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ORDER_TRACKING_SMTP_PORT", str(smtp_sink.port))
+    monkeypatch.setenv("ORDER_TRACKING_ALERT_EMAIL", "oncall@example.com")
+    run_checks(settings, AS_OF, ["missing_spath", "uti_uts_alignment"])
+    assert len(smtp_sink.messages) == 2  # one per failed checkpoint
+    assert all(m["to"] == ["oncall@example.com"] for m in smtp_sink.messages)
+    msg = email.message_from_string(smtp_sink.messages[0]["data"])
     text = msg.get_payload()[0].get_payload(decode=True).decode()
     assert "missing_spath" in msg["Subject"]
     assert f"{len(manifest['expected']['ORDER_MISSING_SPATH'])} failing" in text
@@ -276,10 +230,12 @@ def test_checkpoint_email_names_check_count_ids_and_data_docs(gx_copy, sqlite_ur
     assert "data_docs/local_site" in text
 
 
-def test_no_smtp_host_means_no_email_and_no_error(gx_copy, sqlite_urls):
+def test_no_smtp_host_means_no_email_and_no_error(gx_copy, sqlite_urls, smtp_sink, monkeypatch):
     settings, _ = seed()
+    monkeypatch.setenv("ORDER_TRACKING_SMTP_PORT", str(smtp_sink.port))  # a server is there, unused
     report = run_checks(settings, AS_OF, ["missing_spath"])
     assert report.outcomes[0].status == "fail"
+    assert smtp_sink.messages == []
 
 
 def test_bad_inputs_give_one_line_and_exit_3(gx_copy, sqlite_urls):
