@@ -148,3 +148,15 @@ def smtp_sink() -> Iterator[SmtpSink]:
     controller.start()
     yield sink
     controller.stop()
+
+
+def exception_rows(settings) -> list[tuple]:
+    """Every row of the exceptions table, oldest first (an independent read for assertions)."""
+    from order_tracking import db, schema
+
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    ex = schema.build_tables(settings).exceptions
+    with engine.connect() as conn:
+        rows = [tuple(r) for r in conn.execute(sa.select(ex).order_by(ex.c.exception_id))]
+    engine.dispose()
+    return rows

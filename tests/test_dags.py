@@ -39,7 +39,7 @@ import sqlalchemy as sa  # noqa: E402
 from order_tracking import db, schema, synthetic  # noqa: E402
 from order_tracking.maintenance_metrics import read_metrics  # noqa: E402
 from order_tracking.settings import EXCEPTION_TYPES, Settings  # noqa: E402
-from tests.conftest import seed_dataset  # noqa: E402
+from tests.conftest import exception_rows, seed_dataset  # noqa: E402
 
 MONITORING = "order_tracking_daily_monitoring"
 VACUUM = "order_tracking_vacuum"
@@ -102,19 +102,10 @@ def _decoded(message: dict) -> str:
     return "\n".join(parts)
 
 
-def _exception_rows(settings: Settings) -> list[tuple]:
-    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
-    ex = schema.build_tables(settings).exceptions
-    with engine.connect() as conn:
-        rows = [tuple(r) for r in conn.execute(sa.select(ex).order_by(ex.c.exception_id))]
-    engine.dispose()
-    return rows
-
-
 def _open_ids(settings: Settings) -> dict[str, list[int]]:
     out: dict[str, list[int]] = {t: [] for t in EXCEPTION_TYPES}
     cols = [c.name for c in schema.build_tables(settings).exceptions.columns]
-    for row in _exception_rows(settings):
+    for row in exception_rows(settings):
         r = dict(zip(cols, row, strict=True))
         if r["resolved_at"] is None:
             out[r["exception_type"]].append(int(r["order_id"]))
@@ -273,11 +264,11 @@ def test_monitoring_run_fails_on_injected_anomalies_with_one_email_and_reruns_id
         Path(os.environ["ORDER_TRACKING_GX_ROOT"]) / "uncommitted/data_docs/local_site/index.html"
     ).exists()
 
-    rows_before = _exception_rows(settings)
+    rows_before = exception_rows(settings)
     time.sleep(1.1)  # last_seen_at has one-second resolution
     state, _ = _run(dagbag.dags[MONITORING], as_of, monkeypatch)
     assert state == "failed"
-    assert len(_exception_rows(settings)) == len(rows_before)  # no duplicate rows
+    assert len(exception_rows(settings)) == len(rows_before)  # no duplicate rows
     assert _open_ids(settings) == {t: sorted(manifest["expected"][t]) for t in EXCEPTION_TYPES}
     assert len(mailbox.messages) == 2  # one per failed run
 
@@ -291,7 +282,7 @@ def test_clean_data_gives_a_successful_run_and_no_email(
     state, tasks = _run(dagbag.dags[MONITORING], as_of, monkeypatch)
     assert state == "success", tasks
     assert set(tasks.values()) == {"success"}
-    assert _exception_rows(settings) == []
+    assert exception_rows(settings) == []
     assert mailbox.messages == []
 
 
@@ -309,7 +300,7 @@ def test_dropped_raw_row_fails_the_extraction_check_and_the_email_names_it(
     assert state == "failed"
     assert tasks["dq_extraction_count_check"] == "failed"
     assert all(tasks[t] == "success" for t in DQ_TASKS[1:]), tasks
-    assert _exception_rows(settings) == []  # Test 0 writes no exception rows
+    assert exception_rows(settings) == []  # Test 0 writes no exception rows
     assert len(mailbox.messages) == 1
     body = _decoded(mailbox.messages[0])
     assert "dq_extraction_count_check" in body and "total 0" in body

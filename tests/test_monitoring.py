@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from order_tracking import db, exceptions_store, schema, synthetic
 from order_tracking.monitoring import run_checks
 from order_tracking.settings import EXCEPTION_TYPES, Settings
-from tests.conftest import ROOT, run_cli, seed_dataset
+from tests.conftest import ROOT, exception_rows, run_cli, seed_dataset
 
 AS_OF = datetime(2026, 11, 25, 3, 0, 0)
 ORDERS = 2000
@@ -44,15 +44,6 @@ def open_exceptions(settings: Settings) -> dict[str, list[int]]:
             out[etype].append(int(order_id))
     engine.dispose()
     return out
-
-
-def all_rows(settings: Settings) -> list[tuple]:
-    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
-    ex = schema.build_tables(settings).exceptions
-    with engine.connect() as conn:
-        rows = [tuple(r) for r in conn.execute(sa.select(ex).order_by(ex.c.exception_id))]
-    engine.dispose()
-    return rows
 
 
 def assert_matches_manifest(report, settings: Settings, manifest: dict) -> None:
@@ -90,11 +81,11 @@ def test_sqlite_embedded_flags_exactly_the_injected_and_rerun_is_idempotent():
     settings, manifest = seed()
     first = run_checks(settings, AS_OF)
     assert_matches_manifest(first, settings, manifest)
-    rows_before = all_rows(settings)
+    rows_before = exception_rows(settings)
     time.sleep(1.1)  # last_seen_at has one-second resolution
     second = run_checks(settings, AS_OF)
     assert_matches_manifest(second, settings, manifest)
-    rows_after = all_rows(settings)
+    rows_after = exception_rows(settings)
     assert len(rows_after) == len(rows_before)
     t = schema.build_tables(settings).exceptions
     i_id, i_detected, i_seen = (
@@ -158,7 +149,7 @@ def test_two_concurrent_monitor_processes_leave_no_duplicate(pg_warehouse, maria
     for out, err, code in results:
         assert code == 1, (out, err)  # findings remain open: exit 1, no error
     assert open_exceptions(settings) == {t: sorted(manifest["expected"][t]) for t in EXCEPTION_TYPES}
-    assert len(all_rows(settings)) == sum(len(v) for v in manifest["expected"].values())
+    assert len(exception_rows(settings)) == sum(len(v) for v in manifest["expected"].values())
 
 
 def test_data_docs_show_the_failing_order_ids(gx_copy, sqlite_urls):
