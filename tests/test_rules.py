@@ -1,0 +1,84 @@
+"""The rule SQL compiled for each dialect: one Core definition, dialect-specific pieces only
+where the dialects differ (Redshift cannot run here, so its text is checked)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
+
+from order_tracking import rules, schema
+from order_tracking.settings import Settings
+
+AS_OF = datetime(2026, 11, 25, 3, 0, 0)
+
+
+@pytest.fixture
+def tables() -> schema.Tables:
+    return schema.build_tables(Settings.from_env())
+
+
+def _all_rules(tables: schema.Tables) -> list[rules.RuleQuery]:
+    window = rules.Window.lookback(AS_OF, 24)
+    return [
+        rules.uti_uts_time_mismatch(tables, window),
+        rules.order_missing_spath(tables, window, [tables.hist_uts(2026, 1)]),
+        rules.reactivated_order_missing_ecs(
+            tables, window, [tables.hist_ecs(2025, 2), tables.hist_ecs(2026, 1)]
+        ),
+    ]
+
+
+def test_redshift_text_of_every_rule(tables):
+    redshift = RedshiftDialect_psycopg2()
+    t1, t2, t3 = (rules.compile_sql(r.sample_with_count(), redshift) for r in _all_rules(tables))
+    window = (
+        "settlement_public.mart_uni_tracking_info.update_time > '2026-11-24 03:00:00' AND "
+        "settlement_public.mart_uni_tracking_info.update_time <= '2026-11-25 03:00:00'"
+    )
+    for text in (t1, t2, t3):
+        assert window in text  # the window first: Redshift prunes by the sort key
+        assert "count(*) OVER () AS failing_count" in text
+        assert "ORDER BY counted.order_id \n LIMIT 200" in text
+    assert "DATEDIFF(second, last_path.max_pathtime, scope.update_time)" in t1
+    assert "EXTRACT(EPOCH" not in t1
+    assert "hist_uni_tracking_spath_2026_h1.order_id = scope.order_id" in t2
+    # Test 3 names the newest history table first, and only for the sampled failing orders.
+    assert t3.index("THEN 'hist_ecs_order_info_2026_h1'") < t3.index("THEN 'hist_ecs_order_info_2025_h2'")
+    assert t3.index("LIMIT 200") < t3.index("CASE WHEN")
+
+
+@pytest.mark.parametrize(
+    ("dialect", "fragment"),
+    [
+        (sqlite.dialect(), "julianday(scope.update_time) - julianday(last_path.max_pathtime)"),
+        (postgresql.psycopg2.dialect(), "EXTRACT(EPOCH FROM (scope.update_time - last_path.max_pathtime))"),
+        (mysql.pymysql.dialect(), "TIMESTAMPDIFF(SECOND, last_path.max_pathtime, scope.update_time)"),
+    ],
+)
+def test_seconds_between_per_dialect(tables, dialect, fragment):
+    rule = rules.uti_uts_time_mismatch(tables, rules.Window.lookback(AS_OF, 24))
+    assert fragment in rules.compile_sql(rule.select, dialect)
+
+
+def test_extraction_window_is_closed_and_half_open(tables):
+    window = rules.Window.extraction(AS_OF, 7200, 300)
+    assert (window.start, window.end) == (datetime(2026, 11, 25, 0, 55), datetime(2026, 11, 25, 2, 55))
+    text = rules.compile_sql(rules.source_counts(tables, window), mysql.pymysql.dialect())
+    assert "kuaisong.uni_tracking_spath.`pathTime` >= '2026-11-25 00:55:00'" in text
+    assert "kuaisong.uni_tracking_spath.`pathTime` < '2026-11-25 02:55:00'" in text
+
+
+def test_extraction_shortfall_needs_every_source_count(tables):
+    with pytest.raises(ValueError, match="uni_tracking_spath"):
+        rules.extraction_shortfall(
+            tables, rules.Window.extraction(AS_OF, 7200, 300), {"ecs_order_info": 1, "uni_tracking_info": 1}
+        )
+
+
+def test_narrowed_rule_adds_only_the_order_ids(tables):
+    window = rules.Window.lookback(AS_OF, 24).restricted_to([7, 3, 7])
+    text = rules.compile_sql(rules.order_missing_spath(tables, window, []).findings(), postgresql.dialect())
+    assert "mart_uni_tracking_info.order_id IN (3, 7)" in text
