@@ -143,6 +143,7 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
 
     engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
     db.check_connection(engine, "warehouse")  # one clear line before GX gets to log tracebacks
+    exceptions_store.require_table(engine, schema.build_tables(settings))  # else: run init-db
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     from expectations_custom.actions import build_data_docs, data_docs_index_deferred

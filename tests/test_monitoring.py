@@ -240,3 +240,17 @@ def test_bad_inputs_give_one_line_and_exit_3(gx_copy, sqlite_urls):
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "s3cret" not in proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_missing_exceptions_table_points_at_init_db(gx_copy, sqlite_urls):
+    settings, _ = seed()
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE {settings.ods_schema}.order_tracking_exceptions"))
+    engine.dispose()
+    proc = run_cli("monitor", "--as-of", AS_OF.isoformat())
+    assert proc.returncode == 3
+    assert proc.stderr.strip() == (
+        f"error: table {settings.ods_schema}.order_tracking_exceptions does not exist in the warehouse; "
+        "run `python -m order_tracking init-db` first"
+    )
