@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy.engine import Engine
 
-from order_tracking import db
+from order_tracking import db, schema
 from order_tracking.errors import UserError
 from order_tracking.settings import Settings
 
@@ -28,6 +30,21 @@ def source_engine(settings: Settings, check: bool = True) -> Engine:
     if check:
         db.check_connection(engine, "source")
     return engine
+
+
+@contextmanager
+def exceptions_warehouse(args: argparse.Namespace) -> Iterator[tuple[Engine, schema.Tables]]:
+    """The warehouse engine and tables, after checking the exceptions table exists; disposed after."""
+    from order_tracking import exceptions_store
+
+    settings = settings_from(args)
+    tables = schema.build_tables(settings)
+    engine = warehouse_engine(settings)
+    try:
+        exceptions_store.require_table(engine, tables)
+        yield engine, tables
+    finally:
+        engine.dispose()
 
 
 def parse_timestamp(value: str, name: str = "--as-of") -> datetime:

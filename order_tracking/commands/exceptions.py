@@ -15,8 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from order_tracking import exceptions_store as store
-from order_tracking import schema
-from order_tracking.commands.common import settings_from, utc_now, warehouse_engine
+from order_tracking.commands.common import exceptions_warehouse, utc_now
 
 SUMMARY_COLUMNS = ("exception_type", "count", "oldest_detected_at", "newest_last_seen_at")
 DETAIL_COLUMNS = (
@@ -56,11 +55,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    tables = schema.build_tables(settings)
-    engine = warehouse_engine(settings)
-    try:
-        store.require_table(engine, tables)
+    with exceptions_warehouse(args) as (engine, tables):
         if args.exception_type is None and not args.order_ids:
             summary = store.summary_by_type(engine, tables, include_resolved=args.include_resolved)
             records = [
@@ -81,8 +76,6 @@ def run(args: argparse.Namespace) -> int:
             )
             records = [{c: getattr(r, c) for c in DETAIL_COLUMNS} for r in rows]
             _emit(records, DETAIL_COLUMNS, args.format, empty="no matching exceptions")
-    finally:
-        engine.dispose()
     return 0
 
 

@@ -6,9 +6,8 @@ import argparse
 
 import sqlalchemy as sa
 
-from order_tracking import db, repair, schema
-from order_tracking import exceptions_store as store
-from order_tracking.commands.common import settings_from, utc_now, warehouse_engine
+from order_tracking import db, repair
+from order_tracking.commands.common import exceptions_warehouse, utc_now
 from order_tracking.errors import UserError
 
 
@@ -32,12 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    tables = schema.build_tables(settings)
-    engine = warehouse_engine(settings)
     now = utc_now()
-    try:
-        store.require_table(engine, tables)
+    with exceptions_warehouse(args) as (engine, tables):
         # Every order is checked before the first one is changed: one refusal, no change at all.
         locations = repair.plan(engine, tables, args.order_ids, args.by)
         start = repair.transaction_start(engine.dialect, tables)
@@ -65,6 +60,4 @@ def run(args: argparse.Namespace) -> int:
                 f"{repair.qualified(tables.mart_ecs)}; closed {result.closed} exception"
                 f"{'s' if result.closed != 1 else ''}"
             )
-    finally:
-        engine.dispose()
     return 0

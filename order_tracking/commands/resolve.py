@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 
 from order_tracking import exceptions_store as store
-from order_tracking import schema
-from order_tracking.commands.common import settings_from, utc_now, warehouse_engine
+from order_tracking.commands.common import exceptions_warehouse, utc_now
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,11 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
-    tables = schema.build_tables(settings)
-    engine = warehouse_engine(settings)
-    try:
-        store.require_table(engine, tables)
+    with exceptions_warehouse(args) as (engine, tables):
         closed = store.resolve(
             engine,
             tables,
@@ -49,7 +44,5 @@ def run(args: argparse.Namespace) -> int:
             notes=args.notes,
             now=utc_now(),
         )
-    finally:
-        engine.dispose()
     print(f"closed {closed} open {args.exception_type} exception{'s' if closed != 1 else ''}")
     return 0
