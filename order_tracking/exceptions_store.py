@@ -117,7 +117,8 @@ def record_statements(
     UPDATE ... FROM is used instead of a correlated subquery in SET: it is Redshift's documented
     form for "update from another relation" and PostgreSQL / SQLite (>= 3.33) run it too.
     """
-    return _write_statements(tables, exception_type, _per_order(findings).subquery("f"), seen_at)
+    update, insert, _ = _write_statements(tables, exception_type, _per_order(findings).subquery("f"), seen_at)
+    return update, insert
 
 
 def _per_order(findings: sa.Select) -> sa.Select:
@@ -127,34 +128,40 @@ def _per_order(findings: sa.Select) -> sa.Select:
 
 
 def _write_statements(
-    tables: Tables, exception_type: str, per_order: sa.FromClause, seen_at: datetime
-) -> tuple[sa.Update, sa.Insert]:
+    tables: Tables,
+    exception_type: str,
+    per_order: sa.FromClause,
+    seen_at: datetime,
+    *,
+    skip_open: bool = True,
+) -> tuple[sa.Update, sa.Insert, sa.ColumnElement[bool]]:
+    """UPDATE of the open rows, INSERT of the findings (without an open row if ``skip_open``), and
+    the "this finding has an open row" predicate."""
     ex = tables.exceptions
     seen = sa.literal(seen_at, TS)
-    open_of_type = sa.and_(ex.c.exception_type == exception_type, ex.c.resolved_at.is_(None))
     notes = sa.func.substr(per_order.c.notes, 1, NOTES_MAX)
-
-    update = (
-        ex.update()
-        .where(open_of_type, ex.c.order_id == per_order.c.order_id)
-        .values(last_seen_at=seen, notes=notes)
-    )
-    still_open = sa.exists().where(
+    open_row = sa.exists().where(
         ex.c.order_id == per_order.c.order_id,
         ex.c.exception_type == exception_type,
         ex.c.resolved_at.is_(None),
     )
+    update = (
+        ex.update()
+        .where(
+            ex.c.exception_type == exception_type,
+            ex.c.resolved_at.is_(None),
+            ex.c.order_id == per_order.c.order_id,
+        )
+        .values(last_seen_at=seen, notes=notes)
+    )
+    rows = sa.select(
+        per_order.c.order_id, sa.literal(exception_type, ex.c.exception_type.type), seen, seen, notes
+    )
     insert = ex.insert().from_select(
         ["order_id", "exception_type", "detected_at", "last_seen_at", "notes"],
-        sa.select(
-            per_order.c.order_id,
-            sa.literal(exception_type, ex.c.exception_type.type),
-            seen,
-            seen,
-            notes,
-        ).where(~still_open),
+        rows.where(~open_row) if skip_open else rows,
     )
-    return update, insert
+    return update, insert, open_row
 
 
 STAGED_FINDINGS = "order_tracking_staged_findings"  # a TEMPORARY table, inside one transaction
@@ -209,21 +216,8 @@ def _record_staged(
     ex = tables.exceptions
     create = CreateTableAs(_per_order(findings), STAGED_FINDINGS, temporary=True)
     staged = create.table
-    update, _ = _write_statements(tables, exception_type, staged, seen_at)
-    open_row = sa.exists().where(
-        ex.c.order_id == staged.c.order_id, ex.c.exception_type == exception_type, ex.c.resolved_at.is_(None)
-    )
-    seen = sa.literal(seen_at, TS)
-    insert = ex.insert().from_select(
-        ["order_id", "exception_type", "detected_at", "last_seen_at", "notes"],
-        sa.select(
-            staged.c.order_id,
-            sa.literal(exception_type, ex.c.exception_type.type),
-            seen,
-            seen,
-            sa.func.substr(staged.c.notes, 1, NOTES_MAX),
-        ),
-    )
+    # Orders with an open row are deleted from staged before the INSERT, which then takes all.
+    update, insert, open_row = _write_statements(tables, exception_type, staged, seen_at, skip_open=False)
     with locked_transaction(engine, ex) as conn:
         conn.execute(create)
         if conn.dialect.name == "postgresql":
