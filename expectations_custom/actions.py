@@ -98,23 +98,24 @@ def _our_failed_findings(checkpoint_result: CheckpointResult):
                 yield expectation, evr
 
 
-def _complete_order_ids(evr) -> list[int] | None:
-    """Every failing order id, if validation fetched them all; else ``None``."""
+def _fetched_findings(evr) -> list[exceptions_store.Finding] | None:
+    """Every finding as ``(order_id, notes)`` if validation fetched them all; else ``None``."""
     result = evr.result or {}
-    ids = (result.get("details") or {}).get("complete_order_ids")
-    if not ids or len(ids) != result.get("observed_value"):
+    rows = (result.get("details") or {}).get("findings")
+    if not rows or len(rows) != result.get("observed_value"):
         return None
-    return [int(i) for i in ids]
+    return [(int(order_id), notes) for order_id, notes in rows]
 
 
 class RecordExceptionsAction(ValidationAction):
     """Upsert every failing order of Tests 1-3 into ``settlement_ods.order_tracking_exceptions``.
 
-    Set-based: the rule's SELECT runs again inside ``INSERT ... SELECT`` in the warehouse, so the
-    findings never travel through Python whatever their number. Nothing runs on a healthy night.
-    When validation fetched every failing order (at most ``rules.SAMPLE_SIZE``), the rule is
-    narrowed to those order ids (``complete_order_ids``): index lookups instead of a second and
-    third scan of the window. Otherwise the findings are staged once in a temporary table.
+    Nothing runs on a healthy night. The rule runs at most once more, never under the lock:
+
+    - validation fetched every failing order (at most ``rules.SAMPLE_SIZE``, with their notes:
+      ``details.findings``): exactly those rows are written, the rule is not run again;
+    - otherwise the rule runs once, set-based, into a staged temporary table, so the findings
+      never travel through Python whatever their number.
     """
 
     type: Literal["order_tracking_record_exceptions"] = "order_tracking_record_exceptions"
@@ -128,19 +129,18 @@ class RecordExceptionsAction(ValidationAction):
             engine = db.shared_engine(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
             seen_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
             for expectation, evr in failed:
-                order_ids = _complete_order_ids(evr)
-                with engine.connect() as conn:
-                    rule = expectation.findings_rule(conn, settings, order_ids)
-                recorded.append(
-                    exceptions_store.record_findings(
-                        engine,
-                        tables,
-                        rule.exception_type,
-                        rule.findings(),
-                        seen_at,
-                        stage=order_ids is None,
+                rows = _fetched_findings(evr)
+                if rows is not None:
+                    result = exceptions_store.record_rows(
+                        engine, tables, expectation.exception_type, rows, seen_at
                     )
-                )
+                else:
+                    with engine.connect() as conn:
+                        rule = expectation.rule(conn, settings)
+                    result = exceptions_store.record_findings(
+                        engine, tables, rule.exception_type, rule.findings(), seen_at
+                    )
+                recorded.append(result)
         RECORDED[str(checkpoint_result.run_id)] = recorded
         return {"recorded": [r.__dict__ for r in recorded]}
 

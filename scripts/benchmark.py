@@ -178,6 +178,42 @@ def count_rows(engine, tables) -> int:
 # --- measurements ---------------------------------------------------------------------------
 
 
+class RuleScans:
+    """How many statements ran each check's rule, counted from the SQL every engine sends.
+
+    Every rule starts from ``mart_uni_tracking_info``, so a statement naming it is one scan of
+    the rule. Validation sends one per check (it carries ``failing_count``) and opens that check's
+    count; the write pass adds one when it stages the findings (more than ``rules.SAMPLE_SIZE``)
+    and none when it writes the rows validation fetched. Checks run one after the other, so
+    ``per_check`` lists the counts in run order. A SQLAlchemy event on the ``Engine`` class sees
+    GX's engine as well as ours.
+    """
+
+    def __init__(self, marker: str = "mart_uni_tracking_info") -> None:
+        self.marker = marker
+        self.per_check: list[int] = []
+
+    def __enter__(self) -> RuleScans:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        event.listen(Engine, "before_cursor_execute", self._seen)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from sqlalchemy import event
+        from sqlalchemy.engine import Engine
+
+        event.remove(Engine, "before_cursor_execute", self._seen)
+
+    def _seen(self, conn, cursor, statement: str, parameters, context, executemany) -> None:
+        if self.marker not in statement:
+            return
+        if "failing_count" in statement or not self.per_check:
+            self.per_check.append(0)
+        self.per_check[-1] += 1
+
+
 def timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
