@@ -33,7 +33,8 @@ from great_expectations.data_context.types.resource_identifiers import Expectati
 from great_expectations.render.view.view import DefaultJinjaView
 from jinja2 import BytecodeCache
 
-from order_tracking import data_docs_offline, db, exceptions_store, schema
+from expectations_custom.base import settings_tables
+from order_tracking import data_docs_offline, db, exceptions_store
 from order_tracking.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -125,7 +126,7 @@ class RecordExceptionsAction(ValidationAction):
         recorded: list[exceptions_store.RecordResult] = []
         failed = list(_our_failed_findings(checkpoint_result))
         if failed:
-            tables = schema.build_tables(settings)
+            tables = settings_tables(settings)  # cached: building ~10 tables costs more than the write
             engine = db.shared_engine(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
             seen_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
             for expectation, evr in failed:

@@ -157,7 +157,7 @@ def record_findings(
         conn.execute(create)
         return create.table
 
-    return _write_staged(engine, tables, exception_type, seen_at, stage)
+    return _write_staged(engine, tables, exception_type, seen_at, stage, analyze=True)
 
 
 def record_rows(
@@ -195,7 +195,7 @@ def record_rows(
         conn.execute(staged.insert().values(values))  # one statement, not executemany
         return staged
 
-    return _write_staged(engine, tables, exception_type, seen_at, stage)
+    return _write_staged(engine, tables, exception_type, seen_at, stage, analyze=False)
 
 
 def _per_order(findings: sa.Select) -> sa.Select:
@@ -257,29 +257,35 @@ def _write_staged(
     exception_type: str,
     seen_at: datetime,
     stage: Callable[[Connection], sa.Table],
+    *,
+    analyze: bool,
 ) -> RecordResult:
     """Stage the findings (``stage``), then UPDATE / DELETE / INSERT under the lock, in one session.
 
     The staging runs in a transaction of its own, committed BEFORE the lock is taken: on Redshift
     the lock blocks readers of the exceptions table too, so it covers only the three short
-    statements of :func:`write_statements`, which all read the small staged table. They are one
+    statements of :func:`write_statements`, which all read the staged table. They are one
     transaction: all rows of the check or none. The temporary table lives in this session only
-    (concurrent writers each have their own) and is dropped at the end; if that fails the
-    connection is discarded, which drops it too.
+    (concurrent writers each have their own); it is dropped in the write's own transaction (one
+    commit fewer), or, after a failure, on its own; if even that fails the connection is
+    discarded, which drops it too. ``analyze``: give PostgreSQL's planner statistics of a big
+    staged table (without them it guesses the size from its pages, good enough for 200 rows).
     """
     with _session(engine) as conn:
         try:
             with _transaction(conn):
                 staged = stage(conn)
-                if conn.dialect.name == "postgresql":  # planner statistics for the joins below
+                if analyze and conn.dialect.name == "postgresql":
                     conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(staged)}"))
             update, delete, insert = write_statements(tables, exception_type, staged, seen_at)
             with _locked(conn, tables.exceptions):
                 already_open = conn.execute(update).rowcount
                 conn.execute(delete)
                 new = conn.execute(insert).rowcount
-        finally:
+                conn.execute(sa.schema.DropTable(staged))
+        except BaseException:
             _drop_staged(conn)
+            raise
     return _logged(RecordResult(exception_type, new + already_open, new, already_open))
 
 

@@ -422,15 +422,14 @@ def test_redshift_sql_locks_and_is_set_based() -> None:
 
     assert result == store.RecordResult(UTI_UTS_TIME_MISMATCH, found=10, new=5, already_open=5)
     assert from_rows == result  # the fake cursor's rowcount
-    ctas, commit1, lock, upd_sql, del_sql, ins_sql, commit2, drop, commit3 = staged_log[:9]
+    ctas, commit1, lock, upd_sql, del_sql, ins_sql, drop, commit2 = staged_log[:8]
     # The rule runs once, in the staging transaction, committed before the lock is taken.
     assert ctas.startswith(
         "CREATE TEMPORARY TABLE order_tracking_staged_findings AS SELECT findings.order_id"
     )
     assert "FROM settlement_public.mart_uni_tracking_info" in ctas
     assert "WHERE findings.order_id IS NOT NULL GROUP BY findings.order_id" in ctas
-    assert (commit1, lock, commit2, commit3) == ("COMMIT", "LOCK settlement_ods.order_tracking_exceptions",
-                                                 "COMMIT", "COMMIT")  # fmt: skip
+    assert (commit1, lock, commit2) == ("COMMIT", "LOCK settlement_ods.order_tracking_exceptions", "COMMIT")
     assert upd_sql.startswith("UPDATE settlement_ods.order_tracking_exceptions SET last_seen_at=")
     assert " FROM order_tracking_staged_findings WHERE " in upd_sql
     assert "resolved_at IS NULL" in upd_sql
@@ -445,8 +444,8 @@ def test_redshift_sql_locks_and_is_set_based() -> None:
         "SELECT order_tracking_staged_findings.order_id,"
     )
     assert ins_sql.endswith("FROM order_tracking_staged_findings")
-    assert drop.strip() == "DROP TABLE IF EXISTS order_tracking_staged_findings"
-    assert set(staged_log[9:]) <= {"ROLLBACK"}  # the pool's reset on check-in, nothing else
+    assert drop.strip() == "DROP TABLE order_tracking_staged_findings"  # in the write's transaction
+    assert set(staged_log[8:]) <= {"ROLLBACK"}  # the pool's reset on check-in, nothing else
     # Fetched rows: a temp table and ONE multi-row INSERT, then the same locked write; no mart read.
     create, insert_rows, commit, lock2 = fake.log[:4]
     assert create.strip().startswith("CREATE TEMPORARY TABLE order_tracking_staged_findings (")
@@ -658,3 +657,27 @@ def test_cli_without_table_says_run_init_db(schemas, sqlite_urls) -> None:
         f"error: table {schemas.ods}.order_tracking_exceptions does not exist in the warehouse; "
         "run `python -m order_tracking init-db` first"
     )
+
+
+def test_failed_write_leaves_nothing_and_the_next_write_works(pg: Warehouse) -> None:
+    """The INSERT fails (a CHECK constraint stands in for any error): the UPDATE of the same check
+    is rolled back with it, and the staged table is gone, so the next write on the pooled
+    connection does not trip over it."""
+    store.record_rows(pg.engine, pg.tables, ORDER_MISSING_SPATH, [(1, "first")], T0)
+    ex = pg.tables.exceptions
+    with pg.engine.begin() as conn:
+        conn.execute(
+            sa.text(f'ALTER TABLE "{ex.schema}".{ex.name} ADD CONSTRAINT small CHECK (order_id < 1000)')
+        )
+    too_big = sa.select(sa.literal(5000).label("order_id"), sa.literal("x").label("notes"))
+    with pytest.raises(sa.exc.IntegrityError):  # fetched rows
+        store.record_rows(
+            pg.engine, pg.tables, ORDER_MISSING_SPATH, [(1, "x"), (5000, "x")], T0 + timedelta(1)
+        )
+    with pytest.raises(sa.exc.IntegrityError):  # staged by the rule
+        store.record_findings(pg.engine, pg.tables, ORDER_MISSING_SPATH, too_big, T0 + timedelta(1))
+    assert [(r.order_id, r.notes, r.last_seen_at) for r in pg.rows()] == [(1, "first", T0)]
+    res = store.record_rows(
+        pg.engine, pg.tables, ORDER_MISSING_SPATH, [(1, "x"), (7, "x")], T0 + timedelta(hours=2)
+    )
+    assert (res.new, res.already_open) == (1, 1)
