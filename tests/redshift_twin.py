@@ -1,14 +1,16 @@
 """The Redshift twin: the product's redshift dialect against the local PostgreSQL, with a guard.
 
-An engine made from a URL such as
-``redshift+psycopg2://postgres@127.0.0.1:5432/test?sslmode=disable&plugin=redshift_twin``
-(``twin_url``) speaks sqlalchemy-redshift 1.0.0 to PostgreSQL. Every statement it sends first
-passes :func:`check_statement`, which refuses (as a DB-API ``NotSupportedError``, the way a
-Redshift error reaches the product) anything in :data:`RULES`: what the Amazon Redshift Database
-Developer Guide lists as unsupported, each entry citing its page. Only then do the shims below
-rewrite the Redshift spellings PostgreSQL lacks. Nothing in ``order_tracking`` knows about this
-module: the URL's ``plugin=`` hooks it into every engine made from that URL, GX's included, and in
-child processes ``tests/redshift_twin_site/sitecustomize.py`` (on PYTHONPATH) registers the plugin.
+An engine made from the URL that ``twin_url`` gives (``redshift+psycopg2://...?sslmode=disable&
+application_name=redshift_twin&options=-csearch_path...&plugin=redshift_twin``) speaks
+sqlalchemy-redshift 1.0.0 to PostgreSQL. Every statement it sends first passes
+:func:`check_statement`, which refuses (as a DB-API ``NotSupportedError``, the way a Redshift error
+reaches the product) anything in :data:`RULES`: what the Amazon Redshift Database Developer Guide
+lists as unsupported, each entry citing its page. Only then do the shims below rewrite the Redshift
+spellings PostgreSQL lacks. Nothing in ``order_tracking`` knows about this module: the URL's
+``plugin=`` loads it in any process that makes an engine from that URL (GX's engines included; in
+child processes ``tests/redshift_twin_site/sitecustomize.py``, on PYTHONPATH, registers the plugin,
+and without it the URL fails loudly), and a process-wide listener then acts on every engine whose
+URL carries ``application_name=redshift_twin``.
 
 Shims (few; each one is a Redshift spelling, never a PostgreSQL feature made to look supported):
 - ``DATEDIFF(second, a, b)``: the unit keyword is quoted and ``redshift_twin.datediff(text,
@@ -58,6 +60,7 @@ from sqlalchemy.dialects import plugins
 from sqlalchemy.engine import URL, CreateEnginePlugin, Engine, make_url
 
 PLUGIN = "redshift_twin"
+MARKER = "redshift_twin"  # the twin URL's application_name
 STAND_IN_SCHEMA = "redshift_twin"
 RECORD_ENV = "REDSHIFT_TWIN_RECORD"
 SITE_DIR = Path(__file__).resolve().parent / "redshift_twin_site"
@@ -339,34 +342,42 @@ def _record(sql: str, rule: Rule | None) -> None:
         out.write(json.dumps(line) + "\n")
 
 
-def install(engine: Engine) -> None:
-    """Guard, record and shim every statement ``engine`` sends; put the stand-ins on its path."""
-    if engine.dialect.name != "redshift":
-        raise ValueError(f"the redshift twin is for redshift engines, not {engine.dialect.name}")
+def _is_twin(conn: sa.Connection) -> bool:
+    return conn.engine.url.query.get("application_name") == MARKER
 
-    @event.listens_for(engine, "connect")
-    def _search_path(dbapi_conn, _record_) -> None:
-        with dbapi_conn.cursor() as cur:
-            cur.execute(f'SET search_path TO "$user", public, {STAND_IN_SCHEMA}')
-        dbapi_conn.commit()
 
-    @event.listens_for(engine, "before_cursor_execute", retval=True)
-    def _guard(conn, cursor, statement, parameters, context, executemany):
-        rule = refusal(statement)
-        _record(statement, rule)
-        if rule is not None:
-            raise RedshiftUnsupported(message(rule, statement))
-        return postgres_text(statement), parameters
+def _guard(conn, cursor, statement, parameters, context, executemany):
+    """before_cursor_execute for every engine of the process; acts only on twin engines."""
+    if not _is_twin(conn):
+        return statement, parameters
+    rule = refusal(statement)
+    _record(statement, rule)
+    if rule is not None:
+        raise RedshiftUnsupported(message(rule, statement))
+    return postgres_text(statement), parameters
+
+
+def activate() -> None:
+    """Guard, record and shim every statement of every twin engine in this process.
+
+    Twin engines are recognised by ``application_name=redshift_twin`` in their URL, which, unlike
+    ``plugin=``, stays in ``engine.url``: an engine the product derives from another one (the
+    maintenance AUTOCOMMIT engine) is a twin engine too. Idempotent.
+    """
+    if not event.contains(Engine, "before_cursor_execute", _guard):
+        event.listen(Engine, "before_cursor_execute", _guard, retval=True)
 
 
 class TwinPlugin(CreateEnginePlugin):
-    """``?plugin=redshift_twin``: :func:`install` on every engine made from the URL."""
+    """``?plugin=redshift_twin``: fails loudly where the twin is not importable, else activates it."""
 
     def update_url(self, url: URL) -> URL:
         return url  # SQLAlchemy itself drops ``plugin=``; nothing else is ours
 
     def engine_created(self, engine: Engine) -> None:
-        install(engine)
+        if engine.dialect.name != "redshift":
+            raise ValueError(f"the redshift twin is for redshift URLs, not {engine.dialect.name}")
+        activate()
 
 
 def register() -> None:
@@ -375,24 +386,31 @@ def register() -> None:
 
 
 register()
+activate()
+
+
+_TWIN_QUERY = {
+    "sslmode": "disable",  # sqlalchemy-redshift defaults to verify-full
+    "application_name": MARKER,
+    "options": f'-csearch_path="$user",public,{STAND_IN_SCHEMA}',  # the stand-ins
+    "plugin": PLUGIN,
+}
 
 
 def twin_url(pg_url: str | URL) -> str:
     """The redshift+psycopg2 URL of the twin for a PostgreSQL URL."""
-    url = make_url(pg_url).set(drivername="redshift+psycopg2")
-    url = url.update_query_dict({"sslmode": "disable", "plugin": PLUGIN})
+    url = make_url(pg_url).set(drivername="redshift+psycopg2").update_query_dict(_TWIN_QUERY)
     return url.render_as_string(hide_password=False)
 
 
 def postgres_url(url: str | URL) -> str:
     """The plain PostgreSQL URL behind a twin URL (seeding refuses Redshift; the twin is not one)."""
-    parsed = make_url(url)
-    parsed = parsed.set(drivername="postgresql+psycopg2").difference_update_query(["plugin", "sslmode"])
+    parsed = make_url(url).set(drivername="postgresql+psycopg2").difference_update_query(list(_TWIN_QUERY))
     return parsed.render_as_string(hide_password=False)
 
 
 def is_twin_url(url: str | URL) -> bool:
-    return make_url(url).query.get("plugin") == PLUGIN
+    return make_url(url).query.get("application_name") == MARKER
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
