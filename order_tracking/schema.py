@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
 
+from order_tracking.errors import UserError
 from order_tracking.settings import Settings
 
 ORDER_ID = sa.BigInteger
@@ -291,6 +292,18 @@ def create_tables(engine: Engine, tables: Iterable[sa.Table]) -> list[tuple[str,
                 table.create(conn, checkfirst=False)  # indexes come with the table (not on Redshift)
             report.append((f"{table.schema}.{table.name}", not exists))
     return report
+
+
+def require_table(engine: Engine, table: sa.Table) -> None:
+    """Fail in one line pointing at ``init-db`` when ``table`` does not exist: only ``init-db``
+    creates anything (the DQ user may lack CREATE on the schema, and should)."""
+    with engine.connect() as conn:
+        exists = sa.inspect(conn).has_table(table.name, schema=table.schema)
+    if not exists:
+        raise UserError(
+            f"table {table.schema}.{table.name} does not exist in the warehouse; "
+            "run `python -m order_tracking init-db` first"
+        )
 
 
 def redshift_ddl(tables: Iterable[sa.Table]) -> list[str]:
