@@ -108,10 +108,14 @@ def _make_warehouse() -> Warehouse:
     return Warehouse(engine, tables, findings)
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+WAREHOUSE_FIXTURES = {"postgresql": "pg_warehouse", "redshift": "redshift_warehouse", "sqlite": "sqlite_urls"}
+
+
+@pytest.fixture(params=list(WAREHOUSE_FIXTURES))
 def wh(request: pytest.FixtureRequest, schemas) -> Warehouse:
-    """The warehouse on both backends, with the ods tables and findings_src created."""
-    request.getfixturevalue("pg_warehouse" if request.param == "postgresql" else "sqlite_urls")
+    """The warehouse on every backend (PostgreSQL, the Redshift twin, SQLite), with the ods tables
+    and findings_src created."""
+    request.getfixturevalue(WAREHOUSE_FIXTURES[request.param])
     w = _make_warehouse()
     yield w
     w.engine.dispose()
@@ -191,6 +195,23 @@ def test_resolved_exception_that_recurs_opens_a_new_row(wh: Warehouse) -> None:
     assert (resolved.resolved_by, resolved.notes, resolved.last_seen_at) == ("ana", "first", T0)
     assert reopened.resolved_at is None and reopened.detected_at == T0 + timedelta(days=1)
     assert reopened.notes == "again"
+
+
+def test_over_200_findings_while_some_are_open_records_every_one(wh: Warehouse) -> None:
+    """The staged path with open rows (issue 10 item 3): on Redshift the DELETE of already-open
+    orders from the staged table used to compile uncorrelated and delete every staged row, so
+    the new findings were lost, ``new=0`` was reported and a recurring resolved one stayed shut."""
+    wh.set_findings([(o, "before") for o in range(1, 51)])
+    store.record_findings(wh.engine, wh.tables, ORDER_MISSING_SPATH, wh.select(), T0)
+    store.resolve(wh.engine, wh.tables, order_ids=[50], exception_type=ORDER_MISSING_SPATH,
+                  all_of_type=False, by="ana", notes="fixed")  # fmt: skip
+    wh.set_findings([(o, "now") for o in range(1, 301)])  # 300 findings: 49 open, 1 resolved
+    res = store.record_findings(wh.engine, wh.tables, ORDER_MISSING_SPATH, wh.select(), T0 + timedelta(1))
+    assert (res.found, res.new, res.already_open) == (300, 251, 49)
+    open_rows = _open(wh.rows(ORDER_MISSING_SPATH))
+    assert [r.order_id for r in open_rows] == list(range(1, 301))
+    assert all(r.notes == "now" for r in open_rows)
+    assert len(wh.rows(ORDER_MISSING_SPATH)) == 301  # the resolved row stays, a new one opened
 
 
 _WRITER = textwrap.dedent(

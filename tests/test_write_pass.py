@@ -11,6 +11,7 @@ Warehouse on PostgreSQL and SQLite; no source is needed for Tests 1-3.
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import datetime, timedelta
 
@@ -21,7 +22,7 @@ from order_tracking import db, exceptions_store, schema, synthetic
 from order_tracking.commands.monitor import print_report
 from order_tracking.monitoring import run_checks
 from order_tracking.settings import ORDER_MISSING_SPATH, REACTIVATED_ORDER_MISSING_ECS, Settings
-from tests.conftest import ROOT, seed_dataset
+from tests.conftest import PG_URL, ROOT, TWIN_URL, seed_dataset
 
 sys.path.insert(0, str(ROOT / "scripts"))
 from benchmark import RuleScans  # the benchmark counts rule scans the same way
@@ -33,14 +34,30 @@ RULE_CHECKS = ["uti_uts_alignment", "missing_spath", "reactivated_missing_ecs"]
 MANY = 230  # > rules.SAMPLE_SIZE missing-spath findings: validation cannot fetch them all
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+WAREHOUSE_FIXTURES = {"postgresql": "pg_warehouse", "redshift": "redshift_warehouse", "sqlite": "sqlite_urls"}
+
+
+@pytest.fixture(params=list(WAREHOUSE_FIXTURES))
 def backend(request: pytest.FixtureRequest, schemas, gx_copy) -> str:
-    request.getfixturevalue("pg_warehouse" if request.param == "postgresql" else "sqlite_urls")
+    request.getfixturevalue(WAREHOUSE_FIXTURES[request.param])
     return request.param
 
 
-def seed(**kw) -> tuple[Settings, dict]:
-    return seed_dataset(synthetic.SeedConfig(as_of=AS_OF, orders=2000, seed=7, skip_source=True, **kw))
+def setup_url(settings: Settings) -> str:
+    """Test data goes in through PostgreSQL itself when the product talks to the Redshift twin
+    (the seeder refuses Redshift URLs; the twin's guard would refuse PostgreSQL-only DDL)."""
+    return PG_URL if settings.warehouse_url == TWIN_URL else settings.warehouse_url
+
+
+def seed(monkeypatch: pytest.MonkeyPatch, **kw) -> tuple[Settings, dict]:
+    product_url = os.environ["ORDER_TRACKING_WAREHOUSE_URL"]
+    with monkeypatch.context() as m:
+        m.setenv("ORDER_TRACKING_WAREHOUSE_URL", setup_url(Settings.from_env()))
+        _, manifest = seed_dataset(
+            synthetic.SeedConfig(as_of=AS_OF, orders=2000, seed=7, skip_source=True, **kw)
+        )
+    assert os.environ["ORDER_TRACKING_WAREHOUSE_URL"] == product_url
+    return Settings.from_env(), manifest
 
 
 def open_ids(settings: Settings, exception_type: str) -> list[int]:
@@ -56,8 +73,8 @@ def open_ids(settings: Settings, exception_type: str) -> list[int]:
     return [int(i) for i in ids]
 
 
-def test_fetched_findings_cost_one_rule_scan_per_check(backend) -> None:
-    settings, manifest = seed()
+def test_fetched_findings_cost_one_rule_scan_per_check(backend, monkeypatch) -> None:
+    settings, manifest = seed(monkeypatch)
     for _ in range(2):  # first run inserts, the rerun refreshes: the same single scan
         with RuleScans() as scans:
             report = run_checks(settings, AS_OF, RULE_CHECKS)
@@ -69,8 +86,8 @@ def test_fetched_findings_cost_one_rule_scan_per_check(backend) -> None:
         assert open_ids(settings, outcome.exception_type) == sorted(expected)
 
 
-def test_over_200_findings_with_some_open_are_all_recorded_with_two_scans(backend) -> None:
-    settings, manifest = seed(missing_spath=MANY)
+def test_over_200_findings_with_some_open_are_all_recorded_with_two_scans(backend, monkeypatch) -> None:
+    settings, manifest = seed(monkeypatch, missing_spath=MANY)
     expected = sorted(manifest["expected"][ORDER_MISSING_SPATH])
     assert len(expected) == MANY
     engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
@@ -113,10 +130,10 @@ def _allow_null_order_id(engine: sa.Engine, table: sa.Table) -> None:
 
 @pytest.mark.parametrize("missing_spath", [4, MANY], ids=["fetched", "staged"])
 def test_null_order_ids_are_skipped_counted_reported_and_the_rest_written(
-    backend, missing_spath, capsys
+    backend, missing_spath, capsys, monkeypatch
 ) -> None:
-    settings, manifest = seed(missing_spath=missing_spath)
-    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    settings, manifest = seed(monkeypatch, missing_spath=missing_spath)
+    engine = db.create_engine(setup_url(settings), settings.warehouse_schemas)
     uti = schema.build_tables(settings).mart_uti
     _allow_null_order_id(engine, uti)
     dup = manifest["expected"][ORDER_MISSING_SPATH][0]
