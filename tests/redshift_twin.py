@@ -19,6 +19,9 @@ Shims (few; each one is a Redshift spelling, never a PostgreSQL feature made to 
 - ``DISTSTYLE`` / ``DISTKEY`` / ``SORTKEY`` / ``ENCODE`` are removed: storage hints PostgreSQL has not.
 - ``VACUUM DELETE ONLY | SORT ONLY | FULL | REINDEX | RECLUSTER t [TO n PERCENT] [BOOST]``
   -> ``VACUUM t``: PostgreSQL has one VACUUM (reclaims dead rows).
+- ``CREATE TABLE``: each ``col VARCHAR(n)`` also gets ``CHECK (octet_length(col) <= n)``, because a
+  Redshift VARCHAR(n) holds n bytes, not n characters (a too-long value fails, as on Redshift,
+  though with a check-constraint message).
 - sqlalchemy-redshift's own catalog queries (recognised by ``svv_external_schemas``): the UNION
   branches over Spectrum / late-binding-view relations are dropped (none exist in the twin),
   ``WHERE 1`` -> ``WHERE true``, output-column names in WHERE -> the catalog columns, and
@@ -273,12 +276,20 @@ def _catalog_postgres(sql: str) -> str:
     return sql
 
 
+# Redshift's VARCHAR(n) holds n bytes of UTF-8, PostgreSQL's n characters: a CHECK on the byte length.
+_CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\b", re.IGNORECASE)
+_VARCHAR_COLUMN = re.compile(r"^(\s*)(\w+) VARCHAR\((\d+)\)", re.IGNORECASE | re.MULTILINE)
+_VARCHAR_BYTES = r"\1\2 VARCHAR(\3) CONSTRAINT \2_varchar_bytes CHECK (octet_length(\2) <= \3)"
+
+
 def postgres_text(sql: str) -> str:
     """``sql`` (already checked by the guard) as PostgreSQL runs it."""
     if is_dialect_catalog_query(sql):
         return _catalog_postgres(sql)
     for pattern, repl in _SHIMS:
         sql = pattern.sub(repl, sql)
+    if _CREATE_TABLE.match(sql):
+        sql = _VARCHAR_COLUMN.sub(_VARCHAR_BYTES, sql)
     return sql
 
 
