@@ -36,11 +36,11 @@ Shims (few; each one is a Redshift spelling, never a PostgreSQL feature made to 
   PostgreSQL skipped leaves no row, like a privilege no-op on Redshift), so that the product's
   Redshift metric queries run.
 
-Checked and allowed (documented as supported): ``ILIKE`` (LIKE page), ``LOCK t`` without a mode
-(LOCK page), ``CREATE TEMPORARY TABLE ... AS``, ``UPDATE ... FROM``.
-Not guarded (too close to valid Redshift to match by text): row constructors, subscripts,
-``HAS_TABLE_PRIVILEGE`` (listed under "access privilege inquiry functions" yet documented as a
-Redshift system information function).
+Checked against the guide and allowed: ``ILIKE`` (LIKE page), ``LOCK t`` without a mode (LOCK
+page). Allowed without a page checked here: ``CREATE TEMPORARY TABLE ... AS``, ``UPDATE ... FROM``.
+Not guarded (too close to valid Redshift to match by text): row constructors, subscripts, and the
+``HAS_*_PRIVILEGE`` functions ("access privilege inquiry functions" are listed as unsupported, yet
+e.g. HAS_DATABASE_PRIVILEGE has its own page as a leader-node function).
 
 Recording: while ``REDSHIFT_TWIN_RECORD=<file>`` is in the environment, every statement a twin
 engine sends is appended to the file as one JSON line
