@@ -127,13 +127,9 @@ def test_resolved_then_redetected_opens_a_new_row():
 
 
 @pytest.mark.usefixtures("gx_copy", "maria_source")
-def test_more_than_200_findings_with_some_already_open(warehouse, request):
+def test_more_than_200_findings_with_some_already_open(warehouse):
     """The staged write path (more findings than validation fetches): re-detected rows move,
-    a resolved one that recurs is reopened, nothing is lost."""
-    if warehouse.startswith("redshift"):
-        # sqlalchemy-redshift compiles the staged DELETE ... WHERE EXISTS uncorrelated: with any
-        # finding already open it deletes every staged row (issue 10 item 3).
-        request.applymarker(pytest.mark.xfail(strict=True, reason="fixed on branch writes"))
+    a resolved one that recurs is reopened, nothing is lost (issue 10 item 3 on Redshift)."""
     settings, manifest = seed(synthetic.SeedConfig(as_of=AS_OF, orders=ORDERS, seed=5, missing_spath=250))
     expected = sorted(manifest["expected"]["ORDER_MISSING_SPATH"])
     assert len(expected) == 250
