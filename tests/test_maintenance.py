@@ -11,13 +11,10 @@ import os
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import psycopg2
 import pytest
 import sqlalchemy as sa
 from conftest import run_cli
-from sqlalchemy.dialects import registry
 from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
 from order_tracking import db, maintenance, schema
@@ -25,6 +22,7 @@ from order_tracking.errors import UserError
 from order_tracking.maintenance_metrics import read_metrics
 from order_tracking.maintenance_sql import dialect_named, plan_statements
 from order_tracking.settings import Settings
+from tests.fake_redshift import FakePgError, FakeRedshift
 
 UTI, UTS, ECS = "mart_uni_tracking_info", "mart_uni_tracking_spath", "mart_ecs_order_info"
 MARTS = (UTI, UTS, ECS)
@@ -39,137 +37,6 @@ REDSHIFT_PLAN_SQL = [
     "VACUUM SORT ONLY settlement_public.mart_ecs_order_info",
     "ANALYZE settlement_public.mart_ecs_order_info",
 ]
-
-
-# --- a fake Redshift -------------------------------------------------------------------------------
-
-
-class FakeRedshiftDialect(RedshiftDialect_psycopg2):
-    """The real Redshift dialect minus psycopg2's C-level type registration on connect."""
-
-    supports_statement_cache = True
-
-    def on_connect(self):
-        return None
-
-    def _hstore_oids(self, dbapi_connection):
-        return None
-
-
-registry.register("redshift.fakedbapi", __name__, "FakeRedshiftDialect")
-
-
-class FakePgError(psycopg2.OperationalError):
-    """A psycopg2 error with a chosen SQLSTATE (psycopg2 sets pgcode only from the server)."""
-
-    def __init__(self, message: str, code: str = "XX000") -> None:
-        super().__init__(message)
-        self._code = code
-
-    @property
-    def pgcode(self) -> str:
-        return self._code
-
-
-class FakeRedshift:
-    """Shared state of every fake connection: canned answers in, executed SQL out."""
-
-    def __init__(self) -> None:
-        self.executed: list[tuple[str, Any, bool]] = []  # (sql, params, autocommit)
-        self.errors: dict[str, list[Exception]] = {}  # sql -> exceptions raised in turn
-        self.svv: dict[str, list[dict]] = {}  # table -> successive svv_table_info rows
-        self.history: dict[str, list[dict]] = {}  # table -> sys_vacuum_history rows
-        self.vacuum_seconds = 0.0  # how long a VACUUM "runs"
-        self.active = self.max_active = 0  # VACUUMs running at the same moment
-        self._lock = threading.Lock()
-
-    def answer(self, sql: str, params: Any) -> list[dict]:
-        low = sql.lower()
-        if "pg_catalog.version()" in low:
-            return [{"version": "PostgreSQL 8.0.2 on i686-pc-linux-gnu, Redshift 1.0.77467"}]
-        if "current_schema()" in low:
-            return [{"current_schema": "public"}]
-        if "transaction isolation level" in low:
-            return [{"transaction_isolation": "read committed"}]
-        if "from svv_table_info" in low:
-            rows = self.svv.get(params["table_1"], [])
-            return [rows.pop(0) if len(rows) > 1 else rows[0]] if rows else []
-        if "from sys_vacuum_history" in low:
-            return list(self.history.get(params["table_name_1"], []))
-        errors = self.errors.get(sql)
-        if errors:
-            raise errors.pop(0)
-        if sql.startswith("VACUUM") and self.vacuum_seconds:
-            with self._lock:
-                self.active += 1
-                self.max_active = max(self.max_active, self.active)
-            time.sleep(self.vacuum_seconds)
-            with self._lock:
-                self.active -= 1
-        return []
-
-    def statements(self, prefix: tuple[str, ...] = ("VACUUM", "ANALYZE")) -> list[str]:
-        return [sql for sql, _, _ in self.executed if sql.startswith(prefix)]
-
-    def engine(self) -> sa.Engine:
-        return sa.create_engine("redshift+fakedbapi://u@h/db", creator=lambda: FakeConn(self))
-
-
-class FakeCursor:
-    def __init__(self, conn: FakeConn) -> None:
-        self.connection = conn
-        self.description = None
-        self.rowcount = -1
-        self._rows: list[tuple] = []
-
-    def execute(self, sql: str, params: Any = None) -> None:
-        state = self.connection.state
-        state.executed.append((sql, dict(params or {}), self.connection.autocommit))
-        rows = state.answer(sql, params or {})
-        if rows:
-            self.description = [(k, None, None, None, None, None, None) for k in rows[0]]
-        elif sql.lstrip().upper().startswith(("SELECT", "SHOW")):
-            self.description = [("column", None, None, None, None, None, None)]  # no rows
-        else:
-            self.description = None
-        self._rows = [tuple(r.values()) for r in rows]
-        self.rowcount = len(rows) if rows else 1
-
-    def fetchall(self) -> list[tuple]:
-        rows, self._rows = self._rows, []
-        return rows
-
-    def fetchone(self) -> tuple | None:
-        return self._rows.pop(0) if self._rows else None
-
-    def fetchmany(self, size: int | None = None) -> list[tuple]:
-        return self.fetchall()
-
-    def close(self) -> None:
-        pass
-
-
-class FakeConn:
-    notices: list[str] = []
-
-    def __init__(self, state: FakeRedshift) -> None:
-        self.state = state
-        self.autocommit = False
-
-    def cursor(self, *args, **kwargs) -> FakeCursor:
-        return FakeCursor(self)
-
-    def set_isolation_level(self, level: int) -> None:
-        self.autocommit = level == 0  # psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT
-
-    def commit(self) -> None:
-        pass
-
-    def rollback(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def svv(rows: int, ghost: int, unsorted: float = 0.0, size_mb: int = 10) -> dict:
