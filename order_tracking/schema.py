@@ -11,6 +11,7 @@ ever drops anything.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -20,11 +21,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from order_tracking.settings import Settings
 
+log = logging.getLogger(__name__)
+
 ORDER_ID = sa.BigInteger
 TS = sa.DateTime  # naive UTC everywhere
 
 HIST_UTS_PREFIX = "hist_uni_tracking_spath_"
 HIST_ECS_PREFIX = "hist_ecs_order_info_"
+# What Tests 2 and 3 and the repair read from every history table.
+HIST_REQUIRED_COLUMNS = ("order_id",)
 HIST_RE = re.compile(
     r"^(?P<prefix>hist_(?:uni_tracking_spath|ecs_order_info)_)(?P<year>\d{4})_h(?P<half>[12])$"
 )
@@ -283,7 +288,34 @@ def redshift_ddl(tables: Iterable[sa.Table]) -> list[str]:
 
 
 def discover_hist_tables(conn: Connection, schema: str, prefix: str) -> list[str]:
-    """History tables of one kind that exist in ``schema``, oldest first."""
-    names = sa.inspect(conn).get_table_names(schema=schema)
-    found = [n for n in names if (m := HIST_RE.match(n)) and m["prefix"] == prefix]
-    return sorted(found)
+    """History tables of one kind in ``schema`` that the rules can read, oldest first.
+
+    - A table named like a history table but without the columns the rules read (a look-alike,
+      e.g. a backup with other columns) is skipped with a warning naming it; the others are used.
+    - The catalog lists tables the user may not read (sqlalchemy-redshift reflects through
+      ``pg_class``): a history table without SELECT fails here, in one line with the GRANT to
+      run, rather than as a permission error in the middle of Tests 2 and 3.
+    """
+    from order_tracking import privileges
+
+    inspector = sa.inspect(conn)
+    named = sorted(
+        n
+        for n in inspector.get_table_names(schema=schema)
+        if (m := HIST_RE.match(n)) and m["prefix"] == prefix
+    )
+    usable = []
+    for name in named:
+        columns = {c["name"].lower() for c in inspector.get_columns(name, schema=schema)}
+        missing = [c for c in HIST_REQUIRED_COLUMNS if c not in columns]
+        if missing:
+            log.warning(
+                "skipping %s.%s: it is named like a history table but has no %s column",
+                schema,
+                name,
+                ", ".join(missing),
+            )
+            continue
+        usable.append(name)
+    privileges.require_select(conn, schema, usable)
+    return usable
