@@ -1,9 +1,10 @@
 """What the connected warehouse user may do, read from the catalog without touching any data.
 
 PostgreSQL and Redshift share the functions used here (``has_table_privilege``,
-``has_schema_privilege``, ``pg_user.usesuper``, ``pg_tables.tableowner``: all documented for
-Redshift). SQLite has no users: everything is allowed. Used by history discovery (SELECT on each
-history table), the vacuum evidence (may this user vacuum the table at all?) and ``doctor``.
+``has_schema_privilege``, ``pg_user.usesuper``, ``pg_tables.tableowner``, ``pg_database`` and
+``pg_get_userbyid``: all present on Redshift). SQLite has no users: everything is allowed. Used
+by history discovery (SELECT on each history table), the vacuum evidence (may this user vacuum
+the table at all?) and ``doctor``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ PG_USER = sa.table("pg_user", sa.column("usename"), sa.column("usesuper"), schem
 PG_TABLES = sa.table(
     "pg_tables", sa.column("schemaname"), sa.column("tablename"), sa.column("tableowner"), schema="pg_catalog"
 )
+PG_DATABASE = sa.table("pg_database", sa.column("datname"), sa.column("datdba"), schema="pg_catalog")
 WITH_USERS = ("postgresql", "redshift")
 
 
@@ -78,33 +80,36 @@ def require_select(conn: Connection, schema: str, tables: Sequence[str]) -> None
 
 @dataclass(frozen=True)
 class VacuumRights:
-    """Whether the current user may vacuum a table: owner or superuser (Redshift and PostgreSQL
-    skip other tables silently). ``None`` fields: the catalog did not say (e.g. the table is
-    not visible to the user)."""
+    """Whether the current user may vacuum ``table``: owner, database owner or superuser
+    (Redshift and PostgreSQL skip other tables silently). ``None`` fields: the catalog did not
+    say (e.g. the table is not visible to the user)."""
 
+    table: str  # schema.table as SQL spells it
     user: str | None
     owner: str | None
     superuser: bool | None
+    database_owner: bool | None = None
 
     @property
     def may_vacuum(self) -> bool | None:
-        if self.superuser or (self.owner is not None and self.owner == self.user):
+        if self.superuser or self.database_owner or (self.owner is not None and self.owner == self.user):
             return True
         if self.superuser is None or self.owner is None:
             return None
         return False
 
-    def fix(self, dialect: Dialect, schema: str, table: str) -> str:
-        name = table_name(dialect, schema, table)
+    @property
+    def fix(self) -> str:
         return (
-            f"run the vacuum as the owner of {name} ({self.owner or 'unknown'}) or a superuser, "
-            f"or make {self.user} the owner: ALTER TABLE {name} OWNER TO {self.user};"
+            f"run it as the owner of {self.table} ({self.owner or 'unknown'}) or a superuser, or "
+            f"ALTER TABLE {self.table} OWNER TO {self.user};"
         )
 
 
 def vacuum_rights(conn: Connection, schema: str, table: str) -> VacuumRights:
+    name = table_name(conn.dialect, schema, table)
     if not has_users(conn.dialect):
-        return VacuumRights(None, None, True)
+        return VacuumRights(name, None, None, True)
     user = current_user(conn)
     superuser = conn.execute(sa.select(PG_USER.c.usesuper).where(PG_USER.c.usename == user)).scalar()
     owner = conn.execute(
@@ -112,4 +117,16 @@ def vacuum_rights(conn: Connection, schema: str, table: str) -> VacuumRights:
             PG_TABLES.c.schemaname == schema, PG_TABLES.c.tablename == table
         )
     ).scalar()
-    return VacuumRights(user, owner, None if superuser is None else bool(superuser))
+    db = PG_DATABASE
+    db_owner = conn.execute(
+        sa.select(sa.func.pg_get_userbyid(db.c.datdba) == user).where(
+            db.c.datname == sa.func.current_database()
+        )
+    ).scalar()
+    return VacuumRights(
+        name,
+        user,
+        owner,
+        None if superuser is None else bool(superuser),
+        None if db_owner is None else bool(db_owner),
+    )

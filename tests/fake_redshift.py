@@ -54,6 +54,10 @@ class FakeRedshift:
         self.history: dict[str, list[dict]] = {}  # table -> sys_vacuum_history rows
         # (text the SQL contains, rows): the first match answers; checked before the rest
         self.canned: list[tuple[str, list[dict]]] = []
+        # what the catalog says about the user: owner of every table unless ``owners`` says else
+        self.user, self.superuser, self.database_owner = "dq", False, False
+        self.owners: dict[str, str] = {}  # table -> owner
+        self.no_select: set[str] = set()  # "schema.table" the user may not SELECT
         self.vacuum_seconds = 0.0  # how long a VACUUM "runs"
         self.active = self.max_active = 0  # VACUUMs running at the same moment
         self._lock = threading.Lock()
@@ -72,6 +76,20 @@ class FakeRedshift:
             return [{"current_schema": "public"}]
         if "transaction isolation level" in low:
             return [{"transaction_isolation": "read committed"}]
+        if "current_user" in low and "from" not in low:
+            return [{"current_user": self.user}]
+        if "from pg_catalog.pg_user" in low:
+            return [{"usesuper": self.superuser}]
+        if "from pg_catalog.pg_tables" in low:
+            return [{"tableowner": self.owners.get(params["tablename_1"], self.user)}]
+        if "from pg_catalog.pg_database" in low:
+            return [{"owner": self.database_owner}]
+        if "has_table_privilege(" in low:
+            keys = sorted(
+                (k for k in params if k.startswith("has_table_privilege_")), key=lambda k: int(k[20:])
+            )
+            names = [params[k] for k in keys][0::2]  # (table, privilege) pairs
+            return [{f"p{i}": n not in self.no_select for i, n in enumerate(names)}]
         if "from svv_table_info" in low:
             rows = self.svv.get(params["table_1"], [])
             return [rows.pop(0) if len(rows) > 1 else rows[0]] if rows else []

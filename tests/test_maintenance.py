@@ -23,6 +23,7 @@ from order_tracking.maintenance_metrics import read_metrics
 from order_tracking.maintenance_sql import dialect_named, plan_statements
 from order_tracking.settings import Settings
 from tests.fake_redshift import FakePgError, FakeRedshift
+from tests.pg_roles import restricted_role
 
 UTI, UTS, ECS = "mart_uni_tracking_info", "mart_uni_tracking_spath", "mart_ecs_order_info"
 MARTS = (UTI, UTS, ECS)
@@ -178,24 +179,91 @@ def test_redshift_transaction_block_error_is_explained(fake: FakeRedshift) -> No
     assert outcome.error.startswith("VACUUM cannot run inside a transaction block (SQLSTATE 25001)")
 
 
-def test_redshift_privilege_noop_is_a_failure(fake: FakeRedshift) -> None:
-    fake.history[UTI] = []  # ghost rows before, but Redshift recorded no VACUUM: nothing happened
-    fake.svv[UTI] = [svv(1000, 250)]
-    fake.history[UTS] = []  # no ghost rows: nothing to reclaim, so no history row is fine
-    fake.svv[UTS] = [svv(1000, 0)]
+def _vacuum_uti(fake: FakeRedshift) -> maintenance.Outcome:
+    outcomes = maintenance.run_task(fake.engine(), Settings.from_env(), "vacuum_mart_uti", retry=FAST)
+    return outcomes[0]
 
-    outcomes = maintenance.run_plan(
-        fake.engine(), Settings.from_env(), ["vacuum_mart_uti", "vacuum_mart_uts"], retry=FAST
+
+def test_redshift_privilege_noop_is_a_failure(fake: FakeRedshift) -> None:
+    fake.owners[UTI] = "etl"  # dq is neither the owner nor a superuser: VACUUM skips it silently
+    fake.history[UTI] = []
+    fake.svv[UTI] = [svv(1000, 250)]
+
+    noop = _vacuum_uti(fake)
+
+    assert noop.status == "failed"
+    assert noop.error == (
+        "no sys_vacuum_history row, figures unchanged: VACUUM DELETE ONLY skips tables it may not "
+        "maintain without an error (a privilege no-op): dq is neither the owner (etl) nor a superuser; "
+        "fix: run it as the owner of settlement_public.mart_uni_tracking_info (etl) or a superuser, or "
+        "ALTER TABLE settlement_public.mart_uni_tracking_info OWNER TO dq;"
+    )
+    assert (noop.before.ghost_rows, noop.after.ghost_rows) == (250, 250)
+    history_sql = [sql for sql, _, _ in fake.executed if "sys_vacuum_history" in sql]
+    assert len(history_sql) == 1 and "sys_vacuum_history.is_automatic = false" in history_sql[0]
+
+
+def test_redshift_missing_history_row_for_the_owner_is_unknown(fake: FakeRedshift) -> None:
+    # The owner's VACUUM left no row and 20 % ghost rows stayed: no evidence either way.
+    fake.history[UTI] = []
+    fake.svv[UTI] = [svv(1000, 250)]
+
+    outcome = _vacuum_uti(fake)
+
+    assert outcome.status == "unknown"
+    assert outcome.error.startswith(
+        "no sys_vacuum_history row and ghost rows did not drop (20.0 %) although the user may vacuum it"
     )
 
-    by_step = {(o.table, o.operation): o for o in outcomes}
-    noop = by_step[(UTI, "VACUUM DELETE ONLY")]
-    assert noop.status == "failed"
-    assert "privilege no-op" in noop.error and "250 ghost rows" in noop.error
-    assert (noop.before.ghost_rows, noop.after.ghost_rows) == (250, 250)
-    assert by_step[(UTS, "VACUUM DELETE ONLY")].status == "ok"
-    history_sql = [sql for sql, _, _ in fake.executed if "sys_vacuum_history" in sql]
-    assert len(history_sql) == 2
+
+def test_redshift_missing_history_row_below_the_threshold_is_ok(fake: FakeRedshift) -> None:
+    # VACUUM skips a table already 95 % clean and logs nothing: not a failure, not a privilege no-op.
+    fake.history[UTI] = []
+    fake.svv[UTI] = [svv(1000, 10)]
+
+    outcome = _vacuum_uti(fake)
+
+    assert (outcome.status, outcome.error) == ("ok", None)
+    assert "nothing past VACUUM's 95 % threshold (1.0 %): Redshift skipped it" in outcome.notes
+
+
+def test_redshift_figures_that_dropped_prove_the_vacuum_without_history(fake: FakeRedshift) -> None:
+    fake.owners[UTI] = "etl"
+    fake.history[UTI] = []  # e.g. the history view lags: the figures are evidence enough
+    assert _vacuum_uti(fake).status == "ok"
+
+
+def test_redshift_table_hidden_from_svv_table_info_is_unknown_not_ok(fake: FakeRedshift) -> None:
+    # Without SELECT the table is missing from svv_table_info: no figures, so no silent "ok".
+    fake.history[UTI] = []
+    fake.svv[UTI] = []
+    fake.no_select.add(f"settlement_public.{UTI}")
+
+    outcome = _vacuum_uti(fake)
+
+    assert outcome.status == "unknown"
+    assert outcome.error == (
+        "no sys_vacuum_history row and no figures to judge by: dq may not SELECT the table, so "
+        "svv_table_info hides it (GRANT SELECT to see it)"
+    )
+    logged = [p for sql, p, _ in fake.executed if sql.startswith("INSERT INTO")]
+    assert logged[0]["status"] == "unknown" and logged[0]["error"].startswith("no sys_vacuum_history row")
+
+
+def test_redshift_null_figures_do_not_skip_the_check(fake: FakeRedshift) -> None:
+    fake.history[UTI] = []
+    fake.svv[UTI] = [dict.fromkeys(("tbl_rows", "estimated_visible_rows", "unsorted", "stats_off", "size"))]
+    outcome = _vacuum_uti(fake)
+    assert outcome.status == "unknown" and "svv_table_info gave no figures" in outcome.error
+    fake.owners[UTI] = "etl"
+    assert "privilege no-op" in _vacuum_uti(fake).error
+
+
+def test_redshift_empty_readable_table_is_ok(fake: FakeRedshift) -> None:
+    fake.history[UTI] = []
+    fake.svv[UTI] = []  # readable, so absent from svv_table_info only because it holds no data
+    outcome = _vacuum_uti(fake)
+    assert outcome.status == "ok" and "the table is empty" in outcome.notes[0]
 
 
 def test_redshift_failed_history_row_is_a_failure(fake: FakeRedshift) -> None:
@@ -406,3 +474,50 @@ def test_cli_runs_the_plan_on_sqlite(sqlite_urls: tuple[str, str]) -> None:
 def test_dialect_named_gives_postgres_sql() -> None:
     sql = [s.sql for s in plan_statements(dialect_named("postgresql"), "sp", ["vacuum_mart_ecs_sort"])]
     assert sql == [None, "ANALYZE sp.mart_ecs_order_info"]
+
+
+def test_postgres_vacuum_that_reclaims_nothing_is_a_failure(pg_warehouse: str) -> None:
+    # Issue 11 item 10: a run logged "ghost 92016 -> 92016" as ok. A snapshot older than the
+    # deletes keeps every dead row: VACUUM runs (last_vacuum moves) and reclaims nothing.
+    settings = Settings.from_env()
+    holder = sa.create_engine(pg_warehouse)
+    with holder.connect() as old:
+        old.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        old.exec_driver_sql("SELECT 1")  # takes the snapshot
+        engine = _pg_setup(settings)
+        vacuum, analyze = maintenance.run_task(engine, settings, "vacuum_mart_uti", retry=FAST)
+        old.rollback()
+    holder.dispose()
+
+    dead = vacuum.before.ghost_rows
+    assert dead > 0 and vacuum.after.ghost_rows == dead
+    assert vacuum.status == "failed"
+    assert vacuum.error.startswith(f"VACUUM ran but reclaimed no dead rows ({dead} -> {dead}): a transaction")
+    assert analyze.status == "ok"
+    log = _log_rows(engine, settings)
+    first = log[0]
+    assert (first.status, first.ghost_rows_before, first.ghost_rows_after) == ("failed", dead, dead)
+
+
+def test_postgres_vacuum_of_a_table_the_user_does_not_own_fails(pg_warehouse: str) -> None:
+    settings = Settings.from_env()
+    _pg_setup(settings).dispose()
+    mart = settings.mart_schema
+    with restricted_role() as (role, url, admin):
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {mart} TO {role}")
+            conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA {mart} TO {role}")
+        engine = db.create_engine(url)
+        try:
+            vacuum, analyze = maintenance.run_task(
+                engine, settings, "vacuum_mart_uti", retry=FAST, write_to_log=False
+            )
+        finally:
+            engine.dispose()
+    for outcome in (vacuum, analyze):
+        assert outcome.status == "failed"
+        assert outcome.error == (
+            f"{outcome.operation} skips tables it may not maintain without an error (a privilege "
+            f"no-op): {role} is neither the owner (postgres) nor a superuser; fix: run it as the owner "
+            f"of {mart}.{UTI} (postgres) or a superuser, or ALTER TABLE {mart}.{UTI} OWNER TO {role};"
+        )
