@@ -61,6 +61,14 @@ def schema_usage(conn: Connection, schema: str) -> bool:
     return bool(conn.execute(sa.select(sa.func.has_schema_privilege(schema, "USAGE"))).scalar_one())
 
 
+def temp_tables(conn: Connection) -> bool:
+    """May the user create temporary tables (the staged exceptions write)?"""
+    if not has_users(conn.dialect):
+        return True
+    query = sa.select(sa.func.has_database_privilege(sa.func.current_database(), "TEMP"))
+    return bool(conn.execute(query).scalar_one())
+
+
 def grant(privilege: str, names: Iterable[str], user: str | None) -> str:
     """The GRANT statement that gives ``user`` ``privilege`` on the named tables."""
     return f"GRANT {privilege} ON {', '.join(names)} TO {user or '<dq user>'};"

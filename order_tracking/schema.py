@@ -287,6 +287,22 @@ def redshift_ddl(tables: Iterable[sa.Table]) -> list[str]:
     return [str(sa.schema.CreateTable(t).compile(dialect=dialect)).strip() for t in tables]
 
 
+def find_hist_tables(conn: Connection, schema: str, prefix: str) -> tuple[list[str], list[str]]:
+    """(history tables of one kind in ``schema``, look-alikes): both oldest first. A look-alike is
+    named like a history table but lacks a column the rules read."""
+    inspector = sa.inspect(conn)
+    named = sorted(
+        n
+        for n in inspector.get_table_names(schema=schema)
+        if (m := HIST_RE.match(n)) and m["prefix"] == prefix
+    )
+    usable, look_alikes = [], []
+    for name in named:
+        columns = {c["name"].lower() for c in inspector.get_columns(name, schema=schema)}
+        (usable if all(c in columns for c in HIST_REQUIRED_COLUMNS) else look_alikes).append(name)
+    return usable, look_alikes
+
+
 def discover_hist_tables(conn: Connection, schema: str, prefix: str) -> list[str]:
     """History tables of one kind in ``schema`` that the rules can read, oldest first.
 
@@ -298,24 +314,13 @@ def discover_hist_tables(conn: Connection, schema: str, prefix: str) -> list[str
     """
     from order_tracking import privileges
 
-    inspector = sa.inspect(conn)
-    named = sorted(
-        n
-        for n in inspector.get_table_names(schema=schema)
-        if (m := HIST_RE.match(n)) and m["prefix"] == prefix
-    )
-    usable = []
-    for name in named:
-        columns = {c["name"].lower() for c in inspector.get_columns(name, schema=schema)}
-        missing = [c for c in HIST_REQUIRED_COLUMNS if c not in columns]
-        if missing:
-            log.warning(
-                "skipping %s.%s: it is named like a history table but has no %s column",
-                schema,
-                name,
-                ", ".join(missing),
-            )
-            continue
-        usable.append(name)
+    usable, look_alikes = find_hist_tables(conn, schema, prefix)
+    for name in look_alikes:
+        log.warning(
+            "skipping %s.%s: it is named like a history table but has no %s column",
+            schema,
+            name,
+            ", ".join(HIST_REQUIRED_COLUMNS),
+        )
     privileges.require_select(conn, schema, usable)
     return usable
