@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from order_tracking import db, schema
+from order_tracking import db, doctor, schema
 from order_tracking.settings import Settings
 from tests.conftest import run_cli
+from tests.fake_redshift import FakeRedshift
 from tests.pg_roles import restricted_role
 
 
@@ -118,3 +119,29 @@ def test_doctor_reads_the_mariadb_source_without_reading_rows(deployed, maria_so
     )
     assert [line for line in lines if line.startswith(missing)], proc.stdout
     assert lines[-1].endswith("checks: 1 failed")
+
+
+def test_doctor_svv_table_info_visibility_on_redshift():
+    # Redshift only; the twin will run the whole doctor. Here: the exact query through the real
+    # dialect, answered by the fake connection (one table listed, one hidden, one empty).
+    fake = FakeRedshift()
+    fake.canned.append(
+        ('SELECT svv_table_info."table" \nFROM svv_table_info', [{"table": "mart_uni_tracking_info"}])
+    )
+    fake.no_select.add("settlement_public.mart_uni_tracking_spath")
+    tables = schema.build_tables(Settings.from_env())
+    engine = fake.engine()
+    with engine.connect() as conn:
+        checks = list(doctor._svv_table_info(conn, [tables.mart_uti, tables.mart_uts, tables.mart_ecs], "dq"))
+    engine.dispose()
+    assert [c.line() for c in checks] == [
+        "OK   svv_table_info shows settlement_public.mart_uni_tracking_info",
+        "FAIL svv_table_info hides settlement_public.mart_uni_tracking_spath (no SELECT): vacuum figures "
+        "would be unknown; fix: GRANT SELECT ON settlement_public.mart_uni_tracking_spath TO dq;",
+        "WARN svv_table_info does not list settlement_public.mart_ecs_order_info: it holds no data yet",
+    ]
+    sent = [sql for sql, _, _ in fake.executed if "svv_table_info" in sql]
+    assert sent == [
+        'SELECT svv_table_info."table" \nFROM svv_table_info \nWHERE svv_table_info.schema = %(schema_1)s '
+        'AND svv_table_info."table" IN (%(table_1_1)s, %(table_1_2)s, %(table_1_3)s)'
+    ]
