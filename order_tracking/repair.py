@@ -124,15 +124,8 @@ def copy_columns(conn: Connection, mart: sa.Table, hist: sa.Table) -> tuple[str,
     the database. They are matched by name, not position; any difference in names or types is
     refused, naming it: an INSERT ... SELECT * would lose, misplace or truncate data.
     """
-    inspector = sa.inspect(conn)
-    mart_cols = {c["name"]: c["type"] for c in inspector.get_columns(mart.name, schema=mart.schema)}
-    hist_cols = {c["name"]: c["type"] for c in inspector.get_columns(hist.name, schema=hist.schema)}
-
-    def type_name(t: sa.types.TypeEngine) -> str:
-        try:
-            return t.compile(dialect=conn.dialect)
-        except sa.exc.CompileError:
-            return repr(t)
+    mart_cols = dict(schema.table_columns(conn, mart.schema, mart.name))
+    hist_cols = dict(schema.table_columns(conn, hist.schema, hist.name))
 
     problems = []
     only_hist = [n for n in hist_cols if n not in mart_cols]
@@ -142,9 +135,7 @@ def copy_columns(conn: Connection, mart: sa.Table, hist: sa.Table) -> tuple[str,
     if only_mart:
         problems.append(f"only in {qualified(mart)}: {', '.join(only_mart)}")
     retyped = [
-        f"{n} ({type_name(hist_cols[n])} vs {type_name(t)})"
-        for n, t in mart_cols.items()
-        if n in hist_cols and type_name(hist_cols[n]) != type_name(t)
+        f"{n} ({hist_cols[n]} vs {t})" for n, t in mart_cols.items() if n in hist_cols and hist_cols[n] != t
     ]
     if retyped:
         problems.append(f"different types: {', '.join(retyped)}")

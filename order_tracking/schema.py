@@ -328,6 +328,42 @@ def redshift_ddl(tables: Iterable[sa.Table]) -> list[str]:
     return schema_statements(mock.dialect, _schemas_of(tables)) + statements
 
 
+_PG_ATTRIBUTE = sa.table(
+    "pg_attribute",
+    sa.column("attrelid"),
+    sa.column("attname"),
+    sa.column("atttypid"),
+    sa.column("atttypmod"),
+    sa.column("attnum"),
+    sa.column("attisdropped"),
+    schema="pg_catalog",
+)
+_PG_CLASS = sa.table(
+    "pg_class", sa.column("oid"), sa.column("relname"), sa.column("relnamespace"), schema="pg_catalog"
+)
+_PG_NAMESPACE = sa.table("pg_namespace", sa.column("oid"), sa.column("nspname"), schema="pg_catalog")
+
+
+def table_columns(conn: Connection, schema: str, table: str) -> list[tuple[str, str]]:
+    """(name, type as the database spells it) of every column of ``schema.table``, in order.
+
+    PostgreSQL and Redshift are read from pg_catalog directly: sqlalchemy-redshift 1.0.0's
+    ``get_columns`` fails under SQLAlchemy 2.1 (``_reflect_type() got multiple values for argument
+    'type_description'``), and ``format_type`` gives the exact declared type (``character
+    varying(20)``) to compare two tables by.
+    """
+    if conn.dialect.name not in ("postgresql", "redshift"):
+        return [(c["name"], str(c["type"])) for c in sa.inspect(conn).get_columns(table, schema=schema)]
+    a, c, n = _PG_ATTRIBUTE, _PG_CLASS, _PG_NAMESPACE
+    query = (
+        sa.select(a.c.attname, sa.func.format_type(a.c.atttypid, a.c.atttypmod))
+        .select_from(a.join(c, a.c.attrelid == c.c.oid).join(n, c.c.relnamespace == n.c.oid))
+        .where(n.c.nspname == schema, c.c.relname == table, a.c.attnum > 0, sa.not_(a.c.attisdropped))
+        .order_by(a.c.attnum)
+    )
+    return [(str(name), str(type_)) for name, type_ in conn.execute(query)]
+
+
 def find_hist_tables(conn: Connection, schema: str, prefix: str) -> tuple[list[str], list[str]]:
     """(history tables of one kind in ``schema``, look-alikes): both oldest first. A look-alike is
     named like a history table but lacks a column the rules read."""
@@ -339,7 +375,7 @@ def find_hist_tables(conn: Connection, schema: str, prefix: str) -> tuple[list[s
     )
     usable, look_alikes = [], []
     for name in named:
-        columns = {c["name"].lower() for c in inspector.get_columns(name, schema=schema)}
+        columns = {column.lower() for column, _ in table_columns(conn, schema, name)}
         (usable if all(c in columns for c in HIST_REQUIRED_COLUMNS) else look_alikes).append(name)
     return usable, look_alikes
 

@@ -1,11 +1,14 @@
 """repair-reactivated: move a reactivated order's row from history into mart_ecs_order_info.
 
-PostgreSQL is the warehouse (each test in schemas of its own); one test runs the same path on the
-embedded SQLite warehouse, and one checks the SQL compiled for Redshift.
+The warehouse is PostgreSQL and the Redshift twin (each test in schemas of its own); one test runs
+the same path on the embedded SQLite warehouse; the Redshift lock/retry path also runs against a
+fake connection that raises error 1023.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
@@ -16,7 +19,7 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 from order_tracking import db, repair, schema
 from order_tracking.errors import UserError
 from order_tracking.settings import REACTIVATED_ORDER_MISSING_ECS, UTI_UTS_TIME_MISMATCH, Settings
-from tests.conftest import run_cli
+from tests.conftest import PG_URL, run_cli
 from tests.fake_redshift import FakePgError, FakeRedshift
 
 NOW = datetime(2026, 11, 25, 3, 0, 0)
@@ -62,20 +65,33 @@ EXCEPTION_ROWS = [
 
 
 @pytest.fixture
-def warehouse(pg_warehouse):
-    """Tables with the rows above; yields (engine, tables, the two history tables)."""
+def wh(warehouse):
+    """Tables with the rows above, in both dialects (PostgreSQL, the Redshift twin); yields (the
+    product's engine, tables, the two history tables). Setup SQL goes through ``admin()``."""
     settings = Settings.from_env()
     tables = schema.build_tables(settings)
     h2, h1 = tables.hist_ecs(2025, 2), tables.hist_ecs(2026, 1)
     engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
     schema.create_tables(engine, tables.pipeline_tables + tables.ods_tables + [h2, h1])
-    with engine.begin() as conn:
+    with admin() as conn:
         conn.execute(tables.mart_ecs.insert(), MART_ROWS)
         conn.execute(h2.insert(), H2_2025_ROWS)
         conn.execute(h1.insert(), H1_2026_ROWS)
         conn.execute(tables.exceptions.insert(), EXCEPTION_ROWS)
     yield engine, tables, h2, h1
     engine.dispose()
+
+
+@contextmanager
+def admin() -> Iterator[sa.Connection]:
+    """A transaction on plain PostgreSQL, for test setup the twin's guard would refuse (triggers,
+    CHECK constraints) or that is not the product's SQL."""
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def snapshot(engine, tables, *hist) -> dict[str, list[tuple]]:
@@ -87,8 +103,8 @@ def snapshot(engine, tables, *hist) -> dict[str, list[tuple]]:
     return out
 
 
-def test_apply_moves_exactly_one_row_and_resolves_the_exception(warehouse):
-    engine, tables, h2, h1 = warehouse
+def test_apply_moves_exactly_one_row_and_resolves_the_exception(wh):
+    engine, tables, h2, h1 = wh
     before = snapshot(engine, tables, h2, h1)
 
     result = repair.apply(engine, tables, 10, "alice", NOW)
@@ -112,8 +128,8 @@ def test_apply_moves_exactly_one_row_and_resolves_the_exception(warehouse):
     assert [r[2] for r in rows[3:]] == [None, None]  # other orders stay open
 
 
-def test_dry_run_prints_the_statements_and_changes_nothing(warehouse):
-    engine, tables, h2, h1 = warehouse
+def test_dry_run_prints_the_statements_and_changes_nothing(wh):
+    engine, tables, h2, h1 = wh
     before = snapshot(engine, tables, h2, h1)
 
     proc = run_cli("repair-reactivated", "--order-id", "10", "--order-id", "20", "--by", "alice")
@@ -122,7 +138,10 @@ def test_dry_run_prints_the_statements_and_changes_nothing(warehouse):
     mart, ods = tables.settings.mart_schema, tables.settings.ods_schema
     out = proc.stdout
     for locked in (f"{ods}.order_tracking_exceptions", f"{mart}.mart_ecs_order_info", f"{mart}.{h2.name}"):
-        assert f"LOCK TABLE {locked} IN SHARE ROW EXCLUSIVE MODE;" in out
+        if engine.dialect.name == "redshift":
+            assert f"\nLOCK {locked};\n" in out
+        else:
+            assert f"\nLOCK TABLE {locked} IN SHARE ROW EXCLUSIVE MODE;\n" in out
     assert f"INSERT INTO {mart}.mart_ecs_order_info (order_id, partner_id, add_time) SELECT" in out
     assert f"DELETE FROM {mart}.{h2.name} WHERE {mart}.{h2.name}.order_id = 10;" in out
     assert f"DELETE FROM {mart}.{h1.name} WHERE {mart}.{h1.name}.order_id = 20;" in out
@@ -133,8 +152,8 @@ def test_dry_run_prints_the_statements_and_changes_nothing(warehouse):
     assert snapshot(engine, tables, h2, h1) == before
 
 
-def test_cli_apply_moves_each_order_in_its_own_transaction(warehouse):
-    engine, tables, h2, h1 = warehouse
+def test_cli_apply_moves_each_order_in_its_own_transaction(wh):
+    engine, tables, h2, h1 = wh
 
     proc = run_cli("repair-reactivated", "--order-id", "10", "--order-id", "20", "--by", "bob", "--apply")
 
@@ -167,8 +186,8 @@ def test_cli_apply_moves_each_order_in_its_own_transaction(warehouse):
         (40, "order 40 has more than one history row: {mart}.hist_ecs_order_info_2025_h2 (2 rows)"),
     ],
 )  # fmt: skip
-def test_refusals_change_nothing(warehouse, order_id, message):
-    engine, tables, h2, h1 = warehouse
+def test_refusals_change_nothing(wh, order_id, message):
+    engine, tables, h2, h1 = wh
     before = snapshot(engine, tables, h2, h1)
     expected = message.format(mart=tables.settings.mart_schema)
 
@@ -189,10 +208,10 @@ def test_refusals_change_nothing(warehouse, order_id, message):
     assert snapshot(engine, tables, h2, h1) == before
 
 
-def _pg_trigger(engine, table: sa.Table, body: str) -> None:
+def _pg_trigger(table: sa.Table, body: str) -> None:
     """A BEFORE DELETE trigger on ``table`` (Core has no construct for triggers)."""
     name = f"{table.schema}.trg_{table.name}"
-    with engine.begin() as conn:
+    with admin() as conn:
         conn.execute(sa.text(f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ {body} $$"))
         conn.execute(
             sa.text(
@@ -202,9 +221,9 @@ def _pg_trigger(engine, table: sa.Table, body: str) -> None:
         )
 
 
-def test_failing_delete_rolls_back_the_insert(warehouse):
-    engine, tables, h2, h1 = warehouse
-    _pg_trigger(engine, h2, "BEGIN RAISE EXCEPTION 'history is read-only today'; END;")
+def test_failing_delete_rolls_back_the_insert(wh):
+    engine, tables, h2, h1 = wh
+    _pg_trigger(h2, "BEGIN RAISE EXCEPTION 'history is read-only today'; END;")
     before = snapshot(engine, tables, h2, h1)
 
     with pytest.raises(sa.exc.DBAPIError, match="history is read-only today"):
@@ -219,10 +238,10 @@ def test_failing_delete_rolls_back_the_insert(warehouse):
     assert snapshot(engine, tables, h2, h1) == before
 
 
-def test_delete_that_removes_nothing_rolls_back(warehouse):
+def test_delete_that_removes_nothing_rolls_back(wh):
     # A trigger that silently skips the DELETE: the INSERT succeeded, the rowcount check must undo it.
-    engine, tables, h2, h1 = warehouse
-    _pg_trigger(engine, h2, "BEGIN RETURN NULL; END;")
+    engine, tables, h2, h1 = wh
+    _pg_trigger(h2, "BEGIN RETURN NULL; END;")
     before = snapshot(engine, tables, h2, h1)
 
     with pytest.raises(UserError, match=r"DELETE from .*hist_ecs_order_info_2025_h2 removed 0 rows"):
@@ -230,10 +249,10 @@ def test_delete_that_removes_nothing_rolls_back(warehouse):
     assert snapshot(engine, tables, h2, h1) == before
 
 
-def test_failing_insert_changes_nothing(warehouse):
-    engine, tables, h2, h1 = warehouse
+def test_failing_insert_changes_nothing(wh):
+    engine, tables, h2, h1 = wh
     mart = tables.mart_ecs
-    with engine.begin() as conn:
+    with admin() as conn:
         conn.execute(
             sa.text(f"ALTER TABLE {mart.schema}.{mart.name} ADD CONSTRAINT no_ten CHECK (order_id <> 10)")
         )
@@ -294,15 +313,15 @@ def test_statements_compiled_for_redshift():
     ]
 
 
-def test_empty_by_is_refused(warehouse):
-    engine, tables, _, _ = warehouse
+def test_empty_by_is_refused(wh):
+    engine, tables, _, _ = wh
     with pytest.raises(UserError, match="--by is empty"):
         repair.plan(engine, tables, [10], "  ")
 
 
-def test_by_longer_than_its_column_in_bytes_is_refused(warehouse):
+def test_by_longer_than_its_column_in_bytes_is_refused(wh):
     # 65 characters, 130 bytes: PostgreSQL would store it, Redshift's VARCHAR(128) would not.
-    engine, tables, _, _ = warehouse
+    engine, tables, _, _ = wh
     with pytest.raises(UserError, match=r"--by is 130 bytes long in UTF-8 \(65 characters\); at most 128"):
         repair.plan(engine, tables, [10], "é" * 65)
     assert repair.check_by("é" * 64) == "é" * 64
@@ -311,18 +330,18 @@ def test_by_longer_than_its_column_in_bytes_is_refused(warehouse):
 # --- every column (issue 10 item 4) -----------------------------------------------------------------
 
 
-def _add_column(engine, table: sa.Table, ddl: str) -> None:
-    with engine.begin() as conn:
+def _add_column(table: sa.Table, ddl: str) -> None:
+    with admin() as conn:
         conn.execute(sa.text(f"ALTER TABLE {table.schema}.{table.name} ADD COLUMN {ddl}"))
 
 
-def test_apply_copies_every_column_of_the_real_tables(warehouse):
+def test_apply_copies_every_column_of_the_real_tables(wh):
     # The real mart_ecs_order_info has more columns than the three we model: all must move.
-    engine, tables, h2, h1 = warehouse
+    engine, tables, h2, h1 = wh
     for table in (tables.mart_ecs, h2, h1):
-        _add_column(engine, table, "carrier VARCHAR(20)")
-        _add_column(engine, table, "weight NUMERIC(8, 2)")
-    with engine.begin() as conn:
+        _add_column(table, "carrier VARCHAR(20)")
+        _add_column(table, "weight NUMERIC(8, 2)")
+    with admin() as conn:
         conn.execute(sa.text(f"UPDATE {h2.schema}.{h2.name} SET carrier = 'UNI', weight = 1.25"))
 
     result = repair.apply(engine, tables, 10, "alice", NOW)
@@ -343,16 +362,16 @@ def test_apply_copies_every_column_of_the_real_tables(warehouse):
         (
             "carrier VARCHAR(10)",
             "carrier VARCHAR(20)",
-            "different types: carrier (VARCHAR(20) vs VARCHAR(10))",
+            "different types: carrier (character varying(20) vs character varying(10))",
         ),
     ],
 )
-def test_tables_with_different_columns_are_refused(warehouse, mart_ddl, hist_ddl, difference):
-    engine, tables, h2, h1 = warehouse
+def test_tables_with_different_columns_are_refused(wh, mart_ddl, hist_ddl, difference):
+    engine, tables, h2, h1 = wh
     if mart_ddl:
-        _add_column(engine, tables.mart_ecs, mart_ddl)
+        _add_column(tables.mart_ecs, mart_ddl)
     if hist_ddl:
-        _add_column(engine, h2, hist_ddl)
+        _add_column(h2, hist_ddl)
     before = snapshot(engine, tables, h2, h1)
     m, h = repair.qualified(tables.mart_ecs), repair.qualified(h2)
 
@@ -369,8 +388,8 @@ def test_tables_with_different_columns_are_refused(warehouse, mart_ddl, hist_ddl
 # --- an order nobody flagged (issue 13 item 5) ------------------------------------------------------
 
 
-def test_order_without_open_exception_is_refused_unless_forced(warehouse):
-    engine, tables, h2, h1 = warehouse
+def test_order_without_open_exception_is_refused_unless_forced(wh):
+    engine, tables, h2, h1 = wh
     before = snapshot(engine, tables, h2, h1)
     why = (
         "order 50 has no open REACTIVATED_ORDER_MISSING_ECS exception (was the id mistyped? the "
