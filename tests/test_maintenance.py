@@ -10,6 +10,9 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,6 +25,7 @@ from order_tracking.errors import UserError
 from order_tracking.maintenance_metrics import read_metrics
 from order_tracking.maintenance_sql import dialect_named, plan_statements
 from order_tracking.settings import Settings
+from tests import redshift_twin
 from tests.fake_redshift import FakePgError, FakeRedshift
 from tests.pg_roles import restricted_role
 
@@ -318,6 +322,46 @@ def test_unknown_task_and_table_are_clear_errors() -> None:
 # --- PostgreSQL -------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _own_database(monkeypatch: pytest.MonkeyPatch, twin: bool) -> Iterator[str]:
+    """A PostgreSQL database of this test's own as the warehouse (plain or through the twin).
+
+    VACUUM cannot remove rows that a transaction older than their deletion may still see, and
+    PostgreSQL's horizon counts every session in the same database: with other test runs on the
+    shared database ``test``, "dead rows reclaimed" would depend on them. Sessions in other
+    databases do not hold it back.
+    """
+    name = f"repair_vacuum_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    if twin:
+        redshift_twin.ensure_stand_ins(url)
+        for key, value in redshift_twin.child_env().items():
+            monkeypatch.setenv(key, value)
+        url = redshift_twin.twin_url(url)
+    monkeypatch.setenv("ORDER_TRACKING_WAREHOUSE_URL", url)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def own_pg(schemas, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with _own_database(monkeypatch, twin=False) as url:
+        yield url
+
+
+@pytest.fixture
+def own_twin(schemas, monkeypatch: pytest.MonkeyPatch, _twin_stand_ins) -> Iterator[str]:
+    with _own_database(monkeypatch, twin=True) as url:
+        yield url
+
+
 def _pg_setup(settings: Settings) -> sa.Engine:
     """Mart tables with autovacuum off, through a few 15-minute-style DELETE+INSERT cycles."""
     engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
@@ -355,7 +399,7 @@ def _log_rows(engine: sa.Engine, settings: Settings) -> list[sa.Row]:
         return list(conn.execute(sa.select(log).order_by(log.c.log_id)))
 
 
-def test_postgres_plan_reclaims_dead_rows_and_logs_every_step(pg_warehouse: str) -> None:
+def test_postgres_plan_reclaims_dead_rows_and_logs_every_step(own_pg: str) -> None:
     settings = Settings.from_env()
     engine = _pg_setup(settings)
     before = {t: read_metrics(engine, settings.mart_schema, t) for t in MARTS}
@@ -396,7 +440,7 @@ def test_postgres_plan_reclaims_dead_rows_and_logs_every_step(pg_warehouse: str)
     assert sort.status == "skipped" and "no VACUUM SORT ONLY" in sort.error and sort.sql_text is None
 
 
-def test_postgres_caller_open_transaction_does_not_swallow_the_vacuum(pg_warehouse: str) -> None:
+def test_postgres_caller_open_transaction_does_not_swallow_the_vacuum(own_pg: str) -> None:
     settings = Settings.from_env()
     engine = _pg_setup(settings)
     mart_uti = schema.build_tables(settings).mart_uti
@@ -416,7 +460,7 @@ def test_postgres_caller_open_transaction_does_not_swallow_the_vacuum(pg_warehou
     assert len(_log_rows(engine, settings)) == 2
 
 
-def test_redshift_twin_plan_reclaims_dead_rows_and_logs_every_step(redshift_warehouse: str) -> None:
+def test_redshift_twin_plan_reclaims_dead_rows_and_logs_every_step(own_twin: str) -> None:
     settings = Settings.from_env()
     engine = _pg_setup(settings)
 
@@ -611,3 +655,33 @@ def test_postgres_vacuum_of_a_table_the_user_does_not_own_fails(pg_warehouse: st
             f"no-op): {role} is neither the owner (postgres) nor a superuser; fix: run it as the owner "
             f"of {mart}.{UTI} (postgres) or a superuser, or ALTER TABLE {mart}.{UTI} OWNER TO {role};"
         )
+
+
+def test_redshift_twin_vacuum_by_a_non_owner_is_a_privilege_noop(redshift_warehouse: str) -> None:
+    # PostgreSQL skips the VACUUM of a table the user does not own, so the twin's
+    # sys_vacuum_history stand-in gets no row: the Redshift path must call it a privilege no-op.
+    settings = Settings.from_env()
+    _pg_setup(settings).dispose()
+    mart = settings.mart_schema
+    with restricted_role() as (role, _url, admin):
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {mart} TO {role}")
+            conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA {mart} TO {role}")
+            stand_ins = redshift_twin.STAND_IN_SCHEMA  # svv_table_info, sys_vacuum_history
+            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {stand_ins} TO {role}")
+            conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA {stand_ins} TO {role}")
+        twin_as_role = sa.make_url(redshift_warehouse).set(username=role)
+        engine = db.create_engine(twin_as_role.render_as_string(hide_password=False))
+        try:
+            vacuum, _analyze = maintenance.run_task(
+                engine, settings, "vacuum_mart_uti", retry=FAST, write_to_log=False
+            )
+        finally:
+            engine.dispose()
+    assert vacuum.status == "failed", (vacuum.error, vacuum.notes)
+    assert vacuum.error.startswith(
+        f"no sys_vacuum_history row, figures unchanged: VACUUM DELETE ONLY skips tables it may not "
+        f"maintain without an error (a privilege no-op): {role} is neither the owner (postgres) nor a "
+        "superuser"
+    )
+    assert vacuum.before.ghost_rows > 0 and vacuum.after.ghost_rows == vacuum.before.ghost_rows
