@@ -7,16 +7,18 @@ each printed statement is exact.
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from order_tracking import db, doctor, schema
 from order_tracking.settings import Settings
+from tests import redshift_twin
 from tests.conftest import run_cli
 from tests.fake_redshift import FakeRedshift
 from tests.pg_roles import restricted_role
 
 
 @pytest.fixture
-def deployed(pg_warehouse):
+def deployed(warehouse):
     """Every table of a deployment, created by the admin, plus a history look-alike."""
     settings = Settings.from_env()
     tables = schema.build_tables(settings)
@@ -31,7 +33,15 @@ def deployed(pg_warehouse):
 
 def test_doctor_names_each_missing_privilege_and_its_fix(deployed):
     mart, ods, src = deployed.mart_schema, deployed.ods_schema, deployed.source_schema
-    with restricted_role() as (role, url, admin):
+    twin = deployed.warehouse_url.startswith("redshift")
+    with restricted_role() as (role, _url, admin):
+        # The same dialect as the test's warehouse, logged in as the role.
+        url = sa.make_url(deployed.warehouse_url).set(username=role).render_as_string(hide_password=False)
+        if twin:  # the svv_table_info stand-in lives in a schema of its own
+            stand_ins = redshift_twin.STAND_IN_SCHEMA
+            with admin.connect() as conn:
+                conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {stand_ins} TO {role}")
+                conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA {stand_ins} TO {role}")
         with admin.connect() as conn:
             for grant in (
                 f"GRANT USAGE ON SCHEMA {mart}, {ods} TO {role}",
@@ -72,10 +82,10 @@ def test_doctor_names_each_missing_privilege_and_its_fix(deployed):
         ]
         for line in expected:
             assert line in lines, f"{line!r} not in:\n{first.stdout}"
-        assert (
-            lines[0].startswith("OK   warehouse: connected to postgresql+psycopg2://")
-            and f"as {role}" in lines[0]
-        )
+        driver = "redshift+psycopg2" if twin else "postgresql+psycopg2"
+        assert lines[0].startswith(f"OK   warehouse: connected to {driver}://") and f"as {role}" in lines[0]
+        if twin:
+            assert f"OK   svv_table_info shows {mart}.mart_ecs_order_info" in lines
         assert lines[-1] == f"{len(lines) - 1} checks: 9 failed"
 
         # Every printed GRANT / ALTER TABLE is exact: run them, and the warehouse passes.
