@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from order_tracking import privileges, schema
+from order_tracking import db, privileges, schema
 from order_tracking.db import redact, short_reason
 from order_tracking.maintenance_metrics import SVV_TABLE_INFO
 from order_tracking.settings import Settings
@@ -175,14 +175,17 @@ def _isolation(engine: Engine, conn: Connection) -> Iterator[Check]:
         return
     level = str(conn.exec_driver_sql("SHOW TRANSACTION ISOLATION LEVEL").scalar_one())
     yield Check(OK, f"transaction isolation level: {level}")
+    autocommit = db.autocommit_engine(engine)  # what the vacuum runs its statements on
     try:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as auto:
+        with autocommit.connect() as auto:
             auto.execute(sa.text("SELECT 1"))
     except (sa.exc.DBAPIError, sa.exc.ArgumentError) as exc:
         yield Check(FAIL, f"an autocommit connection (every VACUUM needs one) fails: {short_reason(exc)}",
                     "check the warehouse driver and its isolation level")  # fmt: skip
     else:
         yield Check(OK, "autocommit connections work (VACUUM runs outside a transaction)")
+    finally:
+        autocommit.dispose()
 
 
 def warehouse_checks(engine: Engine, settings: Settings) -> list[Check]:
