@@ -235,7 +235,7 @@ def is_serialization_error(exc: sa.exc.DBAPIError) -> bool:
 def apply(
     engine: Engine,
     tables: Tables,
-    order_id: int,
+    order: int | Location,
     by: str,
     now: datetime,
     *,
@@ -243,27 +243,15 @@ def apply(
     retry: RetryPolicy = SERIALIZATION_RETRY,
     sleep: Callable[[float], None] = time.sleep,
 ) -> RepairResult:
-    """Locate ``order_id`` and move it (see :func:`apply_located`)."""
+    """Move one order (an id, or where :func:`plan` located it) in one transaction; a
+    serialization conflict reruns the transaction (bounded)."""
     by = check_by(by)
-    with engine.connect() as conn:
-        where = locate(conn, tables, order_id)
-    check_flagged(where, force)
-    return apply_located(engine, tables, where, by, now, force=force, retry=retry, sleep=sleep)
-
-
-def apply_located(
-    engine: Engine,
-    tables: Tables,
-    where: Location,
-    by: str,
-    now: datetime,
-    *,
-    force: bool = False,
-    retry: RetryPolicy = SERIALIZATION_RETRY,
-    sleep: Callable[[float], None] = time.sleep,
-) -> RepairResult:
-    """Move one order in one transaction; a serialization conflict reruns it (bounded)."""
-    by = check_by(by)
+    if isinstance(order, Location):
+        where = order
+    else:
+        with engine.connect() as conn:
+            where = locate(conn, tables, order)
+        check_flagged(where, force)
     for attempt in range(1, retry.attempts + 1):
         try:
             closed = _move(engine, tables, where, by, now, force)

@@ -31,3 +31,11 @@ def restricted_role() -> Iterator[tuple[str, str, sa.Engine]]:
             conn.exec_driver_sql(f"DROP OWNED BY {name}")
             conn.exec_driver_sql(f"DROP ROLE {name}")
         admin.dispose()
+
+
+def grant_read(admin: sa.Engine, role: str, *schemas: str) -> None:
+    """USAGE on each schema and SELECT on every table in it."""
+    with admin.connect() as conn:
+        for name in schemas:
+            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {name} TO {role}")
+            conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA {name} TO {role}")

@@ -14,7 +14,7 @@ from order_tracking.settings import Settings
 from tests import redshift_twin
 from tests.conftest import run_cli
 from tests.fake_redshift import FakeRedshift
-from tests.pg_roles import restricted_role
+from tests.pg_roles import grant_read, restricted_role
 
 
 @pytest.fixture
@@ -38,10 +38,7 @@ def test_doctor_names_each_missing_privilege_and_its_fix(deployed):
         # The same dialect as the test's warehouse, logged in as the role.
         url = sa.make_url(deployed.warehouse_url).set(username=role).render_as_string(hide_password=False)
         if twin:  # the svv_table_info stand-in lives in a schema of its own
-            stand_ins = redshift_twin.STAND_IN_SCHEMA
-            with admin.connect() as conn:
-                conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {stand_ins} TO {role}")
-                conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA {stand_ins} TO {role}")
+            grant_read(admin, role, redshift_twin.STAND_IN_SCHEMA)
         with admin.connect() as conn:
             for grant in (
                 f"GRANT USAGE ON SCHEMA {mart}, {ods} TO {role}",

@@ -27,7 +27,7 @@ from order_tracking.maintenance_sql import dialect_named, plan_statements
 from order_tracking.settings import Settings
 from tests import redshift_twin
 from tests.fake_redshift import FakePgError, FakeRedshift
-from tests.pg_roles import restricted_role
+from tests.pg_roles import grant_read, restricted_role
 
 UTI, UTS, ECS = "mart_uni_tracking_info", "mart_uni_tracking_spath", "mart_ecs_order_info"
 MARTS = (UTI, UTS, ECS)
@@ -638,9 +638,7 @@ def test_postgres_vacuum_of_a_table_the_user_does_not_own_fails(pg_warehouse: st
     _pg_setup(settings).dispose()
     mart = settings.mart_schema
     with restricted_role() as (role, url, admin):
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {mart} TO {role}")
-            conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA {mart} TO {role}")
+        grant_read(admin, role, mart)
         engine = db.create_engine(url)
         try:
             vacuum, analyze = maintenance.run_task(
@@ -664,12 +662,8 @@ def test_redshift_twin_vacuum_by_a_non_owner_is_a_privilege_noop(redshift_wareho
     _pg_setup(settings).dispose()
     mart = settings.mart_schema
     with restricted_role() as (role, _url, admin):
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {mart} TO {role}")
-            conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA {mart} TO {role}")
-            stand_ins = redshift_twin.STAND_IN_SCHEMA  # svv_table_info, sys_vacuum_history
-            conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {stand_ins} TO {role}")
-            conn.exec_driver_sql(f"GRANT SELECT ON ALL TABLES IN SCHEMA {stand_ins} TO {role}")
+        # the stand-ins (svv_table_info, sys_vacuum_history) live in a schema of their own
+        grant_read(admin, role, mart, redshift_twin.STAND_IN_SCHEMA)
         twin_as_role = sa.make_url(redshift_warehouse).set(username=role)
         engine = db.create_engine(twin_as_role.render_as_string(hide_password=False))
         try:

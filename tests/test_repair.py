@@ -456,7 +456,7 @@ def test_redshift_locks_every_table_first_and_retries_error_1023():
     fake, tables, where = _fake_repair(errors=1)
     sleeps: list[float] = []
 
-    result = repair.apply_located(fake.engine(), tables, where, "alice", NOW, sleep=sleeps.append)
+    result = repair.apply(fake.engine(), tables, where, "alice", NOW, sleep=sleeps.append)
 
     assert (result.moved, result.closed, result.attempts) == (1, 1, 2)
     assert sleeps == [repair.SERIALIZATION_RETRY.base_delay]
@@ -478,7 +478,7 @@ def test_redshift_error_1023_is_retried_a_bounded_number_of_times():
     sleeps: list[float] = []
 
     with pytest.raises(UserError) as err:
-        repair.apply_located(fake.engine(), tables, where, "alice", NOW, sleep=sleeps.append)
+        repair.apply(fake.engine(), tables, where, "alice", NOW, sleep=sleeps.append)
 
     assert str(err.value).startswith(
         "order 10: serializable isolation conflict with a concurrent transaction (Redshift error 1023) "

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         for where in locations:
             try:
-                result = repair.apply_located(engine, tables, where, by, now, force=args.force)
+                result = repair.apply(engine, tables, where, by, now, force=args.force)
             except sa.exc.DBAPIError as exc:
                 raise UserError(
                     f"order {where.order_id}: repair failed and was rolled back: {db.short_reason(exc)}"
