@@ -155,7 +155,9 @@ def _svv_table_info(conn: Connection, marts: list[sa.Table], user: str | None) -
     except sa.exc.DBAPIError as exc:
         conn.rollback()
         yield Check(
-            FAIL, f"svv_table_info cannot be read: {short_reason(exc)}", "GRANT SELECT ON svv_table_info"
+            FAIL,
+            f"svv_table_info cannot be read: {short_reason(exc)}",
+            f"GRANT SELECT ON svv_table_info TO {user};",
         )
         return
     readable = privileges.table_privileges(conn, [(t.schema, t.name) for t in marts], "SELECT")

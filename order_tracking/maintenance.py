@@ -66,7 +66,6 @@ log = logging.getLogger(__name__)
 # ok (done, with evidence), failed (not done), skipped (nothing to run in this dialect),
 # unknown (ran, but the evidence cannot tell whether it did anything); "planned" in dry runs.
 OK, SKIPPED, FAILED, UNKNOWN, PLANNED = "ok", "skipped", "failed", "unknown", "planned"
-STATUSES = (OK, FAILED, SKIPPED, UNKNOWN)
 # Redshift VACUUM's default threshold: it skips a table whose rows are at least 95 % sorted
 # (SORT ONLY) or not marked for deletion (DELETE ONLY), and then logs nothing.
 VACUUM_THRESHOLD_PCT = 95
@@ -270,7 +269,10 @@ def judge_redshift_vacuum(
     if _reduced(before, after, figure):
         return OK, None
     if rights.may_vacuum is False:
-        return FAILED, f"no sys_vacuum_history row, figures unchanged: {_privilege_noop(operation, rights)}"
+        return (
+            FAILED,
+            f"no sys_vacuum_history row, no drop in the figures: {_privilege_noop(operation, rights)}",
+        )
     rows = None if before is None else before.rows
     value = None if before is None else getattr(before, figure)
     if rows is None or value is None:

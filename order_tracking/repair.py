@@ -48,7 +48,10 @@ log = logging.getLogger(__name__)
 # Redshift error 1023 ("Serializable isolation violation on table ...") and PostgreSQL's
 # serialization_failure (SQLSTATE 40001): the whole transaction may simply be run again.
 SERIALIZATION_RETRY = RetryPolicy(attempts=3, base_delay=2.0, max_delay=8.0)
-_SERIALIZATION = re.compile(r"serializable isolation violation|\b1023\b", re.IGNORECASE)
+# The message starts with the code ("ERROR:  1023\nDETAIL:  Serializable isolation violation ...").
+_SERIALIZATION = re.compile(
+    r"serializable isolation violation|^(ERROR:\s*)?1023\b", re.IGNORECASE | re.MULTILINE
+)
 
 
 @dataclass(frozen=True)

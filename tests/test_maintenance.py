@@ -227,7 +227,7 @@ def test_redshift_privilege_noop_is_a_failure(fake: FakeRedshift) -> None:
 
     assert noop.status == "failed"
     assert noop.error == (
-        "no sys_vacuum_history row, figures unchanged: VACUUM DELETE ONLY skips tables it may not "
+        "no sys_vacuum_history row, no drop in the figures: VACUUM DELETE ONLY skips tables it may not "
         "maintain without an error (a privilege no-op): dq is neither the owner (etl) nor a superuser; "
         "fix: run it as the owner of settlement_public.mart_uni_tracking_info (etl) or a superuser, or "
         "ALTER TABLE settlement_public.mart_uni_tracking_info OWNER TO dq;"
@@ -674,7 +674,7 @@ def test_redshift_twin_vacuum_by_a_non_owner_is_a_privilege_noop(redshift_wareho
             engine.dispose()
     assert vacuum.status == "failed", (vacuum.error, vacuum.notes)
     assert vacuum.error.startswith(
-        f"no sys_vacuum_history row, figures unchanged: VACUUM DELETE ONLY skips tables it may not "
+        f"no sys_vacuum_history row, no drop in the figures: VACUUM DELETE ONLY skips tables it may not "
         f"maintain without an error (a privilege no-op): {role} is neither the owner (postgres) nor a "
         "superuser"
     )
