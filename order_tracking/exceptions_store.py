@@ -44,6 +44,7 @@ from order_tracking.schema import TS, Tables
 log = logging.getLogger(__name__)
 
 NOTES_MAX = 1024  # the width of notes / resolution_notes in schema.py
+BY_MAX = 128  # the width of resolved_by in schema.py
 
 
 @dataclass(frozen=True)
@@ -447,15 +448,8 @@ def resolve(
     ``all_of_type`` with ``exception_type``. Already-resolved rows are never touched, so a
     repeated call finds nothing open and fails instead of rewriting history.
     """
-    by, notes = (by or "").strip(), (notes or "").strip()
-    if not by:
-        raise UserError("--by is empty: say who resolves the exceptions")
-    if not notes:
-        raise UserError("--notes is empty: say why the exceptions are resolved")
-    if len(by) > 128:
-        raise UserError(f"--by is {len(by)} characters long; at most 128")
-    if len(notes) > NOTES_MAX:
-        raise UserError(f"--notes is {len(notes)} characters long; at most {NOTES_MAX}")
+    by = check_text("--by", by, BY_MAX, "say who resolves the exceptions")
+    notes = check_text("--notes", notes, NOTES_MAX, "say why the exceptions are resolved")
     if exception_type is not None:
         _check_type(exception_type)
     ids = sorted(set(order_ids or ()))
@@ -489,6 +483,24 @@ def resolve(
             raise UserError(f"no {what} to resolve; nothing was changed")
     log.info("closed %d %s (by %s)", closed, what, by)
     return closed
+
+
+def check_text(flag: str, value: str | None, limit: int, purpose: str) -> str:
+    """``value`` stripped, or a :class:`UserError` when it is empty or too long for its column.
+
+    The limit is in UTF-8 bytes: Redshift's VARCHAR(n) counts bytes, not characters, so 128
+    characters of "é" (256 bytes) would fail the write there (PostgreSQL would accept them).
+    """
+    value = (value or "").strip()
+    if not value:
+        raise UserError(f"{flag} is empty: {purpose}")
+    size = len(value.encode("utf-8"))
+    if size > limit:
+        raise UserError(
+            f"{flag} is {size} bytes long in UTF-8 ({len(value)} characters); at most {limit} bytes "
+            "(Redshift VARCHAR counts bytes)"
+        )
+    return value
 
 
 # --- helpers --------------------------------------------------------------------------------
