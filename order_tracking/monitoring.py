@@ -39,6 +39,7 @@ class CheckOutcome:
     message: str = ""
     data_docs_url: str | None = None
     exception_type: str | None = None
+    details: dict = field(default_factory=dict)  # the validation result's details (Test 0: cycles)
 
     @property
     def sample_ids(self) -> list[str]:
@@ -128,6 +129,7 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
         window=(details.get("window_start"), details.get("window_end")),
         data_docs_url=url,
         exception_type=details.get("exception_type"),
+        details=details,
     )
     if recorded:
         outcome.new = sum(r.new for r in recorded)
