@@ -3,11 +3,11 @@
 Three sources, each read with a bound that follows the number of nights, not the history kept:
 
 - the GX validation results store: per night and check, the newest result (findings of Tests 1-3,
-  Test 0's source and raw counts per table). A night is the date of the result's window end.
-  Only keys whose run time falls in the period are loaded, at most ``MAX_RESULTS``.
-- the exceptions table: per night, the exceptions open at the end of that night (or now, for
-  today) by age since ``detected_at``: 0-1, 2-7, 8-30, >30 days. One aggregate query over the rows
-  open at some time in the period; the nights are a small UNION ALL of constants.
+  Test 0's source and raw counts per table). A night is the date of the run's ``as_of``; only
+  the newest result per night and check is loaded (chosen from the store's keys).
+- the exceptions table: per night, the exceptions still open at the end of that day, by whole
+  days since ``detected_at``: 0-1, 2-7, 8-30, >30. One aggregate query over the rows open at some
+  time in the period, grouped by detection and resolution date.
 - the maintenance log: every VACUUM step of the period with ghost rows and unsorted % before
   and after.
 
@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
 
 from order_tracking import db
 from order_tracking.maintenance_sql import VACUUM_OPERATIONS
-from order_tracking.rules import seconds_between
 from order_tracking.schema import Tables
 from order_tracking.settings import HEALTH_NIGHTS
 
@@ -34,7 +35,7 @@ log = logging.getLogger(__name__)
 DAY = 86_400
 AGE_BUCKETS = ("0-1 days", "2-7 days", "8-30 days", ">30 days")  # upper bounds: 2, 8, 31 days
 SUITE_PREFIX = "order_tracking_"
-MAX_RESULTS = HEALTH_NIGHTS * 4 * 6  # 4 checks, up to 6 runs a night: a hard cap on results read
+RUN_NAME_PREFIX = "as_of_"  # monitoring.run_check names runs as_of_<YYYYmmddTHHMMSS>
 
 
 @dataclass
@@ -75,18 +76,35 @@ def period(now: datetime, nights: int = HEALTH_NIGHTS) -> tuple[date, date]:
 # --- validation results ------------------------------------------------------------------------
 
 
+def night_of(key) -> date:
+    """The night a stored result belongs to: its ``as_of`` (our run names), else its run date."""
+    name = key.run_id.run_name or ""
+    if name.startswith(RUN_NAME_PREFIX):
+        try:
+            return datetime.strptime(name.removeprefix(RUN_NAME_PREFIX), "%Y%m%dT%H%M%S").date()
+        except ValueError:
+            pass
+    return key.run_id.run_time.date()
+
+
 def from_validation_results(store, first: date, last: date) -> tuple[list[dict], list[dict]]:
-    """``(findings, extraction)`` records from the newest result per night and check."""
-    since = datetime.combine(first, datetime.min.time(), UTC) - timedelta(days=1)
-    keys = []
+    """``(findings, extraction)`` records from the newest result per night and check.
+
+    The night and the newest run are read from the store's keys, so only the results charted
+    are loaded (at most nights x checks; GX reads a stored result in a few ms).
+    """
+    newest: dict[tuple[date, str], object] = {}
     for key in store.list_keys():
-        run_time = key.run_id.run_time
-        if run_time is not None and (run_time if run_time.tzinfo else run_time.replace(tzinfo=UTC)) >= since:
-            keys.append(key)
-    keys.sort(key=lambda k: k.run_id.run_time, reverse=True)
-    newest: dict[tuple[date, str], dict] = {}
-    for key in keys[:MAX_RESULTS]:
-        check = key.expectation_suite_identifier.name.removeprefix(SUITE_PREFIX)
+        if key.run_id.run_time is None:
+            continue
+        night = night_of(key)
+        if not first <= night <= last:
+            continue
+        slot = (night, key.expectation_suite_identifier.name.removeprefix(SUITE_PREFIX))
+        if slot not in newest or key.run_id.run_time > newest[slot].run_id.run_time:
+            newest[slot] = key
+    findings, extraction = [], []
+    for (night, check), key in sorted(newest.items(), key=lambda item: item[0]):
         try:
             evr = store.get(key).results[0]
         except Exception:
@@ -94,16 +112,8 @@ def from_validation_results(store, first: date, last: date) -> tuple[list[dict],
             continue
         if evr.exception_info and evr.exception_info.get("raised_exception"):
             continue  # the check could not run that time: no figure to chart
-        details = (evr.result or {}).get("details") or {}
-        end = details.get("window_end")
-        if not end:
-            continue
-        night = datetime.fromisoformat(str(end)).date()
-        if first <= night <= last and (night, check) not in newest:  # keys are newest first
-            newest[(night, check)] = {"details": details, "found": (evr.result or {}).get("observed_value")}
-    findings, extraction = [], []
-    for (night, check), res in sorted(newest.items()):
-        details = res["details"]
+        result = evr.result or {}
+        details = result.get("details") or {}
         if check == "extraction_count":
             # "counts" has every table; older results only carry the short ones in the sample.
             rows = details.get("counts") or [
@@ -125,7 +135,7 @@ def from_validation_results(store, first: date, last: date) -> tuple[list[dict],
                 {
                     "night": night.isoformat(),
                     "type": details["exception_type"],
-                    "found": int(res["found"] or 0),
+                    "found": int(result.get("observed_value") or 0),
                 }
             )
     return findings, extraction
@@ -134,64 +144,71 @@ def from_validation_results(store, first: date, last: date) -> tuple[list[dict],
 # --- exceptions table --------------------------------------------------------------------------
 
 
-def _snapshots(first: date, last: date, now: datetime) -> list[datetime]:
-    """When each night is looked at: the end of its day, or now for today."""
-    out = []
-    for i in range((last - first).days + 1):
-        end = datetime.combine(first + timedelta(days=i + 1), datetime.min.time())
-        out.append(min(end, now))
-    return out
+class day_of(FunctionElement):
+    """The calendar date of a timestamp (SQLite's CAST(... AS DATE) would give the year)."""
+
+    type = sa.Date()
+    inherit_cache = True
 
 
-def open_by_age_select(tables: Tables, snapshots: list[datetime]) -> sa.Select:
-    """``(n, age, exception_type, open)``: exceptions open at ``snapshots[n]``, by age bucket."""
+@compiles(day_of)
+def _day_of_default(element, compiler, **kw):
+    return f"CAST({compiler.process(next(iter(element.clauses)), **kw)} AS DATE)"
+
+
+@compiles(day_of, "sqlite")
+def _day_of_sqlite(element, compiler, **kw):
+    return f"date({compiler.process(next(iter(element.clauses)), **kw)})"
+
+
+def open_days_select(tables: Tables, first: date, last: date) -> sa.Select:
+    """``(detected, resolved, exception_type, n)``: the rows open at some time in the period,
+    grouped by their detection and resolution dates. One scan; the result has at most one row per
+    (day, day, type), whatever the number of exceptions, and is spread over the nights in Python.
+    """
     ex = tables.exceptions
-    nights = sa.union_all(
-        *(
-            sa.select(sa.literal(n, sa.Integer).label("n"), sa.literal(at, sa.DateTime).label("at"))
-            for n, at in enumerate(snapshots)
+    start = datetime.combine(first, datetime.min.time())
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time())
+    rows = (
+        sa.select(
+            day_of(ex.c.detected_at).label("detected"),
+            day_of(ex.c.resolved_at).label("resolved"),
+            ex.c.exception_type,
         )
-    ).subquery("nights")
-    age = seconds_between(nights.c.at, ex.c.detected_at)
-    bucket = sa.case(
-        (age < 2 * DAY, sa.literal(AGE_BUCKETS[0])),
-        (age < 8 * DAY, sa.literal(AGE_BUCKETS[1])),
-        (age < 31 * DAY, sa.literal(AGE_BUCKETS[2])),
-        else_=sa.literal(AGE_BUCKETS[3]),
-    )
-    open_rows = (
-        sa.select(nights.c.n, bucket.label("age"), ex.c.exception_type)
-        .select_from(nights)
-        .join(
-            ex,
-            sa.and_(
-                ex.c.detected_at <= nights.c.at,
-                sa.or_(ex.c.resolved_at.is_(None), ex.c.resolved_at > nights.c.at),
-            ),
-        )
-        # The period's bound on the table itself: rows open at some time in the period.
-        .where(
-            ex.c.detected_at <= snapshots[-1],
-            sa.or_(ex.c.resolved_at.is_(None), ex.c.resolved_at > snapshots[0]),
-        )
+        .where(ex.c.detected_at < end, sa.or_(ex.c.resolved_at.is_(None), ex.c.resolved_at >= start))
         .subquery("open_rows")
     )
     return sa.select(
-        open_rows.c.n, open_rows.c.age, open_rows.c.exception_type, sa.func.count().label("open")
-    ).group_by(open_rows.c.n, open_rows.c.age, open_rows.c.exception_type)
+        rows.c.detected, rows.c.resolved, rows.c.exception_type, sa.func.count().label("n")
+    ).group_by(rows.c.detected, rows.c.resolved, rows.c.exception_type)
 
 
-def from_exceptions(conn: Connection, tables: Tables, first: date, last: date, now: datetime) -> list[dict]:
-    snapshots = _snapshots(first, last, now)
-    return [
-        {
-            "night": (first + timedelta(days=int(r.n))).isoformat(),
-            "age": r.age,
-            "type": r.exception_type,
-            "open": int(r.open),
-        }
-        for r in conn.execute(open_by_age_select(tables, snapshots))
-    ]
+def age_bucket(days: int) -> str:
+    """0-1, 2-7, 8-30, >30 whole days since the exception was first detected."""
+    if days <= 1:
+        return AGE_BUCKETS[0]
+    if days <= 7:
+        return AGE_BUCKETS[1]
+    return AGE_BUCKETS[2] if days <= 30 else AGE_BUCKETS[3]
+
+
+def _as_date(value) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value)[:10])
+
+
+def from_exceptions(conn: Connection, tables: Tables, first: date, last: date) -> list[dict]:
+    """Per night, the exceptions still open at its end (resolved on a later day), by age and type."""
+    counts: dict[tuple[str, str, str], int] = {}
+    nights = [first + timedelta(days=i) for i in range((last - first).days + 1)]
+    for r in conn.execute(open_days_select(tables, first, last)):
+        detected, resolved = _as_date(r.detected), _as_date(r.resolved)
+        for night in nights:
+            if detected <= night and (resolved is None or resolved > night):
+                slot = (night.isoformat(), age_bucket((night - detected).days), r.exception_type)
+                counts[slot] = counts.get(slot, 0) + int(r.n)
+    return [{"night": n, "age": a, "type": t, "open": c} for (n, a, t), c in sorted(counts.items())]
 
 
 # --- maintenance log ---------------------------------------------------------------------------
@@ -254,7 +271,7 @@ def collect(store, engine: sa.Engine | None, tables: Tables, now: datetime) -> H
         return data
     try:
         with engine.connect() as conn:
-            data.open_by_age = from_exceptions(conn, tables, first, last, now)
+            data.open_by_age = from_exceptions(conn, tables, first, last)
     except Exception as exc:
         log.warning("health page: exceptions table not read", exc_info=True)
         data.problems.append(f"exceptions table not read: {db.short_reason(exc)}")
