@@ -18,6 +18,7 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
 from order_tracking import db, health_data, health_page, rules, schema, synthetic
 from order_tracking.settings import Settings
+from tests import redshift_twin
 from tests.conftest import exception_rows, run_cli, seed_dataset
 from tests.test_data_docs_offline import _chromium
 
@@ -44,7 +45,9 @@ def _seed_exceptions_and_vacuum(settings: Settings) -> list[dict]:
     with engine.begin() as conn:
         for order_id, etype, detected, resolved in rows:
             conn.execute(
-                ex.insert().values(
+                ex.insert()
+                .inline()
+                .values(  # no key pre-fetch (Redshift has no sequences)
                     order_id=order_id,
                     exception_type=etype,
                     detected_at=NOW - timedelta(days=detected),
@@ -74,7 +77,7 @@ def _seed_exceptions_and_vacuum(settings: Settings) -> list[dict]:
                     "unsorted_pct_before": 12.5 + i,
                     "unsorted_pct_after": 0.5,
                 }
-                conn.execute(log_t.insert().values(run_id="seeded", status="ok", **values))
+                conn.execute(log_t.insert().inline().values(run_id="seeded", status="ok", **values))
                 if op != "ANALYZE":
                     vacuum.append(values)
     engine.dispose()
@@ -305,3 +308,31 @@ def test_age_buckets():
         "8-30 days",
         ">30 days",
     ]
+
+
+def test_health_queries_in_both_warehouse_dialects(warehouse, twin_recording):
+    """The exceptions and maintenance-log queries on PostgreSQL and on the Redshift twin."""
+    settings = Settings.from_env()
+    tables = schema.build_tables(settings)
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    schema.create_tables(engine, tables.ods_tables)
+    seeded = _seed_exceptions_and_vacuum(settings)
+    recording = twin_recording("health")
+
+    class EmptyStore:
+        def list_keys(self):
+            return []
+
+    data = health_data.collect(EmptyStore(), engine, tables, NOW)
+    engine.dispose()
+    assert data.problems == []
+    first, last = data.first_night, data.last_night
+    got: dict = {}
+    for r in data.open_by_age:
+        got[(r["night"], r["age"])] = got.get((r["night"], r["age"]), 0) + r["open"]
+    assert got == _expected_open_by_age(settings, first, last)
+    assert len(data.vacuum) == 4 * len(seeded)
+    if warehouse.startswith("redshift"):
+        sent = redshift_twin.read_recording(recording)
+        assert redshift_twin.refused(sent) == []
+        assert any("CAST(" in r["sql"] and "AS DATE) AS detected" in r["sql"] for r in sent)
