@@ -16,6 +16,7 @@ once per ``monitor`` run, once per checkpoint in Airflow.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import logging
@@ -232,11 +233,17 @@ and the maintenance log.</p>
 """
 
 
+@functools.lru_cache(maxsize=4)
+def _tables(settings: Settings) -> schema.Tables:
+    """Table metadata per settings (frozen): built once per process, not on every docs build."""
+    return schema.build_tables(settings)
+
+
 def build(context, site_dir: Path, settings: Settings | None = None, now: datetime | None = None) -> Path:
     """Write ``health.html`` into the Data Docs site at ``site_dir``; returns its path."""
     settings = settings or Settings.from_env()
     now = now or datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-    tables = schema.build_tables(settings)
+    tables = _tables(settings)
     engine = db.shared_engine(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
     data = health_data.collect(context.validation_results_store, engine, tables, now)
     page = Path(site_dir) / PAGE_NAME
