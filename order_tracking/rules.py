@@ -276,6 +276,41 @@ def reactivated_order_missing_ecs(tables: Tables, window: Window, hist_ecs: Sequ
 EXTRACTION_TABLES = ("ecs_order_info", "uni_tracking_info", "uni_tracking_spath")
 
 
+@dataclass(frozen=True)
+class ExtractionTable:
+    """One Test 0 table pair and the key that identifies a row on both sides.
+
+    - ``ecs_order_info``: ``order_id`` (one row per order in the source);
+    - ``uni_tracking_info``: ``(order_id, update_time)``: the source keeps the latest version of
+      an order, raw keeps one row per cycle that saw it, so the source version must be in raw;
+    - ``uni_tracking_spath``: the source ``id`` (copied into raw), reported with order_id and
+      pathTime.
+    """
+
+    name: str
+    source: sa.Table
+    raw: sa.Table
+    source_time: str
+    raw_time: str
+    key: str  # the reported key column ("order_id" or "id")
+
+    def match_columns(self, side: str) -> tuple[str, ...]:
+        """Columns whose values identify the same row in source and raw."""
+        if self.name == "uni_tracking_info":
+            return ("order_id", self.source_time if side == "source" else self.raw_time)
+        return (self.key,)
+
+
+def extraction_tables(tables: Tables) -> tuple[ExtractionTable, ...]:
+    return (
+        ExtractionTable("ecs_order_info", tables.src_ecs, tables.raw_ecs, "add_time", "add_time", "order_id"),
+        ExtractionTable(
+            "uni_tracking_info", tables.src_uti, tables.raw_uti, "update_time", "update_time", "order_id"
+        ),
+        ExtractionTable("uni_tracking_spath", tables.src_uts, tables.raw_uts, "pathTime", "pathtime", "id"),
+    )
+
+
 def _count_in(table: sa.Table, time_col: str, window: Window) -> sa.Select:
     col = table.c[time_col]
     return sa.select(sa.func.count()).select_from(table).where(col >= window.start, col < window.end)
@@ -288,11 +323,7 @@ def source_counts(tables: Tables, window: Window) -> sa.Select:
             sa.literal(name).label("table_name"),
             _count_in(t, col, window).scalar_subquery().label("row_count"),
         )
-        for name, t, col in (
-            ("ecs_order_info", tables.src_ecs, "add_time"),
-            ("uni_tracking_info", tables.src_uti, "update_time"),
-            ("uni_tracking_spath", tables.src_uts, "pathTime"),
-        )
+        for name, t, col in ((e.name, e.source, e.source_time) for e in extraction_tables(tables))
     ]
     return sa.union_all(*parts)
 
@@ -308,11 +339,7 @@ def extraction_counts(tables: Tables, window: Window, source: dict[str, int]) ->
             sa.literal(int(source[name]), sa.BigInteger).label("source_count"),
             _count_in(t, col, window).scalar_subquery().label("raw_count"),
         )
-        for name, t, col in (
-            ("ecs_order_info", tables.raw_ecs, "add_time"),
-            ("uni_tracking_info", tables.raw_uti, "update_time"),
-            ("uni_tracking_spath", tables.raw_uts, "pathtime"),
-        )
+        for name, t, col in ((e.name, e.raw, e.raw_time) for e in extraction_tables(tables))
     ]
     counts = sa.union_all(*parts).subquery("counts")
     return sa.select(
@@ -380,41 +407,6 @@ def _cycle_index_sqlite(element, compiler, **kw):
     t, origin, secs = _cycle_parts(element, compiler, **kw)
     # strftime('%s') is whole epoch seconds (truncated); julianday arithmetic would round.
     return f"(CAST(strftime('%s', {t}) AS INTEGER) - CAST(strftime('%s', {origin}) AS INTEGER)) / {secs}"
-
-
-@dataclass(frozen=True)
-class ExtractionTable:
-    """One Test 0 table pair and the key that identifies a row on both sides.
-
-    - ``ecs_order_info``: ``order_id`` (one row per order in the source);
-    - ``uni_tracking_info``: ``(order_id, update_time)``: the source keeps the latest version of
-      an order, raw keeps one row per cycle that saw it, so the source version must be in raw;
-    - ``uni_tracking_spath``: the source ``id`` (copied into raw), reported with order_id and
-      pathTime.
-    """
-
-    name: str
-    source: sa.Table
-    raw: sa.Table
-    source_time: str
-    raw_time: str
-    key: str  # the reported key column ("order_id" or "id")
-
-    def match_columns(self, side: str) -> tuple[str, ...]:
-        """Columns whose values identify the same row in source and raw."""
-        if self.name == "uni_tracking_info":
-            return ("order_id", self.source_time if side == "source" else self.raw_time)
-        return (self.key,)
-
-
-def extraction_tables(tables: Tables) -> tuple[ExtractionTable, ...]:
-    return (
-        ExtractionTable("ecs_order_info", tables.src_ecs, tables.raw_ecs, "add_time", "add_time", "order_id"),
-        ExtractionTable(
-            "uni_tracking_info", tables.src_uti, tables.raw_uti, "update_time", "update_time", "order_id"
-        ),
-        ExtractionTable("uni_tracking_spath", tables.src_uts, tables.raw_uts, "pathTime", "pathtime", "id"),
-    )
 
 
 def cycle_origin(window: Window, cycle_secs: int) -> datetime:
