@@ -34,7 +34,7 @@ from great_expectations.render.view.view import DefaultJinjaView
 from jinja2 import BytecodeCache
 
 from expectations_custom.base import settings_tables
-from order_tracking import data_docs_offline, db, exceptions_store
+from order_tracking import data_docs_offline, db, exceptions_store, health_page
 from order_tracking.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -171,6 +171,11 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
             data_docs_offline.localize_site(site, since=started)
         except Exception:
             logger.warning("Data Docs at %s still load CSS/JS from CDNs", site, exc_info=True)
+        if not _INDEX_DEFERRED.get():  # the index links the health page: rebuild them together
+            try:
+                health_page.build(context, site)
+            except Exception:
+                logger.warning("Data Docs health page at %s not rebuilt", site, exc_info=True)
     return urls
 
 

@@ -35,6 +35,10 @@ DATASOURCE = "warehouse"
 ASSET = "nightly_window"
 BATCH_DEFINITION = "whole_window"
 VALIDATION_RESULTS_LIMIT = 120
+INDEX_RENDERER = {
+    "module_name": "expectations_custom.site_index",
+    "class_name": "OrderTrackingSiteIndexPageRenderer",
+}
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ def build(root: Path) -> None:
     # newest 30 nights of 4 checks; older results stay in uncommitted/validations.
     sites = context.variables.data_docs_sites
     sites["local_site"]["site_index_builder"]["validation_results_limit"] = VALIDATION_RESULTS_LIMIT
+    # The home page links the health page (expectations_custom.site_index).
+    sites["local_site"]["site_index_builder"]["renderer"] = INDEX_RENDERER
     context.variables.data_docs_sites = sites
     context.variables.save()
     # GX test-connects while adding; the stored config keeps only the ${...} reference.

@@ -40,6 +40,7 @@ class CheckOutcome:
     data_docs_url: str | None = None
     exception_type: str | None = None
     skipped_null_order_ids: int = 0  # failing rows that cannot be keyed: counted, not written
+    details: dict = field(default_factory=dict)  # the validation result's details (Test 0: cycles)
 
     @property
     def sample_ids(self) -> list[str]:
@@ -130,6 +131,7 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
         data_docs_url=url,
         exception_type=details.get("exception_type"),
         skipped_null_order_ids=int(details.get("skipped_null_order_ids") or 0),
+        details=details,
     )
     if recorded:
         outcome.new = sum(r.new for r in recorded)

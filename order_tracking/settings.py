@@ -21,6 +21,11 @@ EXTRACTION_BUFFER_SECS = 5 * 60
 # list (env ORDER_TRACKING_HIST_UTS_TABLES, comma separated) overrides discovery.
 HIST_UTS_TABLES: tuple[str, ...] | None = None
 
+# --- Test 0 evidence and the health page (issue 13) -----------------------------------------
+EXTRACTION_CYCLE_SECS = 15 * 60  # the extraction runs every 15 minutes, on the clock
+LOST_ROWS_LIMIT = 50  # missing row keys listed per Test 0 result (the total is always given)
+HEALTH_NIGHTS = 30  # nights shown on the Data Docs health page
+
 # --- exception types (the spec's names) ----------------------------------------------------
 UTI_UTS_TIME_MISMATCH = "UTI_UTS_TIME_MISMATCH"
 ORDER_MISSING_SPATH = "ORDER_MISSING_SPATH"

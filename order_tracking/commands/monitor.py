@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from order_tracking import lost_rows
 from order_tracking.commands.common import as_of_arg, settings_from, utc_now
 from order_tracking.monitoring import CHECK_NAMES, MonitorReport, parse_checks, run_checks
 
@@ -67,6 +68,8 @@ def print_report(report: MonitorReport) -> None:
                 f"{r['table_name']} source={r['source_count']} raw={r['raw_count']}" for r in o.sample
             )
             print(f"EXTRACTION COUNT ALARM: {short}; check extraction logs and Redshift COPY errors")
+            for line in lost_rows.summary_lines(o.details):
+                print(line)
     total = sum(report.unresolved.values())
     parts = ", ".join(f"{t}={n}" for t, n in report.unresolved.items())
     print(f"unresolved exceptions: {total}" + (f" ({parts})" if parts else ""))
