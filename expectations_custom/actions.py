@@ -33,7 +33,7 @@ from great_expectations.data_context.types.resource_identifiers import Expectati
 from great_expectations.render.view.view import DefaultJinjaView
 from jinja2 import BytecodeCache
 
-from order_tracking import data_docs_offline, db, exceptions_store, schema
+from order_tracking import data_docs_offline, db, exceptions_store, gx_results, schema
 from order_tracking.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -91,7 +91,7 @@ def _our_failed_findings(checkpoint_result: CheckpointResult):
             config = evr.expectation_config
             if config is None or evr.success:
                 continue
-            if evr.exception_info and evr.exception_info.get("raised_exception"):
+            if gx_results.result_error(evr) is not None:
                 continue  # an error, not a finding: the caller reports it
             expectation = config.to_domain_obj()
             if isinstance(expectation, OrderTrackingExpectation) and expectation.exception_type:

@@ -32,7 +32,7 @@ from great_expectations.validator.metric_configuration import MetricConfiguratio
 
 from order_tracking import schema
 from order_tracking.rules import RuleQuery, Window, compile_sql
-from order_tracking.settings import DQ_LOOKBACK_HOURS, Settings
+from order_tracking.settings import Settings
 
 TABLE_METRIC = "unexpected_rows_query.table"
 DESCRIBED_IN_CODE = "built at validation time by order_tracking.rules (see the description above)"
@@ -97,7 +97,9 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
         return rule.sample_with_count()
 
     def window(self, settings: Settings) -> Window:
-        window = Window.lookback(parse_as_of(self.as_of), getattr(self, "lookback_hours", DQ_LOOKBACK_HOURS))
+        # The setting is the one source of the lookback (a value stored in the suite would
+        # silently win over ORDER_TRACKING_DQ_LOOKBACK_HOURS, issue 11).
+        window = Window.lookback(parse_as_of(self.as_of), settings.dq_lookback_hours)
         return window.restricted_to(self._only_order_ids)
 
     def findings_rule(self, conn, settings: Settings, order_ids: Sequence[int] | None = None) -> RuleQuery:

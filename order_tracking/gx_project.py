@@ -110,8 +110,8 @@ def build(root: Path) -> None:
 
 
 def gx_url(settings: Settings) -> str:
-    """The warehouse URL GX should use: for SQLite it carries the ATTACH plugin parameters."""
-    url = db.with_schemas(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
+    """The warehouse URL GX should use: the ATTACH (SQLite) and timeout parameters included."""
+    url = db.engine_url(settings.warehouse_url, settings.warehouse_schemas, "warehouse", settings.timeouts)
     return url.render_as_string(hide_password=False)
 
 
