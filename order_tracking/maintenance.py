@@ -326,7 +326,10 @@ def run_task(
             try:
                 write_log(engine, log_table, run_id, outcome)
             except sa.exc.DBAPIError as exc:
-                outcome.notes.append(f"not written to the maintenance log: {short_reason(exc)}")
+                note = f"not written to the maintenance log: {short_reason(exc)}"
+                outcome.notes.append(note)
+                # WARNING: shown at default verbosity (CLI stderr, Airflow task log), not only -v.
+                log.warning("%s %s %s: %s", task_name, stmt.operation, stmt.table, note)
         outcomes.append(outcome)
     return outcomes
 
