@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from order_tracking.commands.common import as_of_arg, settings_from, utc_now
 from order_tracking.monitoring import CHECK_NAMES, MonitorReport, parse_checks, run_checks
@@ -58,7 +59,7 @@ def print_report(report: MonitorReport) -> None:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for o in report.outcomes:
         if o.status == "error":
-            print(f"error in {o.check}: {o.message}")
+            print(f"error in {o.check}: {o.message}", file=sys.stderr)
         elif o.check == "extraction_count" and o.status == "fail":
             short = ", ".join(
                 f"{r['table_name']} source={r['source_count']} raw={r['raw_count']}" for r in o.sample
