@@ -153,6 +153,7 @@ def verify(context) -> None:
     A suite that lost its expectation "passes" with nothing evaluated; a checkpoint that lost
     ``record_exceptions`` passes without writing a finding. Both are configuration errors.
     """
+    lacking: list[str] = []
     for check in CHECKS.values():
         try:
             suite = context.suites.get(check.suite)
@@ -182,7 +183,9 @@ def verify(context) -> None:
             if not any(isinstance(a, cls) for a in checkpoint.actions)
         ]
         if missing:
-            raise UserError(
-                f"GX checkpoint {check.checkpoint!r} lacks the action(s) {', '.join(missing)}; "
-                "rebuild gx/ with scripts/build_gx_project.py"
-            )
+            lacking.append(f"{check.checkpoint!r} lacks {', '.join(missing)}")
+    if lacking:
+        raise UserError(
+            f"GX checkpoint(s) without a required action: {'; '.join(lacking)}; "
+            "rebuild gx/ with scripts/build_gx_project.py"
+        )
