@@ -139,7 +139,7 @@ _USERINFO_FORBIDDEN = re.compile(r"[@/?#\[\]]|%(?![0-9A-Fa-f]{2})")
 ENCODE_HINT = "percent-encode special characters in the user name and password (e.g. @ as %40, # as %23)"
 
 
-def _split_userinfo(url: str) -> tuple[str, str | None, str] | None:
+def _split_userinfo(url: str) -> tuple[str, str, str] | None:
     """``(scheme, userinfo, host_and_rest)`` of a URL with a ``user[:password]@`` part, else None.
 
     The host part is what follows the LAST ``@``: passwords hold ``@`` more often than hosts do.

@@ -22,6 +22,7 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
+from order_tracking.monitoring import run_checks
 from order_tracking.settings import Settings
 from tests.conftest import PG_URL, ROOT, exception_rows, run_cli
 from tests.test_malformed_catalogue import IN, Data, load
@@ -173,8 +174,8 @@ def test_backend_killed_in_every_validation_retry_is_an_error_then_rerun_writes_
     assert "error in missing_spath:" in err and "connection" in err
     assert "MISSING_SPATH" not in out.split("unresolved exceptions:")[-1]  # nothing read as a finding
     assert exception_rows(settings) == []
-    rerun = run_cli("monitor", "--as-of", AS_OF.isoformat(), "--checks", "missing_spath")
-    assert rerun.returncode == 1, rerun.stdout + rerun.stderr
+    rerun = run_checks(settings, AS_OF, ["missing_spath"])  # in-process: the fault is over
+    assert rerun.exit_code() == 1 and rerun.outcomes[0].new == len(expected)
     assert sorted(r[1] for r in exception_rows(settings)) == expected  # nothing lost
     admin.dispose()
 
@@ -202,8 +203,8 @@ def test_backend_killed_in_the_write_pass_leaves_nothing_partial(pg_warehouse, s
     assert proc.returncode == 3, out + err
     assert "error in missing_spath:" in err and "Traceback" not in err
     assert exception_rows(settings) == []  # one transaction: nothing half written
-    rerun = run_cli("monitor", "--as-of", AS_OF.isoformat(), "--checks", "missing_spath")
-    assert rerun.returncode == 1, rerun.stdout + rerun.stderr
+    rerun = run_checks(settings, AS_OF, ["missing_spath"])  # in-process: the fault is over
+    assert rerun.exit_code() == 1 and rerun.outcomes[0].new == len(expected)
     assert sorted(r[1] for r in exception_rows(settings)) == expected
     admin.dispose()
 
