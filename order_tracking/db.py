@@ -58,67 +58,78 @@ class SQLiteAttachPlugin(CreateEnginePlugin):
 plugins.register(PLUGIN_NAME, __name__, "SQLiteAttachPlugin")
 
 TIMEOUT_PLUGIN_NAME = "order_tracking_timeouts"
-_TIMEOUT_KEYS = ("statement_timeout_ms", "vacuum_statement_timeout_ms")
+_TIMEOUT_KEYS = ("statement_timeout_ms", "maintenance_statement_timeout_ms")
+_MAINTENANCE = ("VACUUM", "ANALYZE")
 
 
-def _is_vacuum(statement: str) -> bool:
-    return statement.lstrip()[:6].upper() == "VACUUM"
+def _is_maintenance(statement: str) -> bool:
+    return statement.lstrip()[:7].upper().startswith(_MAINTENANCE)
+
+
+def _set_statement_timeout(dbapi_conn, ms: int) -> None:
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"SET statement_timeout TO {int(ms)}")
+    finally:
+        cursor.close()
+
+
+def limit_maintenance_statements(engine: Engine, statement_ms: int, maintenance_ms: int) -> None:
+    """VACUUM/ANALYZE on ``engine`` run under ``maintenance_ms``; the connection is set back after.
+
+    They run alone on AUTOCOMMIT connections, so each SET takes effect at once. Engine events do
+    not carry over to engines derived from this one (``autocommit_engine``): it calls this too.
+    """
+    if maintenance_ms == statement_ms:
+        return
+
+    def _restore(conn, statement: str) -> None:
+        if _is_maintenance(statement):
+            _set_statement_timeout(conn.connection.dbapi_connection, statement_ms)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, parameters, context, executemany) -> None:
+        if _is_maintenance(statement):
+            _set_statement_timeout(cursor.connection, maintenance_ms)
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, parameters, context, executemany) -> None:
+        _restore(conn, statement)
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(ctx) -> None:
+        if ctx.connection is not None and ctx.statement and not ctx.is_disconnect:
+            try:
+                _restore(ctx.connection, ctx.statement)
+            except Exception:  # the statement's own error is the one to report
+                log.debug("statement_timeout not restored after a failed VACUUM/ANALYZE", exc_info=True)
 
 
 class StatementTimeoutPlugin(CreateEnginePlugin):
     """``SET statement_timeout`` on every new PostgreSQL/Redshift connection.
 
-    ``?statement_timeout_ms=N`` (0: no limit) applies to every statement; a VACUUM (which runs
-    alone on an autocommit connection, so a SET takes effect at once) gets
-    ``vacuum_statement_timeout_ms`` for its own duration and the connection is set back after it.
+    ``?statement_timeout_ms=N`` (0: no limit) applies to every statement; VACUUM and ANALYZE get
+    ``maintenance_statement_timeout_ms`` (``limit_maintenance_statements``).
     """
 
     def __init__(self, url: URL, kwargs: dict) -> None:
         super().__init__(url, kwargs)
         self.statement_ms = int(url.query.get("statement_timeout_ms", "0"))
-        self.vacuum_ms = int(url.query.get("vacuum_statement_timeout_ms", "0"))
+        self.maintenance_ms = int(url.query.get("maintenance_statement_timeout_ms", "0"))
 
     def update_url(self, url: URL) -> URL:
         return url.difference_update_query(_TIMEOUT_KEYS)
 
     def engine_created(self, engine: Engine) -> None:
-        statement_ms, vacuum_ms = self.statement_ms, self.vacuum_ms
+        statement_ms = self.statement_ms
 
-        def _set(dbapi_conn, ms: int) -> None:
-            cursor = dbapi_conn.cursor()
-            try:
-                cursor.execute(f"SET statement_timeout TO {int(ms)}")
-            finally:
-                cursor.close()
-
+        # A pool event: engines made on this pool (``autocommit_engine``) keep it.
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn, _record) -> None:
-            _set(dbapi_conn, statement_ms)
+            _set_statement_timeout(dbapi_conn, statement_ms)
             dbapi_conn.commit()  # SET is transactional: a later ROLLBACK must not undo it
 
-        if vacuum_ms == statement_ms:
-            return
-
-        @event.listens_for(engine, "before_cursor_execute")
-        def _before(conn, cursor, statement, parameters, context, executemany) -> None:
-            if _is_vacuum(statement):
-                _set(cursor.connection, vacuum_ms)
-
-        def _restore(conn, statement: str) -> None:
-            if _is_vacuum(statement):
-                _set(conn.connection.dbapi_connection, statement_ms)
-
-        @event.listens_for(engine, "after_cursor_execute")
-        def _after(conn, cursor, statement, parameters, context, executemany) -> None:
-            _restore(conn, statement)
-
-        @event.listens_for(engine, "handle_error")
-        def _failed(ctx) -> None:
-            if ctx.connection is not None and ctx.statement and not ctx.is_disconnect:
-                try:
-                    _restore(ctx.connection, ctx.statement)
-                except Exception:  # the statement's own error is the one to report
-                    log.debug("statement_timeout not restored after a failed VACUUM", exc_info=True)
+        limit_maintenance_statements(engine, statement_ms, self.maintenance_ms)
 
 
 plugins.register(TIMEOUT_PLUGIN_NAME, __name__, "StatementTimeoutPlugin")
@@ -206,6 +217,10 @@ def _with_defaults(url: URL, pairs: dict[str, str]) -> URL:
     return url.update_query_pairs(missing) if missing else url
 
 
+def _ms(secs: float) -> int:
+    return int(secs * 1000)
+
+
 def engine_url(
     url: str | URL, schemas: Iterable[str] = (), role: str = "database", timeouts: Timeouts | None = None
 ) -> URL:
@@ -240,10 +255,11 @@ def engine_url(
         )
         return final.update_query_pairs(
             [
-                ("plugin", TIMEOUT_PLUGIN_NAME),
-                ("statement_timeout_ms", str(int(t.statement_secs * 1000))),
-                ("vacuum_statement_timeout_ms", str(int(t.vacuum_statement_secs * 1000))),
-            ]
+                ("plugin", TIMEOUT_PLUGIN_NAME),  # appended: other plugins in the URL stay
+                ("statement_timeout_ms", str(_ms(t.statement_secs))),
+                ("maintenance_statement_timeout_ms", str(_ms(t.vacuum_statement_secs))),
+            ],
+            append=True,
         )
     return final
 
@@ -271,7 +287,12 @@ def autocommit_engine(engine: Engine) -> Engine:
     know (Redshift Serverless reports SNAPSHOT ISOLATION) fails there, after the statement ran.
     Same connection arguments and connect hooks (a new pool of the same kind); dispose it after use.
     """
-    return sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", pool=engine.pool.recreate())
+    derived = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", pool=engine.pool.recreate())
+    if derived.dialect.name in ("postgresql", "redshift"):
+        # The pool's connect hook (statement_timeout) came along; the engine's VACUUM limit not.
+        t = Timeouts.from_env()
+        limit_maintenance_statements(derived, _ms(t.statement_secs), _ms(t.vacuum_statement_secs))
+    return derived
 
 
 @functools.lru_cache(maxsize=8)

@@ -108,7 +108,10 @@ def test_schema_case_rules(monkeypatch):
     ("url", "expected"),
     [
         ("postgresql://u@h/d", {"connect_timeout": "7", "keepalives": "1", "statement_timeout_ms": "9000"}),
-        ("redshift+psycopg2://u@h:5439/d", {"connect_timeout": "7", "vacuum_statement_timeout_ms": "11000"}),
+        (
+            "redshift+psycopg2://u@h:5439/d",
+            {"connect_timeout": "7", "maintenance_statement_timeout_ms": "11000"},
+        ),
         ("mysql://u@h/d", {"connect_timeout": "7", "read_timeout": "8", "write_timeout": "8"}),
         ("sqlite:////tmp/w.db", {"timeout": "3.5"}),
     ],
@@ -119,6 +122,11 @@ def test_engine_url_carries_every_timeout(url, expected):
     )
     query = db.engine_url(url, ["s"], timeouts=t).query
     assert {k: query[k] for k in expected} == expected
+
+
+def test_other_url_plugins_are_kept():
+    url = db.engine_url("postgresql://u@h/d?plugin=redshift_twin&application_name=x", timeouts=Timeouts())
+    assert url.query["plugin"] == ("redshift_twin", db.TIMEOUT_PLUGIN_NAME)
 
 
 def test_explicit_url_parameter_wins_over_the_setting():
@@ -140,10 +148,21 @@ def test_statement_timeout_reaches_our_engines_and_gx_engines(pg_warehouse, sche
                 assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "1s"
                 with pytest.raises(sa.exc.OperationalError, match="statement timeout"):
                     conn.execute(sa.text("SELECT pg_sleep(3)"))
-        with ours.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        autocommit = db.autocommit_engine(ours)  # what maintenance runs VACUUM/ANALYZE on
+        seen: list[str] = []
+
+        @sa.event.listens_for(autocommit, "before_cursor_execute")  # runs after the product's own
+        def _observe(conn, cursor, statement, *args) -> None:
+            if statement.startswith("VACUUM"):
+                probe = cursor.connection.cursor()
+                probe.execute("SHOW statement_timeout")
+                seen.append(probe.fetchone()[0])
+
+        with autocommit.connect() as conn:
             conn.execute(sa.text(f'VACUUM "{schemas.mart}".mart_uni_tracking_info'))
             # VACUUM ran under its own limit; the connection is back to the ordinary one.
             assert conn.execute(sa.text("SHOW statement_timeout")).scalar() == "1s"
+        assert seen == ["7s"]
     finally:
         ours.dispose()
         gx_like.dispose()
