@@ -650,7 +650,7 @@ def test_mixed_case_mariadb_source_schema(schemas, pg_warehouse, shared_gx, monk
         admin.dispose()
 
 
-def test_mixed_case_warehouse_schema_folds(schemas, pg_warehouse, shared_gx, monkeypatch) -> None:
+def test_mixed_case_warehouse_schema_folds(schemas, warehouse, shared_gx, monkeypatch) -> None:
     """``SP_...`` means sp_..., as on Redshift (which folds identifiers, quoted or not)."""
     monkeypatch.setenv("ORDER_TRACKING_MART_SCHEMA", schemas.mart.upper())
     monkeypatch.setenv("ORDER_TRACKING_GX_ROOT", str(shared_gx))
