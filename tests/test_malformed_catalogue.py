@@ -621,7 +621,11 @@ def test_catalogue_has_at_least_35_kinds() -> None:
 
 # --- kinds that need the real servers: mixed-case schema names -------------------------------
 
-SERVER_KINDS = ("mixed_case_mariadb_source_schema", "mixed_case_warehouse_schema_folds")
+SERVER_KINDS = (
+    "mixed_case_mariadb_source_schema",
+    "mixed_case_warehouse_schema_folds",
+    "test1_times_postgres_redshift",
+)
 
 
 def test_mixed_case_mariadb_source_schema(schemas, pg_warehouse, shared_gx, monkeypatch) -> None:
@@ -659,5 +663,31 @@ def test_mixed_case_warehouse_schema_folds(schemas, warehouse, shared_gx, monkey
     kind = Kind(
         "mixed_case_wh", lambda: Data().add("mart_uti", order_id=1, update_time=IN), expect(t2=[1], t3=[1])
     )
+    load(settings, kind.data())
+    check_outcome(settings, kind)
+
+
+def test_test1_times_in_both_warehouse_dialects(warehouse, shared_gx, monkeypatch) -> None:
+    """Sub-second, negative, epoch and all-NULL cases on PostgreSQL and through the Redshift twin."""
+    monkeypatch.setenv("ORDER_TRACKING_GX_ROOT", str(shared_gx))
+    cases = {k.name: k for k in KINDS}
+    names = (
+        "subsecond_mismatch",
+        "negative_one_microsecond_mismatch",
+        "epoch_pathtime",
+        "all_pathtimes_null",
+    )
+    data = Data()
+    for name in names:
+        for table, rows in cases[name].data().rows.items():
+            data.rows.setdefault(table, []).extend(rows)
+    ids = sorted(i for n in names for i in cases[n].expect[T1])
+    kind = Kind(
+        "test1_times",
+        lambda: data,
+        expect(t1=ids),
+        notes={i: t for n in names for i, t in cases[n].notes.items()},
+    )
+    settings = Settings.from_env()
     load(settings, kind.data())
     check_outcome(settings, kind)
