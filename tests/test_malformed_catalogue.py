@@ -6,7 +6,9 @@ four checks must report: the failing order ids (Tests 1-3, also read back from t
 table: nothing lost, nothing extra), the raw tables short of the source (Test 0), or an error.
 Pipeline tables are created with nullable keys here, as production may have them.
 
-Kinds that pass only once another branch's fix is merged are ``xfail(strict=True)``.
+A kind that passes only once another branch's fix is merged is marked ``fixed_on`` (it becomes
+``xfail(strict=True)``). None is left: the fixes for NULL ``order_id`` and distinct ``found``
+(branch writes) and for look-alike history tables (branch repair) are on main.
 """
 
 from __future__ import annotations
@@ -119,7 +121,6 @@ KINDS: list[Kind] = [
         ),
         expect(t1=[], t2=[7], t3=[7]),
         why="the NULL row is skipped and reported; order 7's findings are still written",
-        fixed_on="writes",
     ),
     Kind(
         "null_order_id_in_mart_spath",
@@ -233,7 +234,6 @@ KINDS: list[Kind] = [
         ),
         expect(t1=[19]),
         why="one order, one finding (found counts distinct orders)",
-        fixed_on="writes",
     ),
     Kind(
         "duplicate_spath_and_ecs_rows",
@@ -439,14 +439,12 @@ KINDS: list[Kind] = [
         _lookalike_uts,
         expect(t2=[5]),
         why="skipped with a warning naming it; Test 2 keeps checking the real tables",
-        fixed_on="repair",
     ),
     Kind(
         "lookalike_hist_ecs_table_without_order_id",
         _lookalike_ecs,
         expect(t3=[6]),
         why="skipped with a warning naming it; Test 3 keeps checking",
-        fixed_on="repair",
     ),
     Kind(
         "history_name_outside_the_pattern",
