@@ -14,7 +14,7 @@ from great_expectations.render.renderer.renderer import renderer
 from expectations_custom.base import TABLE_METRIC, OrderTrackingExpectation, parse_as_of, settings_tables
 from order_tracking import db, lost_rows, rules
 from order_tracking.rules import RuleQuery, Window
-from order_tracking.settings import EXTRACTION_BUFFER_SECS, EXTRACTION_WINDOW_SECS, Settings
+from order_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -30,14 +30,14 @@ class ExpectExtractionCountsMatchSource(OrderTrackingExpectation):
     """
 
     source_counts: dict | SuiteParameterDict
-    extraction_window_secs: int = EXTRACTION_WINDOW_SECS
-    extraction_buffer_secs: int = EXTRACTION_BUFFER_SECS
 
     check_name: ClassVar[str] = "extraction_count"
 
     def window(self, settings: Settings) -> Window:
+        # The same settings as the MySQL side (monitoring.measure_source_counts): both counts
+        # must cover one window, or clean data raises a false alarm.
         return Window.extraction(
-            parse_as_of(self.as_of), self.extraction_window_secs, self.extraction_buffer_secs
+            parse_as_of(self.as_of), settings.extraction_window_secs, settings.extraction_buffer_secs
         )
 
     def validation_select(self, conn, settings: Settings):

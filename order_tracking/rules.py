@@ -33,40 +33,65 @@ SAMPLE_SIZE = 200  # GX's own cap on fetched rows (MAX_RESULT_RECORDS)
 # --- dialect-specific pieces, compiled by SQLAlchemy -----------------------------------------
 
 
-class seconds_between(FunctionElement):
-    """``later - earlier`` in whole seconds, in each dialect's own words."""
+class microseconds_between(FunctionElement):
+    """``later - earlier`` in whole microseconds, in each dialect's own words.
+
+    Microseconds, not seconds: a sub-second mismatch is a real Test 1 finding and its note must
+    not say ``diff=0s`` (issue 11).
+    """
 
     type = sa.BigInteger()
     inherit_cache = True
 
 
-@compiles(seconds_between)
-def _seconds_between_default(element, compiler, **kw):
+@compiles(microseconds_between)
+def _microseconds_between_default(element, compiler, **kw):
     later, earlier = list(element.clauses)
     delta = f"{compiler.process(later, **kw)} - {compiler.process(earlier, **kw)}"
-    return f"CAST(EXTRACT(EPOCH FROM ({delta})) AS BIGINT)"
+    return f"CAST(EXTRACT(EPOCH FROM ({delta})) * 1000000 AS BIGINT)"
 
 
-@compiles(seconds_between, "redshift")
-def _seconds_between_redshift(element, compiler, **kw):
+@compiles(microseconds_between, "redshift")
+def _microseconds_between_redshift(element, compiler, **kw):
     later, earlier = list(element.clauses)
-    return f"DATEDIFF(second, {compiler.process(earlier, **kw)}, {compiler.process(later, **kw)})"
+    return f"DATEDIFF(microsecond, {compiler.process(earlier, **kw)}, {compiler.process(later, **kw)})"
 
 
-@compiles(seconds_between, "sqlite")
-def _seconds_between_sqlite(element, compiler, **kw):
+@compiles(microseconds_between, "sqlite")
+def _microseconds_between_sqlite(element, compiler, **kw):
+    # julianday() keeps milliseconds only. SQLAlchemy stores 'YYYY-MM-DD HH:MM:SS.ffffff': whole
+    # seconds from strftime('%s'), microseconds from the text after the dot (padded if short).
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+
+    def micros(t: str) -> str:
+        return (
+            f"(CAST(strftime('%s', {t}) AS INTEGER) * 1000000 + "
+            f"CAST(substr(substr({t}, 21) || '000000', 1, 6) AS INTEGER))"
+        )
+
+    return f"({micros(later)} - {micros(earlier)})"
+
+
+@compiles(microseconds_between, "mysql")
+@compiles(microseconds_between, "mariadb")
+def _microseconds_between_mysql(element, compiler, **kw):
     later, earlier = list(element.clauses)
-    return (
-        f"CAST(ROUND((julianday({compiler.process(later, **kw)}) - "
-        f"julianday({compiler.process(earlier, **kw)})) * 86400) AS INTEGER)"
+    return f"TIMESTAMPDIFF(MICROSECOND, {compiler.process(earlier, **kw)}, {compiler.process(later, **kw)})"
+
+
+def _seconds_text(micros: ColumnElement) -> ColumnElement:
+    """Microseconds as seconds for a note: ``3600``, ``-0.250000``, ``NULL``; same text everywhere."""
+    # No ``%``: compiled with literal binds for psycopg2 it becomes ``%%`` in the text GX runs.
+    whole = sa.cast(sa.func.abs(micros) // 1000000, sa.BigInteger)
+    fraction = sa.func.abs(micros) - whole * 1000000
+    sign = sa.case((micros < 0, sa.literal("-")), else_=sa.literal(""))
+    # 1000000 + fraction is 7 digits: dropping the leading 1 zero-pads the fraction to 6.
+    padded = sa.func.substr(sa.cast(fraction + 1000000, sa.String(16)), 2, 6)
+    return sa.case(
+        (micros.is_(None), sa.literal("NULL")),
+        (fraction == 0, sign + sa.cast(whole, sa.String(32))),
+        else_=sign + sa.cast(whole, sa.String(32)) + sa.literal(".") + padded,
     )
-
-
-@compiles(seconds_between, "mysql")
-@compiles(seconds_between, "mariadb")
-def _seconds_between_mysql(element, compiler, **kw):
-    later, earlier = list(element.clauses)
-    return f"TIMESTAMPDIFF(SECOND, {compiler.process(earlier, **kw)}, {compiler.process(later, **kw)})"
 
 
 def _text(expr: ColumnElement) -> ColumnElement:
@@ -206,26 +231,29 @@ def uti_uts_time_mismatch(tables: Tables, window: Window) -> RuleQuery:
         .group_by(uts.c.order_id)
         .subquery("last_path")
     )
-    diff = seconds_between(scope.c.update_time, last_path.c.max_pathtime)
-    notes = (
-        sa.literal("update_time=")
-        + _text(scope.c.update_time)
+    diff = microseconds_between(scope.c.update_time, last_path.c.max_pathtime)
+    all_null = last_path.c.max_pathtime.is_(None)
+    observed = sa.literal("update_time=") + _text(scope.c.update_time)
+    notes = sa.case(
+        # Spath rows exist but none has a time: not Test 2's (rows exist), so a Test 1 finding.
+        (all_null, observed + sa.literal(" max_pathtime=NULL: every pathtime of the order is NULL")),
+        else_=observed
         + sa.literal(" max_pathtime=")
         + _text(last_path.c.max_pathtime)
         + sa.literal(" diff=")
-        + _text(diff)
-        + sa.literal("s")
+        + _seconds_text(diff)
+        + sa.literal("s"),
     )
     select = (
         sa.select(
             scope.c.order_id,
             scope.c.update_time,
             last_path.c.max_pathtime,
-            diff.label("diff_seconds"),
+            (sa.cast(diff, sa.Float) / 1000000).label("diff_seconds"),
             notes.label("notes"),
         )
         .select_from(scope.join(last_path, last_path.c.order_id == scope.c.order_id))
-        .where(scope.c.update_time != last_path.c.max_pathtime)
+        .where(sa.or_(scope.c.update_time != last_path.c.max_pathtime, all_null))
     )
     return RuleQuery(UTI_UTS_TIME_MISMATCH, select, (_name(tables.mart_uti), _name(uts)))
 

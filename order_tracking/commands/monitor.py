@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from order_tracking import lost_rows
 from order_tracking.commands.common import as_of_arg, settings_from, utc_now
@@ -62,7 +63,7 @@ def print_report(report: MonitorReport) -> None:
             n = o.skipped_null_order_ids
             print(f"{o.check}: {n} row{'s' if n != 1 else ''} with NULL order_id skipped (not written)")
         if o.status == "error":
-            print(f"error in {o.check}: {o.message}")
+            print(f"error in {o.check}: {o.message}", file=sys.stderr)
         elif o.check == "extraction_count" and o.status == "fail":
             short = ", ".join(
                 f"{r['table_name']} source={r['source_count']} raw={r['raw_count']}" for r in o.sample
