@@ -5,10 +5,6 @@ real GX checkpoints through ``monitoring.run_checks``), and states in writing wh
 four checks must report: the failing order ids (Tests 1-3, also read back from the exceptions
 table: nothing lost, nothing extra), the raw tables short of the source (Test 0), or an error.
 Pipeline tables are created with nullable keys here, as production may have them.
-
-A kind that passes only once another branch's fix is merged is marked ``fixed_on`` (it becomes
-``xfail(strict=True)``). None is left: the fixes for NULL ``order_id`` and distinct ``found``
-(branch writes) and for look-alike history tables (branch repair) are on main.
 """
 
 from __future__ import annotations
@@ -82,7 +78,6 @@ class Kind:
     expect: dict[str, list | str]  # check -> failing order ids / short raw tables, or ERROR
     notes: dict[int, str] = field(default_factory=dict)  # order id -> text its note must hold
     why: str = ""
-    fixed_on: str | None = None  # another branch's fix this kind waits for (xfail strict)
 
 
 PASS_ALL: dict[str, list | str] = {T0: [], T1: [], T2: [], T3: []}
@@ -554,16 +549,6 @@ def load(settings: Settings, data: Data) -> None:
         src.dispose()
 
 
-def _params():
-    for kind in KINDS:
-        marks = (
-            [pytest.mark.xfail(strict=True, reason=f"fixed on branch {kind.fixed_on}")]
-            if kind.fixed_on
-            else []
-        )
-        yield pytest.param(kind, id=kind.name, marks=marks)
-
-
 def check_outcome(settings: Settings, kind: Kind) -> None:
     report = run_checks(settings, AS_OF)
     by_check = {o.check: o for o in report.outcomes}
@@ -604,7 +589,7 @@ def check_outcome(settings: Settings, kind: Kind) -> None:
     assert report.exit_code() == (3 if errors else 2 if alarm else 1 if findings else 0)
 
 
-@pytest.mark.parametrize("kind", list(_params()))
+@pytest.mark.parametrize("kind", [pytest.param(k, id=k.name) for k in KINDS])
 def test_malformed_kind(kind: Kind, shared_gx: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORDER_TRACKING_GX_ROOT", str(shared_gx))
     settings = Settings.from_env()
