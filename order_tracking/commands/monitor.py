@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from order_tracking.commands.common import as_of_arg, settings_from, utc_now
 from order_tracking.monitoring import CHECK_NAMES, MonitorReport, parse_checks, run_checks
@@ -32,6 +33,10 @@ def run(args: argparse.Namespace) -> int:
     as_of = args.as_of or utc_now()
     report = run_checks(settings, as_of, checks)
     print_report(report)
+    if report.email_error:
+        # Not in the exit code: the email goes out only when the run already exits non-zero
+        # (1/2/3), and turning 1 or 2 into 3 would hide what the checks found.
+        print(f"error: alert email not sent: {report.email_error}", file=sys.stderr)
     return report.exit_code()
 
 
