@@ -236,3 +236,27 @@ def test_html_part_escapes_notes():
     alert = alert_content.build_alert([s], as_of="2026-11-26T03:00:00", now=datetime(2026, 11, 26))
     assert "<script>" not in alert.html and "&lt;script&gt;" in alert.html
     assert str(ROOT)  # the module under test imports nothing from the project root at runtime
+
+
+def test_data_docs_pages_say_what_to_do(gx_copy, sqlite_urls):
+    _, manifest = seed()
+    proc = run_cli("monitor", "--as-of", AS_OF.isoformat())
+    assert proc.returncode in (1, 2), proc.stderr
+    site = gx_copy / "uncommitted" / "data_docs" / "local_site" / "validations"
+
+    def page(check: str) -> str:
+        (found,) = list((site / f"order_tracking_{check}").rglob("*.html"))
+        return found.read_text()
+
+    expected = manifest["expected"]
+    ecs = page("reactivated_missing_ecs")
+    assert "Next step: Move the order&#x27;s row" in ecs or "Next step: Move the order's row" in ecs
+    ids = " ".join(f"--order-id {i}" for i in expected["REACTIVATED_ORDER_MISSING_ECS"][:10])
+    assert f"<code >python -m order_tracking repair-reactivated {ids} --by YOUR_NAME</code>" in ecs
+    spath = page("missing_spath")
+    ids = " ".join(f"--order-id {i}" for i in expected["ORDER_MISSING_SPATH"][:10])
+    assert f"python -m order_tracking resolve --type ORDER_MISSING_SPATH {ids} --by YOUR_NAME" in spath
+    assert "a targeted backfill is required" in spath
+    assert "Investigate the extraction logs" in page("uti_uts_alignment")
+    if any(manifest["extraction_dropped"].values()):
+        assert f"monitor --checks extraction_count --as-of {AS_OF.isoformat()}" in page("extraction_count")
