@@ -304,6 +304,7 @@ def run_task(
     log_table: sa.Table | None = None,
     write_to_log: bool = True,
     sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[Statement, Outcome | None], None] | None = None,
 ) -> list[Outcome]:
     """Run one of the spec's tasks (``vacuum_mart_uti`` ...) and return every step's outcome.
 
@@ -320,7 +321,11 @@ def run_task(
         log_table = ensure_log_table(engine, settings)
     outcomes = []
     for stmt in plan_statements(engine.dialect, settings.mart_schema, [task_name]):
+        if progress is not None:  # a step can take many minutes on Redshift: say it started
+            progress(stmt, None)
         outcome = run_statement(engine, settings, stmt, retry=retry, run_started=run_started, sleep=sleep)
+        if progress is not None:
+            progress(stmt, outcome)
         log.info("%s %s %s: %s", task_name, stmt.operation, stmt.table, outcome.status)
         if write_to_log and log_table is not None:
             try:
@@ -348,6 +353,7 @@ def run_plan(
     retry: RetryPolicy | None = None,
     write_to_log: bool = True,
     sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[Statement, Outcome | None], None] | None = None,
 ) -> list[Outcome]:
     """Run the selected tasks (default: the whole plan) in the spec's order, one after another.
 
@@ -371,6 +377,7 @@ def run_plan(
             log_table=log_table,
             write_to_log=write_to_log,
             sleep=sleep,
+            progress=progress,
         )
     return outcomes
 

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from order_tracking.commands.common import as_of_arg, settings_from, utc_now
+from order_tracking.errors import UserError
 from order_tracking.monitoring import CHECK_NAMES, MonitorReport, parse_checks, run_checks
 
 
@@ -28,6 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.checks.strip(" ,"):  # an empty list is a mistake, not "all checks"
+        raise UserError(f"--checks is empty; give a comma-separated subset of {','.join(CHECK_NAMES)}")
     checks = parse_checks(args.checks)
     settings = settings_from(args)
     as_of = args.as_of or utc_now()
