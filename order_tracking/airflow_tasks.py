@@ -128,6 +128,20 @@ def run_as_of(context: Mapping[str, Any]) -> datetime:
     return wall_clock_now()
 
 
+def pinned_as_of(context: Mapping[str, Any]) -> datetime | None:
+    """The run's ``as_of`` param / conf (ISO 8601, UTC when naive); None when empty or absent.
+
+    Minimal reader for the demo (branch morning); branch airflow owns the DAG param itself.
+    """
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    value = (context.get("params") or {}).get("as_of") or conf.get("as_of")
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return _naive_utc(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+
+
 def wall_clock_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
@@ -214,15 +228,17 @@ class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
         from order_tracking import monitoring
 
         settings = settings_for_airflow()
+        pinned = pinned_as_of(context)
         if self.check == "extraction_count":
-            # Raw tables keep little history: Test 0 anchors on now, not on the run's interval.
-            as_of = wall_clock_now()
+            # Raw tables keep little history: Test 0 anchors on now, not on the run's interval,
+            # unless the run pins as_of (a re-check of a past night, the demo).
+            as_of = pinned or wall_clock_now()
             parameters = {
                 "as_of": as_of.isoformat(),
                 "source_counts": monitoring.measure_source_counts(settings, as_of),
             }
         else:
-            as_of = run_as_of(context)
+            as_of = pinned or run_as_of(context)
             parameters = {"as_of": as_of.isoformat()}
         log.info("running checkpoint for %s as of %s", self.check, as_of.isoformat())
         wrapper = _CheckpointWithParameters(self.check, parameters)

@@ -361,3 +361,15 @@ def test_vacuum_dag_reclaims_dead_tuples_on_postgres(pg_warehouse, dagbag, monke
     assert set(marts) <= set(by_table)
     assert all(by_table[n]["ghost_rows_before"] > 0 and by_table[n]["ghost_rows_after"] == 0 for n in marts)
     assert len({r["run_id"] for r in rows}) == 1  # the four tasks log under the Airflow run id
+
+
+def test_pinned_as_of_comes_from_the_run_params_or_conf() -> None:
+    from types import SimpleNamespace
+
+    from order_tracking.airflow_tasks import pinned_as_of
+
+    assert pinned_as_of({"params": {"as_of": "2026-11-25T03:00:00"}}) == datetime(2026, 11, 25, 3)
+    assert pinned_as_of(
+        {"dag_run": SimpleNamespace(conf={"as_of": "2026-11-25T04:00:00+01:00"})}
+    ) == datetime(2026, 11, 25, 3)
+    assert pinned_as_of({"params": {"as_of": ""}, "dag_run": SimpleNamespace(conf={})}) is None
