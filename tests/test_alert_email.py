@@ -260,3 +260,40 @@ def test_data_docs_pages_say_what_to_do(gx_copy, sqlite_urls):
     assert "Investigate the extraction logs" in page("uti_uts_alignment")
     if any(manifest["extraction_dropped"].values()):
         assert f"monitor --checks extraction_count --as-of {AS_OF.isoformat()}" in page("extraction_count")
+
+
+def test_alert_open_counts_and_split_summary_in_both_warehouse_dialects(warehouse, gx_copy, smtp_env):
+    settings, manifest = seed_dataset(
+        synthetic.SeedConfig(as_of=AS_OF, orders=1000, seed=11, skip_source=True)
+    )
+    report = run_checks(settings, AS_OF, ["missing_spath", "reactivated_missing_ecs"])
+    assert report.email_error is None and len(smtp_env.messages) == 1
+    msg, text, _ = parts(smtp_env.messages[0]["data"])
+    n_spath = len(manifest["expected"]["ORDER_MISSING_SPATH"])
+    n_ecs = len(manifest["expected"]["REACTIVATED_ORDER_MISSING_ECS"])
+    total = n_spath + n_ecs
+    assert (
+        msg["Subject"]
+        == f"[order-tracking] 2026-11-25 03:00: {total} new, {total} open (SPATH {n_spath}, ECS {n_ecs})"
+    )
+    assert (
+        f"ORDER_MISSING_SPATH (Test 2): {n_spath} new, {n_spath} found tonight, {n_spath} open, oldest 0h"
+        in text
+    )
+    proc = run_cli(
+        "resolve",
+        "--type",
+        "ORDER_MISSING_SPATH",
+        "--order-id",
+        str(manifest["expected"]["ORDER_MISSING_SPATH"][0]),
+        "--by",
+        "t",
+        "--notes",
+        "n",
+    )
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("exceptions", "--include-resolved", "--format", "csv")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "exception_type,open,resolved,oldest_detected_at,newest_last_seen_at"
+    assert any(line.startswith(f"ORDER_MISSING_SPATH,{n_spath - 1},1,") for line in lines), lines
