@@ -111,3 +111,32 @@ def test_vacuum_prints_each_step_as_it_starts_and_ends_and_what_sqlite_really_ru
     end = re.search(rf"^\d\d:\d\d:\d\d ok {step} in \d+\.\d s$", out, re.M)
     assert start and end and start.start() < end.start(), out
     assert re.search(r"^\d\d:\d\d:\d\d ok ANALYZE mart_uni_tracking_info in \d+\.\d s$", out, re.M)
+
+
+def test_rules_doc_sqlite_lines_run_the_spec_queries_verbatim(open_spath, tmp_path):
+    import sqlite3
+
+    from tests.conftest import ROOT
+
+    settings, ids = open_spath
+    doc = (ROOT / "docs" / "rules.md").read_text()
+    (block,) = re.findall(r"```sql\n(.*?)```", doc, re.S)
+    main_file = settings.warehouse_url.removeprefix("sqlite:///")
+    sql = block.replace(".local/warehouse", main_file.removesuffix(".db"))
+    sql = sql.replace(
+        "order_id = 123 AND exception_type = 'UTI_UTS_TIME_MISMATCH'",
+        f"order_id = {ids[0]} AND exception_type = 'ORDER_MISSING_SPATH'",
+    )
+    conn = sqlite3.connect(main_file)
+    results = []
+    for statement in (s.strip() for s in sql.split(";")):
+        if statement and not all(line.startswith("--") for line in statement.splitlines()):
+            cursor = conn.execute(statement)
+            results.append((cursor.fetchall(), cursor.rowcount))
+    conn.commit()
+    conn.close()
+    (summary, _), _detail, (_, updated) = results[2:]  # after the two ATTACH lines
+    assert summary == [("ORDER_MISSING_SPATH", len(ids))]
+    assert updated == 1
+    proc = run_cli("exceptions", "--include-resolved", "--format", "csv")
+    assert f"ORDER_MISSING_SPATH,{len(ids) - 1},1," in proc.stdout
