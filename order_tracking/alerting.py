@@ -94,9 +94,13 @@ def gather(context: dict[str, Any], with_exceptions: bool = True) -> dict[str, A
         log.warning("task states unavailable: %s", exc)
     if not with_exceptions:
         return info
-    settings = airflow_tasks.settings_for_airflow()
-    info["data_docs"] = str(settings.data_docs_index)
-    info["site_root"] = settings.data_docs_index.parent
+    try:
+        settings = airflow_tasks.settings_for_airflow()
+        info["data_docs"] = str(settings.data_docs_index)
+        info["site_root"] = settings.data_docs_index.parent
+        info["base_url"] = AlertSettings.from_env().data_docs_base_url
+    except Exception as exc:  # a bad setting must not stop the alert
+        log.warning("Data Docs location unknown: %s", exc)
     try:
         pushed = run_xcoms(context, "summary", list(airflow_tasks.DQ_TASKS))
         gate = run_xcoms(context, "open_exceptions", [airflow_tasks.UNRESOLVED_TASK])
@@ -144,7 +148,7 @@ def render(info: dict[str, Any], now: datetime | None = None) -> alert_content.A
         open_by_type=info.get("open_by_type"),
         data_docs_index=info.get("data_docs"),
         site_root=info.get("site_root"),
-        base_url=AlertSettings.from_env().data_docs_base_url,
+        base_url=info.get("base_url"),
         failed_tasks=failed,
         run_label=str(info["run_id"]),
     )
