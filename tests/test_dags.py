@@ -315,6 +315,7 @@ def test_dropped_raw_row_fails_the_extraction_check_and_the_email_names_it(
     )
     settings, manifest = seed_dataset(config)
     assert sum(manifest["extraction_dropped"].values()) > 0
+    monkeypatch.setenv("ORDER_TRACKING_DATA_DOCS_BASE_URL", "https://dq.example.com/site")
     state, tasks = _run(dagbag.dags[MONITORING], as_of, monkeypatch)
     assert state == "failed"
     assert tasks["dq_extraction_count_check"] == "failed"
@@ -327,6 +328,10 @@ def test_dropped_raw_row_fails_the_extraction_check_and_the_email_names_it(
         if k:
             assert re.search(rf"{table}: source \d+, raw \d+, missing {k}\b", mail["text/plain"])
     assert "dq_extraction_count_check" in mail["text/plain"]
+    assert (
+        "Page: https://dq.example.com/site/validations/order_tracking_extraction_count/" in mail["text/plain"]
+    )
+    assert "Data Docs: https://dq.example.com/site/index.html" in mail["text/plain"]
 
 
 @pytest.mark.usefixtures("airflow_db")
