@@ -288,7 +288,8 @@ def build_alert(
 
 
 def _a(url: str) -> str:
-    return f'<a href="{html.escape(url, quote=True)}">{html.escape(url)}</a>'
+    # Long file paths must wrap on a phone screen.
+    return f'<a style="word-break:break-all" href="{html.escape(url, quote=True)}">{html.escape(url)}</a>'
 
 
 def _window(summary: Mapping[str, Any]) -> str:
@@ -383,7 +384,7 @@ def _type_section(view: _TypeView, now: datetime, link) -> tuple[list[str], str]
         h.append(
             "<table>"
             + "".join(
-                f"<tr><td><b>{html.escape(str(r.get('order_id')))}</b></td>"
+                f'<tr style="vertical-align:top"><td><b>{html.escape(str(r.get("order_id")))}</b></td>'
                 f"<td>{html.escape(str(r.get('notes') or ''))}</td></tr>"
                 for r in sample
             )
