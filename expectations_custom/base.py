@@ -250,9 +250,10 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
                 RenderedStringTemplateContent(
                     content_block_type="string_template",
                     string_template={
+                        "tag": "div",  # its own paragraph, not run on after the facts above
                         "template": "Next step: $action\nFix: $command ($note)",
                         "params": {"action": step.action, "command": step.command, "note": step.command_note},
-                        "styling": {"params": {"command": {"tag": "code"}}},
+                        "styling": {"classes": ["mt-2"], "params": {"command": {"tag": "code"}}},
                     },
                 )
             )
