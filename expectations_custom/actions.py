@@ -254,7 +254,11 @@ class OrderTrackingEmailAction(EmailAction):
     def run(self, checkpoint_result: CheckpointResult, action_context: ActionContext | None = None) -> dict:
         if not os.environ.get("ORDER_TRACKING_SMTP_HOST", "").strip():
             return {"email_result": "skipped: ORDER_TRACKING_SMTP_HOST is not set"}
-        summaries = checkpoint_summaries(checkpoint_result, action_context)
+        try:
+            summaries = checkpoint_summaries(checkpoint_result, action_context)
+        except Exception as exc:  # the email is a side channel: it must never fail the check
+            logger.error("alert email content not built for %s: %s", checkpoint_result.name, exc)
+            return {"email_result": f"not built: {exc}"}
         batch = _ALERT_BATCH.get()
         if batch is not None:
             batch.summaries.extend(summaries)

@@ -194,6 +194,9 @@ def send_run_alert(
         result = send_alert(summaries, settings)
     except (mailer.MailError, UserError) as exc:
         return str(exc)
+    except Exception as exc:  # a bug in the email must not turn written findings into a traceback
+        log.debug("alert email failed", exc_info=True)
+        return f"{type(exc).__name__}: {exc}"[:300]
     if result:
         log.info("alert email %s", result)
     return None
