@@ -13,6 +13,7 @@ ever drops anything.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -23,11 +24,15 @@ from sqlalchemy.engine import Connection, Dialect, Engine
 from order_tracking.errors import UserError
 from order_tracking.settings import Settings
 
+log = logging.getLogger(__name__)
+
 ORDER_ID = sa.BigInteger
 TS = sa.DateTime  # naive UTC everywhere
 
 HIST_UTS_PREFIX = "hist_uni_tracking_spath_"
 HIST_ECS_PREFIX = "hist_ecs_order_info_"
+# What Tests 2 and 3 and the repair read from every history table.
+HIST_REQUIRED_COLUMNS = ("order_id",)
 HIST_RE = re.compile(
     r"^(?P<prefix>hist_(?:uni_tracking_spath|ecs_order_info)_)(?P<year>\d{4})_h(?P<half>[12])$"
 )
@@ -323,8 +328,76 @@ def redshift_ddl(tables: Iterable[sa.Table]) -> list[str]:
     return schema_statements(mock.dialect, _schemas_of(tables)) + statements
 
 
+_PG_ATTRIBUTE = sa.table(
+    "pg_attribute",
+    sa.column("attrelid"),
+    sa.column("attname"),
+    sa.column("atttypid"),
+    sa.column("atttypmod"),
+    sa.column("attnum"),
+    sa.column("attisdropped"),
+    schema="pg_catalog",
+)
+_PG_CLASS = sa.table(
+    "pg_class", sa.column("oid"), sa.column("relname"), sa.column("relnamespace"), schema="pg_catalog"
+)
+_PG_NAMESPACE = sa.table("pg_namespace", sa.column("oid"), sa.column("nspname"), schema="pg_catalog")
+
+
+def table_columns(conn: Connection, schema: str, table: str) -> list[tuple[str, str]]:
+    """(name, type as the database spells it) of every column of ``schema.table``, in order.
+
+    PostgreSQL and Redshift are read from pg_catalog directly: sqlalchemy-redshift 1.0.0's
+    ``get_columns`` fails under SQLAlchemy 2.1 (``_reflect_type() got multiple values for argument
+    'type_description'``), and ``format_type`` gives the exact declared type (``character
+    varying(20)``) to compare two tables by.
+    """
+    if conn.dialect.name not in ("postgresql", "redshift"):
+        return [(c["name"], str(c["type"])) for c in sa.inspect(conn).get_columns(table, schema=schema)]
+    a, c, n = _PG_ATTRIBUTE, _PG_CLASS, _PG_NAMESPACE
+    query = (
+        sa.select(a.c.attname, sa.func.format_type(a.c.atttypid, a.c.atttypmod))
+        .select_from(a.join(c, a.c.attrelid == c.c.oid).join(n, c.c.relnamespace == n.c.oid))
+        .where(n.c.nspname == schema, c.c.relname == table, a.c.attnum > 0, sa.not_(a.c.attisdropped))
+        .order_by(a.c.attnum)
+    )
+    return [(str(name), str(type_)) for name, type_ in conn.execute(query)]
+
+
+def find_hist_tables(conn: Connection, schema: str, prefix: str) -> tuple[list[str], list[str]]:
+    """(history tables of one kind in ``schema``, look-alikes): both oldest first. A look-alike is
+    named like a history table but lacks a column the rules read."""
+    inspector = sa.inspect(conn)
+    named = sorted(
+        n
+        for n in inspector.get_table_names(schema=schema)
+        if (m := HIST_RE.match(n)) and m["prefix"] == prefix
+    )
+    usable, look_alikes = [], []
+    for name in named:
+        columns = {column.lower() for column, _ in table_columns(conn, schema, name)}
+        (usable if all(c in columns for c in HIST_REQUIRED_COLUMNS) else look_alikes).append(name)
+    return usable, look_alikes
+
+
 def discover_hist_tables(conn: Connection, schema: str, prefix: str) -> list[str]:
-    """History tables of one kind that exist in ``schema``, oldest first."""
-    names = sa.inspect(conn).get_table_names(schema=schema)
-    found = [n for n in names if (m := HIST_RE.match(n)) and m["prefix"] == prefix]
-    return sorted(found)
+    """History tables of one kind in ``schema`` that the rules can read, oldest first.
+
+    - A table named like a history table but without the columns the rules read (a look-alike,
+      e.g. a backup with other columns) is skipped with a warning naming it; the others are used.
+    - The catalog lists tables the user may not read (sqlalchemy-redshift reflects through
+      ``pg_class``): a history table without SELECT fails here, in one line with the GRANT to
+      run, rather than as a permission error in the middle of Tests 2 and 3.
+    """
+    from order_tracking import privileges
+
+    usable, look_alikes = find_hist_tables(conn, schema, prefix)
+    for name in look_alikes:
+        log.warning(
+            "skipping %s.%s: it is named like a history table but has no %s column",
+            schema,
+            name,
+            ", ".join(HIST_REQUIRED_COLUMNS),
+        )
+    privileges.require_select(conn, schema, usable)
+    return usable
