@@ -1,4 +1,4 @@
-"""Checkpoint actions: write findings to the exceptions table, and email the on-call engineer.
+"""Checkpoint actions: write findings to the exceptions table, update Data Docs, email the on-call engineer.
 
 Both are registered with GX by their ``type`` when this module is imported, which must happen
 before a checkpoint that names them loads (see ``expectations_custom/__init__.py``).
@@ -10,16 +10,16 @@ wrote is also kept in ``RECORDED`` (per checkpoint run id) for the caller that p
 from __future__ import annotations
 
 import functools
-import html
 import logging
 import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from great_expectations.checkpoint.actions import (
     ActionContext,
@@ -34,8 +34,16 @@ from great_expectations.render.view.view import DefaultJinjaView
 from jinja2 import BytecodeCache
 
 from expectations_custom.base import settings_tables
-from order_tracking import data_docs_offline, db, exceptions_store, gx_results, health_page
-from order_tracking.settings import Settings
+from order_tracking import (
+    alert_content,
+    data_docs_offline,
+    db,
+    exceptions_store,
+    gx_results,
+    health_page,
+    mailer,
+)
+from order_tracking.settings import AlertSettings, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -207,13 +215,39 @@ def _suite_page_exists(context, identifier) -> bool:
     return bool(urls) and all(u.get("site_url") for u in urls)
 
 
-class OrderTrackingEmailAction(EmailAction):
-    """GX's EmailAction with our message, configured from the environment, off when unset.
+# --- the alert email ----------------------------------------------------------------------------
 
-    ``ORDER_TRACKING_SMTP_HOST`` unset means no email (Airflow sends its own, one per failed run).
-    The message names the check, the failing count, a sample of order ids and the Data Docs page.
-    Settings: ``ORDER_TRACKING_SMTP_HOST``, ``_PORT`` (25), ``_USER``, ``_PASSWORD``,
-    ``_STARTTLS`` (0/1), ``_SSL`` (0/1), ``ORDER_TRACKING_EMAIL_FROM``, ``ORDER_TRACKING_ALERT_EMAIL``.
+
+@dataclass
+class AlertBatch:
+    """The check summaries of one ``monitor`` run, mailed as ONE alert after the last check wrote."""
+
+    summaries: list[dict[str, Any]] = field(default_factory=list)
+
+
+_ALERT_BATCH: ContextVar[AlertBatch | None] = ContextVar("order_tracking_alert_batch", default=None)
+
+
+@contextmanager
+def alert_email_deferred() -> Iterator[AlertBatch]:
+    """Inside, the email action records its content here instead of sending; the caller sends
+    the batch with :func:`send_alert` once every checkpoint has written (one email per run, and
+    an SMTP problem can no longer delay or stop a later check's write)."""
+    batch = AlertBatch()
+    token = _ALERT_BATCH.set(batch)
+    try:
+        yield batch
+    finally:
+        _ALERT_BATCH.reset(token)
+
+
+class OrderTrackingEmailAction(EmailAction):
+    """GX's EmailAction with our message (``order_tracking.alert_content``), configured from the
+    environment (``AlertSettings``), off when ``ORDER_TRACKING_SMTP_HOST`` is unset.
+
+    Within ``alert_email_deferred`` (the ``monitor`` command) it only records the checkpoint's
+    summary; run alone it sends at once. In Airflow the host is unset: the DAG's notifier sends
+    the run's one email, built by the same content module from the tasks' XCom summaries.
     """
 
     type: Literal["order_tracking_email"] = "order_tracking_email"
@@ -232,70 +266,95 @@ class OrderTrackingEmailAction(EmailAction):
         return values
 
     def run(self, checkpoint_result: CheckpointResult, action_context: ActionContext | None = None) -> dict:
-        host = os.environ.get("ORDER_TRACKING_SMTP_HOST", "").strip()
-        if not host:
+        if not os.environ.get("ORDER_TRACKING_SMTP_HOST", "").strip():
             return {"email_result": "skipped: ORDER_TRACKING_SMTP_HOST is not set"}
+        try:
+            summaries = checkpoint_summaries(checkpoint_result, action_context)
+        except Exception as exc:  # the email is a side channel: it must never fail the check
+            logger.error("alert email content not built for %s: %s", checkpoint_result.name, exc)
+            return {"email_result": f"not built: {exc}"}
+        batch = _ALERT_BATCH.get()
+        if batch is not None:
+            batch.summaries.extend(summaries)
+            return {"email_result": "deferred to the end of the run"}
         if checkpoint_result.success and self.notify_on == "failure":
             return {"email_result": ""}
-        settings = Settings.from_env()
-        sender = os.environ.get("ORDER_TRACKING_EMAIL_FROM", "order-tracking-dq@localhost")
-        title, body = render_alert(checkpoint_result, data_docs_urls(action_context))
-        configured = self.copy(
-            update={
-                "smtp_address": host,
-                "smtp_port": os.environ.get("ORDER_TRACKING_SMTP_PORT", "25"),
-                "sender_login": os.environ.get("ORDER_TRACKING_SMTP_USER") or None,
-                "sender_password": os.environ.get("ORDER_TRACKING_SMTP_PASSWORD") or None,
-                "sender_alias": sender,
-                "use_tls": os.environ.get("ORDER_TRACKING_SMTP_STARTTLS", "0") == "1",
-                "use_ssl": os.environ.get("ORDER_TRACKING_SMTP_SSL", "0") == "1",
-            }
-        )
-        configured._data_context = self._data_context  # copy() keeps fields, not private attrs
-        receivers = [a.strip() for a in settings.alert_email.split(",") if a.strip()]
-        result = configured._send_email(title=title, html=body, receiver_emails_list=receivers)
-        return {"email_result": result}
+        try:
+            return {"email_result": send_alert(summaries, Settings.from_env())}
+        except mailer.MailError as exc:
+            logger.error("alert email not sent: %s", exc)
+            return {"email_result": f"not sent: {exc}"}
 
 
-def data_docs_urls(action_context: ActionContext | None) -> list[str]:
-    if action_context is None:
-        return []
-    urls: list[str] = []
-    for result in action_context.filter_results(UpdateDataDocsAction):
-        for per_site in (result or {}).values():
-            if isinstance(per_site, dict):
-                urls.extend(str(u) for u in per_site.values())
-    return urls
-
-
-def render_alert(checkpoint_result: CheckpointResult, urls: list[str]) -> tuple[str, str]:
-    """Subject and HTML body: which check failed, how many, which orders, where to look."""
-    lines: list[str] = []
-    failed_checks: list[str] = []
+def _as_of_of(checkpoint_result: CheckpointResult) -> str | None:
+    """The run's as_of: the expectation parameter GX substituted into the suite."""
     for validation in checkpoint_result.run_results.values():
         for evr in validation.results:
-            if evr.success:
-                continue
-            result = evr.result or {}
-            details = result.get("details") or {}
-            check = details.get("check") or (evr.expectation_config.type if evr.expectation_config else "?")
-            failed_checks.append(check)
-            count = result.get("observed_value")
-            sample = details.get("sample") or []
-            ids = [str(r.get("order_id") or r.get("table_name")) for r in sample[:20]]
-            if evr.exception_info and evr.exception_info.get("raised_exception"):
-                lines.append(
-                    f"<p><b>{html.escape(check)}</b>: error: "
-                    f"{html.escape(str(evr.exception_info.get('exception_message'))[:300])}</p>"
-                )
-                continue
-            kind = html.escape(str(details.get("exception_type") or "alarm"))
-            lines.append(
-                f"<p><b>{html.escape(check)}</b> ({kind}):"
-                f" {count} failing; window {details.get('window_start')} .. {details.get('window_end')}"
-                f"<br>sample: {html.escape(', '.join(ids))}</p>"
-            )
-    for url in urls:
-        lines.append(f'<p>Data Docs: <a href="{html.escape(url)}">{html.escape(url)}</a></p>')
-    title = f"[order-tracking DQ] FAILED: {', '.join(failed_checks) or checkpoint_result.name}"
-    return title, "\n".join(lines)
+            value = (evr.expectation_config.kwargs if evr.expectation_config else {}).get("as_of")
+            if isinstance(value, str):
+                return value
+    return None
+
+
+def checkpoint_summaries(
+    checkpoint_result: CheckpointResult, action_context: ActionContext | None
+) -> list[dict]:
+    """One contract summary per validation of the checkpoint (alert_content.summary_from_result)."""
+    recorded: list[dict] = []
+    pages: dict[str, str] = {}
+    if action_context is not None:
+        for result in action_context.filter_results(RecordExceptionsAction):
+            recorded.extend((result or {}).get("recorded") or [])
+        for result in action_context.filter_results(UpdateDataDocsAction):
+            for identifier, per_site in (result or {}).items():
+                if isinstance(per_site, dict) and per_site:
+                    pages[str(identifier)] = str(next(iter(per_site.values())))
+    check = str(checkpoint_result.name).removeprefix("order_tracking_")
+    as_of = _as_of_of(checkpoint_result)
+    return [
+        alert_content.summary_from_result(
+            check, evr, recorded, as_of=as_of, data_docs_page=pages.get(str(identifier))
+        )
+        for identifier, validation in checkpoint_result.run_results.items()
+        for evr in validation.results
+    ]
+
+
+def open_stats(settings: Settings) -> dict[str, alert_content.OpenStats]:
+    """Open exceptions per type with the oldest detection, read from the warehouse."""
+    engine = db.shared_engine(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
+    rows = exceptions_store.summary_by_type(engine, settings_tables(settings))
+    return {r.exception_type: alert_content.OpenStats(r.count, r.oldest_detected_at) for r in rows}
+
+
+def send_alert(
+    summaries: list[dict],
+    settings: Settings,
+    open_by_type: dict[str, alert_content.OpenStats] | None = None,
+) -> str:
+    """Build the one alert for ``summaries`` and send it; ``""`` when nothing failed.
+
+    Raises ``mailer.MailError`` (one line) when delivery fails. The open counts are read here,
+    after every check has written, unless given.
+    """
+    if all(s.get("status") == "pass" for s in summaries):
+        return ""
+    alert_settings = AlertSettings.from_env()
+    if open_by_type is None:
+        try:
+            open_by_type = open_stats(settings)
+        except Exception as exc:  # the alert matters more than its open counts
+            logger.warning("open exceptions not read for the alert: %s", db.short_reason(exc))
+            open_by_type = {}
+    as_of = next((s.get("as_of") for s in summaries if s.get("as_of")), None)
+    alert = alert_content.build_alert(
+        summaries,
+        as_of=as_of,
+        now=datetime.now(UTC).replace(tzinfo=None),
+        open_by_type=open_by_type,
+        data_docs_index=str(settings.data_docs_index),
+        site_root=settings.data_docs_index.parent,
+        base_url=alert_settings.data_docs_base_url,
+    )
+    mailer.send(alert, alert_settings)
+    return f"sent to {', '.join(alert_settings.recipients)}"

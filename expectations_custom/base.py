@@ -30,7 +30,8 @@ from great_expectations.render.components import (
 from great_expectations.render.renderer.renderer import renderer
 from great_expectations.validator.metric_configuration import MetricConfiguration
 
-from order_tracking import schema
+from order_tracking import gx_results, schema
+from order_tracking.alert_content import SAMPLE_IN_EMAIL, NextStep, next_step
 from order_tracking.rules import RuleQuery, Window, compile_sql
 from order_tracking.settings import Settings
 
@@ -207,6 +208,17 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
         return "failing order"
 
     @classmethod
+    def next_step_for(cls, result, sample: list[dict]) -> NextStep | None:
+        """The spec's Action and the exact command for this failed result (None for an error)."""
+        if gx_results.result_error(result):
+            return None
+        kwargs = result.expectation_config.kwargs if result.expectation_config else {}
+        as_of = kwargs.get("as_of") if isinstance(kwargs.get("as_of"), str) else None
+        ids = [row["order_id"] for row in sample[:SAMPLE_IN_EMAIL] if "order_id" in row]
+        total = (result.result or {}).get("observed_value")
+        return next_step(cls.exception_type or cls.check_name, ids, as_of, total)
+
+    @classmethod
     @renderer(renderer_type=LegacyDiagnosticRendererType.UNEXPECTED_TABLE)
     def _diagnostic_unexpected_table_renderer(
         cls, configuration=None, result=None, runtime_configuration=None, **kwargs
@@ -231,6 +243,20 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
                 string_template={"template": " ".join(facts).replace("$", "$$"), "params": {}},
             )
         ]
+        step = None if result.success else cls.next_step_for(result, sample)
+        if step is not None:
+            # What to do about it, worded as in the alert email (order_tracking.alert_content).
+            blocks.append(
+                RenderedStringTemplateContent(
+                    content_block_type="string_template",
+                    string_template={
+                        "tag": "div",  # its own paragraph, not run on after the facts above
+                        "template": "Next step: $action\nFix: $command ($note)",
+                        "params": {"action": step.action, "command": step.command, "note": step.command_note},
+                        "styling": {"classes": ["mt-2"], "params": {"command": {"tag": "code"}}},
+                    },
+                )
+            )
         if not sample:
             return blocks
         header = details.get("sample_columns") or list(sample[0].keys())

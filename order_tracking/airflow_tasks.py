@@ -18,13 +18,14 @@ import logging
 import os
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 from great_expectations_provider.common.errors import GXValidationFailed
 from great_expectations_provider.operators.validate_checkpoint import GXValidateCheckpointOperator
 
-from order_tracking import gx_results
+from order_tracking import alert_content
 from order_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,20 @@ def run_as_of(context: Mapping[str, Any]) -> datetime:
     return wall_clock_now()
 
 
+def pinned_as_of(context: Mapping[str, Any]) -> datetime | None:
+    """The run's ``as_of`` param / conf (ISO 8601, UTC when naive); None when empty or absent.
+
+    Minimal reader for the demo (branch morning); branch airflow owns the DAG param itself.
+    """
+    dag_run = context.get("dag_run")
+    conf = getattr(dag_run, "conf", None) or {}
+    value = (context.get("params") or {}).get("as_of") or conf.get("as_of")
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return _naive_utc(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+
+
 def wall_clock_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
@@ -193,18 +208,37 @@ class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
         self.check = check
 
     def execute(self, context: Any) -> dict[str, Any]:
+        from order_tracking import db
+
+        # The summary goes to XCom BEFORE the task returns or raises (a failed task has no return
+        # value): the run's one alert email reads its counts there, not the warehouse later.
+        try:
+            summary, failed = self._validate(context)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {db.short_reason(exc)}"
+            context["ti"].xcom_push(key="summary", value=alert_content.error_summary(self.check, error))
+            raise
+        context["ti"].xcom_push(key="summary", value=summary)
+        if failed:
+            self._raise_for_result(summary)
+        log.info("%s passed: %s", self.check, summary)
+        return summary
+
+    def _validate(self, context: Any) -> tuple[dict[str, Any], bool]:
         from order_tracking import monitoring
 
         settings = settings_for_airflow()
+        pinned = pinned_as_of(context)
         if self.check == "extraction_count":
-            # Raw tables keep little history: Test 0 anchors on now, not on the run's interval.
-            as_of = wall_clock_now()
+            # Raw tables keep little history: Test 0 anchors on now, not on the run's interval,
+            # unless the run pins as_of (a re-check of a past night, the demo).
+            as_of = pinned or wall_clock_now()
             parameters = {
                 "as_of": as_of.isoformat(),
                 "source_counts": monitoring.measure_source_counts(settings, as_of),
             }
         else:
-            as_of = run_as_of(context)
+            as_of = pinned or run_as_of(context)
             parameters = {"as_of": as_of.isoformat()}
         log.info("running checkpoint for %s as of %s", self.check, as_of.isoformat())
         wrapper = _CheckpointWithParameters(self.check, parameters)
@@ -213,53 +247,58 @@ class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
         try:
             super().execute(context)
         except GXValidationFailed:
-            self._raise_for_result(wrapper)
-        summary = self._summary(wrapper)
-        log.info("%s passed: %s", self.check, summary)
-        return summary
+            return self._summary(wrapper, as_of, settings), True
+        return self._summary(wrapper, as_of, settings), False
 
-    def _summary(self, wrapper: _CheckpointWithParameters) -> dict[str, Any]:
+    def _summary(
+        self, wrapper: _CheckpointWithParameters, as_of: datetime, settings: Settings
+    ) -> dict[str, Any]:
+        """The XCom ``summary`` of TEAM.md's contract (alert_content.summary_from_result)."""
         from expectations_custom.actions import RECORDED
 
         result = wrapper.result
         if result is None:
-            return {"check": self.check}
-        recorded = RECORDED.pop(str(result.run_id), [])
-        validation = next(iter(result.run_results.values()))
-        evr = validation.results[0]
-        res = evr.result or {}
-        details = res.get("details") or {}
-        return {
-            "check": self.check,
-            "success": bool(evr.success),
-            "failing": int(res.get("observed_value") or 0),
-            "exception_type": details.get("exception_type"),
-            "window": [details.get("window_start"), details.get("window_end")],
-            "sample": [str(r.get("order_id", r.get("table_name"))) for r in (details.get("sample") or [])][
-                :20
-            ],
-            "new": sum(r.new for r in recorded),
-            "already_open": sum(r.already_open for r in recorded),
-            "exception_info": gx_results.result_error(evr),
-        }
+            return alert_content.error_summary(
+                self.check, "the checkpoint returned no result", as_of.isoformat()
+            )
+        recorded = [r.__dict__ for r in RECORDED.pop(str(result.run_id), [])]
+        identifier, validation = next(iter(result.run_results.items()))
+        return alert_content.summary_from_result(
+            self.check,
+            validation.results[0],
+            recorded,
+            as_of=as_of.isoformat(),
+            data_docs_page=_page_of(identifier, settings),
+        )
 
-    def _raise_for_result(self, wrapper: _CheckpointWithParameters) -> None:
-        summary = self._summary(wrapper)
-        if summary.get("exception_info"):
+    def _raise_for_result(self, summary: dict[str, Any]) -> None:
+        window = summary.get("window") or [None, None]
+        if summary.get("error"):
             # GX caught an error (e.g. the warehouse went away mid-query): retryable.
-            message = str(summary["exception_info"]).strip().splitlines()[0][:300]
-            raise RuntimeError(f"{self.check}: the check could not run: {message}")
+            raise RuntimeError(f"{self.check}: the check could not run: {summary['error']}")
         if self.check == "extraction_count":
+            short = ", ".join(str(r["table"]) for r in summary.get("shortfall") or [])
             raise AirflowFailException(
                 f"extraction count alarm (Test 0): raw tables hold fewer rows than MySQL for "
-                f"{', '.join(summary['sample']) or '?'} in window {summary['window'][0]} .. "
-                f"{summary['window'][1]}; check the extraction logs and Redshift COPY errors"
+                f"{short or '?'} in window {window[0]} .. "
+                f"{window[1]}; check the extraction logs and Redshift COPY errors"
             )
+        ids = ", ".join(str(r.get("order_id")) for r in summary.get("sample") or [])
         raise AirflowFailException(
             f"{summary['exception_type']}: {summary['failing']} order(s) failing "
             f"({summary['new']} new, {summary['already_open']} already open) in window "
-            f"{summary['window'][0]} .. {summary['window'][1]}; sample: {', '.join(summary['sample'])}"
+            f"{window[0]} .. {window[1]}; sample: {ids}"
         )
+
+
+def _page_of(identifier: Any, settings: Settings) -> str | None:
+    """The run's Data Docs page for a validation result identifier (GX's local_site layout)."""
+    try:
+        parts = identifier.to_tuple()  # (suite, run_name, run_time, batch id)
+    except Exception:
+        return None
+    path = settings.data_docs_index.parent / "validations" / Path(*map(str, parts))
+    return str(path.with_suffix(".html"))
 
 
 # --- the final gate ------------------------------------------------------------------------------
@@ -316,11 +355,18 @@ def check_unresolved_exceptions(context: Any) -> dict[str, Any]:
     engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
     try:
         db.check_connection(engine, "warehouse")
+        tables = schema.build_tables(settings)
         try:
-            summary = exceptions_store.check_unresolved(engine, schema.build_tables(settings))
+            summary = exceptions_store.check_unresolved(engine, tables)
             total_message = ""
         except exceptions_store.UnresolvedExceptionsError as err:
             summary, total_message = err.summary, str(err)
+        # Open exceptions once all four checks wrote: the alert's "still open" and oldest age.
+        open_now = {
+            r.exception_type: {"count": r.count, "oldest_detected_at": str(r.oldest_detected_at)}
+            for r in exceptions_store.summary_by_type(engine, tables)
+        }
+        ti.xcom_push(key="open_exceptions", value=open_now)
     finally:
         engine.dispose()
     docs = settings.data_docs_index

@@ -1,9 +1,9 @@
-"""The one email per failed DAG run: an ``SmtpNotifier`` whose body says what went wrong.
+"""The one email per failed DAG run: an ``SmtpNotifier`` whose message says what to fix.
 
 Used as the DAG-level ``on_failure_callback`` (never per task: one failed run, one email). The
-body names the failed tasks, the unresolved exceptions per type and the Data Docs location. It is
-built when the callback fires, from the run's task states and the warehouse, and is not passed
-through Jinja (order notes are data, not templates).
+message (plain text and HTML) is the CLI's, built by ``order_tracking.alert_content`` from the
+summaries the DQ tasks pushed to XCom during the run (so the counts are the run's own), and is
+not passed through Jinja (order notes are data, not templates).
 
 Recipient: Airflow Variable ``order_tracking_alert_email``, else env ``ORDER_TRACKING_ALERT_EMAIL``,
 else the spec's address. Sender: env ``ORDER_TRACKING_EMAIL_FROM`` or the ``smtp_default``
@@ -17,11 +17,14 @@ from __future__ import annotations
 import html
 import logging
 import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
-from order_tracking.settings import DEFAULT_ALERT_EMAIL
+from order_tracking import alert_content, mailer
+from order_tracking.settings import DEFAULT_ALERT_EMAIL, AlertSettings
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +45,46 @@ def alert_recipients() -> list[str]:
     return [a.strip() for a in str(value).split(",") if a.strip()]
 
 
-def gather(context: dict[str, Any], with_exceptions: bool = True) -> dict[str, Any]:
-    """Failed tasks, unresolved counts per type and Data Docs path for the run in ``context``
-    (the last two only ``with_exceptions``: the vacuum DAG's email has no use for them)."""
-    from order_tracking import airflow_tasks, db
+def run_xcoms(context: Mapping[str, Any], key: str, task_ids: list[str]) -> dict[str, Any]:
+    """XCom ``key`` of each of ``task_ids`` in this run (absent ones left out).
 
+    Through the task SDK (``ti.xcom_pull``) when a supervisor is there (DAG processor callbacks);
+    else from the metadata database (``dag.test()`` runs callbacks in-process with no supervisor).
+    """
+    ti, run_id = context.get("ti"), _run_id(context)
+    if ti is not None:
+        try:
+            pulled = {t: ti.xcom_pull(task_ids=t, key=key, run_id=run_id) for t in task_ids}
+            return {t: v for t, v in pulled.items() if v is not None}
+        except Exception:
+            log.debug("no supervisor for XCom; reading the metadata database", exc_info=True)
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        query = XComModel.get_many(run_id=run_id, key=key, task_ids=task_ids, dag_ids=_dag_id(context))
+        return {row.task_id: XComModel.deserialize_value(row) for row in session.scalars(query)}
+
+
+def _dag_id(context: Mapping[str, Any]) -> str:
     dag = context.get("dag")
-    dag_id = getattr(dag, "dag_id", None) or context["ti"].dag_id
-    run_id = context.get("run_id") or context["ti"].run_id
+    return getattr(dag, "dag_id", None) or context["ti"].dag_id
+
+
+def _run_id(context: Mapping[str, Any]) -> str:
+    return context.get("run_id") or context["ti"].run_id
+
+
+def gather(context: dict[str, Any], with_exceptions: bool = True) -> dict[str, Any]:
+    """The run's facts for the alert: failed tasks and (monitoring) the DQ tasks' own summaries.
+
+    Counts come from what the tasks pushed to XCom while the run ran (``summary`` per DQ task,
+    ``open_exceptions`` from the final gate), never from the warehouse when the callback fires:
+    by then the next run may have written.
+    """
+    from order_tracking import airflow_tasks
+
+    dag_id, run_id = _dag_id(context), _run_id(context)
     info: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id, "reason": context.get("reason")}
     try:
         info["failed_tasks"] = airflow_tasks.failed_tasks(dag_id, run_id)
@@ -62,49 +97,61 @@ def gather(context: dict[str, Any], with_exceptions: bool = True) -> dict[str, A
     try:
         settings = airflow_tasks.settings_for_airflow()
         info["data_docs"] = str(settings.data_docs_index)
-        info["unresolved"] = airflow_tasks.unresolved_counts(settings)
-    except Exception as exc:  # the email must still go out when the warehouse is down
-        info.setdefault("data_docs", None)
-        info["unresolved"] = None
-        info["unresolved_error"] = db.short_reason(exc)
+        info["site_root"] = settings.data_docs_index.parent
+        info["base_url"] = AlertSettings.from_env().data_docs_base_url
+    except Exception as exc:  # a bad setting must not stop the alert
+        log.warning("Data Docs location unknown: %s", exc)
+    try:
+        pushed = run_xcoms(context, "summary", list(airflow_tasks.DQ_TASKS))
+        gate = run_xcoms(context, "open_exceptions", [airflow_tasks.UNRESOLVED_TASK])
+    except Exception as exc:  # the email must still go out
+        log.warning("XCom summaries unavailable: %s", exc)
+        pushed, gate = {}, {}
+    summaries = []
+    for task_id, check in airflow_tasks.DQ_TASKS.items():
+        if task_id in pushed:
+            summaries.append(pushed[task_id])
+        elif task_id in info["failed_tasks"]:
+            summaries.append(alert_content.error_summary(check, f"task {task_id} failed; see its log"))
+    info["summaries"] = summaries
+    open_now = gate.get(airflow_tasks.UNRESOLVED_TASK)
+    info["open_by_type"] = (
+        None
+        if open_now is None
+        else {
+            t: alert_content.OpenStats(int(v["count"]), v.get("oldest_detected_at"))
+            for t, v in open_now.items()
+        }
+    )
     return info
 
 
-def render(info: dict[str, Any]) -> tuple[str, str]:
-    """Subject and HTML body from :func:`gather`'s dict."""
+def render(info: dict[str, Any], now: datetime | None = None) -> alert_content.Alert:
+    """The alert for :func:`gather`'s dict: the monitoring alert, or a short one for other DAGs."""
     failed = info.get("failed_tasks") or []
-    subject = f"[order-tracking] {info['dag_id']} FAILED: {', '.join(failed) or 'see Airflow'}"
-    esc = html.escape
-    parts = [
-        f"<p>DAG <b>{esc(info['dag_id'])}</b>, run <code>{esc(str(info['run_id']))}</code> failed.</p>",
-        "<p>Failed tasks:</p><ul>"
-        + "".join(f"<li>{esc(t)}</li>" for t in failed)
-        + ("" if failed else "<li>(none recorded)</li>")
-        + "</ul>",
-    ]
-    unresolved = info.get("unresolved")
-    if "unresolved" in info and unresolved is None:
-        parts.append(f"<p>Unresolved exceptions: unavailable ({esc(str(info.get('unresolved_error')))})</p>")
-    elif unresolved is not None:
-        rows = "".join(f"<li>{esc(t)}: {n}</li>" for t, n in unresolved.items()) or "<li>none</li>"
-        parts.append(
-            f"<p>Unresolved exceptions by type (total {sum(unresolved.values())}):</p><ul>{rows}</ul>"
-        )
-    if "dq_extraction_count_check" in failed:
-        parts.append(
-            "<p>dq_extraction_count_check (Test 0): raw tables hold fewer rows than MySQL; "
-            "check the extraction logs and Redshift COPY errors.</p>"
-        )
-    if info.get("data_docs"):
-        parts.append(f"<p>Data Docs: {esc(info['data_docs'])}</p>")
-    parts.append(
-        "<p>See the task logs in Airflow.</p>"
-        if "unresolved" not in info
-        else "<p>Query: <code>SELECT exception_type, COUNT(*) FROM settlement_ods.order_tracking_exceptions "
-        "WHERE resolved_at IS NULL GROUP BY exception_type</code> or "
-        "<code>python -m order_tracking exceptions</code>.</p>"
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    if "summaries" not in info:
+        subject = f"[order-tracking] {info['dag_id']} FAILED: {', '.join(failed) or 'see Airflow'}"
+        lines = [
+            f"DAG {info['dag_id']}, run {info['run_id']} failed.",
+            f"Failed tasks: {', '.join(failed) or '-'}",
+        ]
+        lines.append("See the task logs in Airflow.")
+        text = "\n".join(lines) + "\n"
+        return alert_content.Alert(subject, text, "".join(f"<p>{html.escape(x)}</p>" for x in lines))
+    summaries = info["summaries"]
+    as_of = next((s.get("as_of") for s in summaries if s.get("as_of")), None) or now.isoformat()
+    return alert_content.build_alert(
+        summaries,
+        as_of=as_of,
+        now=now,
+        open_by_type=info.get("open_by_type"),
+        data_docs_index=info.get("data_docs"),
+        site_root=info.get("site_root"),
+        base_url=info.get("base_url"),
+        failed_tasks=failed,
+        run_label=str(info["run_id"]),
     )
-    return subject, "\n".join(parts)
 
 
 class FailedRunNotifier(SmtpNotifier):
@@ -117,14 +164,18 @@ class FailedRunNotifier(SmtpNotifier):
         super().__init__(**kwargs)
 
     def notify(self, context: Any) -> None:
-        info = gather(dict(context), self.with_exceptions)
+        alert = render(gather(dict(context), self.with_exceptions))
         self.to = alert_recipients()
-        self.subject, self.html_content = render(info)
+        self.subject, self.html_content = alert.subject, alert.html
         # The provider caches its SmtpHook on the notifier, which lives as long as the parsed DAG:
         # read smtp_default afresh for every run so a changed connection takes effect.
         self.__dict__.pop("hook", None)
         log.info("sending the failed-run alert to %s: %s", ", ".join(self.to), self.subject)
-        super().notify(context)
+        with self.hook as smtp_hook:  # connects with smtp_default's TLS/login/timeout settings
+            self._build_email_content(smtp_hook, context)
+            message = mailer.to_message(alert, self.from_email, self.to)
+            # The hook's own send_email_smtp attaches only an HTML part; the alert has two.
+            smtp_hook._smtp_client.send_message(message)
 
     def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
         # Nothing here is a template: the body is built in notify() from data (order notes must

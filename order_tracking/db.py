@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -53,6 +54,20 @@ class SQLiteAttachPlugin(CreateEnginePlugin):
         def _attach(dbapi_conn, _record) -> None:
             for schema, path in files.items():
                 dbapi_conn.execute(f'ATTACH DATABASE ? AS "{schema}"', (path,))
+
+        @event.listens_for(engine, "handle_error")
+        def _name_read_only_file(context) -> BaseException | None:
+            # SQLite says "attempt to write a readonly database" without saying which of the
+            # ATTACHed files: name it, so the user knows what to chmod.
+            orig = context.original_exception
+            if "readonly database" not in str(orig):
+                return None
+            paths = [p for p in (self.main_path, *files.values()) if p]
+            stuck = [p for p in paths if Path(p).exists() and not os.access(p, os.W_OK)]
+            stuck += [str(Path(p).parent) for p in paths[:1] if not os.access(Path(p).parent, os.W_OK)]
+            where = ", ".join(stuck) if stuck else "one of " + ", ".join(paths)
+            named = type(orig)(f"{orig} ({where} is not writable)")
+            return sa.exc.OperationalError(context.statement, context.parameters, named)
 
 
 plugins.register(PLUGIN_NAME, __name__, "SQLiteAttachPlugin")

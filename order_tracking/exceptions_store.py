@@ -355,24 +355,36 @@ def check_unresolved(engine: Engine, tables: Tables) -> dict[str, int]:
 @dataclass(frozen=True)
 class TypeSummary:
     exception_type: str
-    count: int
+    count: int  # open rows
     oldest_detected_at: datetime
     newest_last_seen_at: datetime
+    resolved: int = 0  # resolved rows (counted only with include_resolved)
 
 
 def summary_by_type(engine: Engine, tables: Tables, include_resolved: bool = False) -> list[TypeSummary]:
-    """Count, oldest ``detected_at`` and newest ``last_seen_at`` per type (open rows by default)."""
+    """Open count, oldest ``detected_at`` and newest ``last_seen_at`` per type (open rows by
+    default; ``include_resolved`` also counts the resolved rows, apart, and dates span both)."""
     ex = tables.exceptions
-    cnt = sa.func.count().label("cnt")
+    total = sa.func.count().label("total")
+    open_rows = sa.func.sum(sa.case((ex.c.resolved_at.is_(None), 1), else_=0))
     query = (
-        sa.select(ex.c.exception_type, cnt, sa.func.min(ex.c.detected_at), sa.func.max(ex.c.last_seen_at))
+        sa.select(
+            ex.c.exception_type,
+            total,
+            open_rows,
+            sa.func.min(ex.c.detected_at),
+            sa.func.max(ex.c.last_seen_at),
+        )
         .group_by(ex.c.exception_type)
-        .order_by(cnt.desc(), ex.c.exception_type)
+        .order_by(total.desc(), ex.c.exception_type)
     )
     if not include_resolved:
         query = query.where(ex.c.resolved_at.is_(None))
     with engine.connect() as conn:
-        return [TypeSummary(t, int(n), lo, hi) for t, n, lo, hi in conn.execute(query)]
+        return [
+            TypeSummary(t, int(n_open or 0), lo, hi, int(n) - int(n_open or 0))
+            for t, n, n_open, lo, hi in conn.execute(query)
+        ]
 
 
 @dataclass(frozen=True)

@@ -413,6 +413,7 @@ def run_task(
     write_to_log: bool = True,
     autocommit: Engine | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[Statement, Outcome | None], None] | None = None,
 ) -> list[Outcome]:
     """Run one of the spec's tasks (``vacuum_mart_uti`` ...) and return every step's outcome.
 
@@ -433,6 +434,8 @@ def run_task(
     outcomes = []
     try:
         for stmt in plan_statements(engine.dialect, settings.mart_schema, [task_name]):
+            if progress is not None:  # a step can take many minutes on Redshift: say it started
+                progress(stmt, None)
             outcome = run_statement(
                 engine,
                 settings,
@@ -442,6 +445,8 @@ def run_task(
                 run_started=run_started,
                 sleep=sleep,
             )
+            if progress is not None:
+                progress(stmt, outcome)
             log.info("%s %s %s: %s", task_name, stmt.operation, stmt.table, outcome.status)
             if write_to_log and log_table is not None:
                 _log_outcome(engine, log_table, run_id, outcome)
@@ -479,6 +484,7 @@ def run_plan(
     retry: RetryPolicy | None = None,
     write_to_log: bool = True,
     sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[Statement, Outcome | None], None] | None = None,
 ) -> list[Outcome]:
     """Run the selected tasks (default: the whole plan) in the spec's order, one after another.
 
@@ -505,6 +511,7 @@ def run_plan(
                 write_to_log=write_to_log,
                 autocommit=autocommit,
                 sleep=sleep,
+                progress=progress,
             )
     finally:
         autocommit.dispose()

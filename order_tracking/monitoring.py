@@ -53,6 +53,7 @@ class MonitorReport:
     outcomes: list[CheckOutcome]
     unresolved: dict[str, int]
     data_docs_index: str
+    email_error: str | None = None  # the alert email failed: reported, never a reason to undo writes
 
     def exit_code(self) -> int:
         if any(o.status == "error" for o in self.outcomes):
@@ -153,11 +154,12 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
     exceptions_store.require_table(engine, schema.build_tables(settings))  # else: run init-db
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
-    from expectations_custom.actions import build_data_docs, data_docs_index_deferred
+    from expectations_custom.actions import alert_email_deferred, build_data_docs, data_docs_index_deferred
 
     context = gx_project.load(settings)
     checks = list(checks)
-    with data_docs_index_deferred():  # one index rebuild for the whole run, not one per check
+    # One index rebuild and one alert email for the whole run, not one per check.
+    with data_docs_index_deferred(), alert_email_deferred() as alerts:
         outcomes = [run_check(context, settings, c, as_of) for c in checks]
     try:
         suite = ExpectationSuiteIdentifier(name=gx_project.CHECKS[checks[0]].suite)
@@ -171,4 +173,37 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
         unresolved = {}
     finally:
         engine.dispose()
-    return MonitorReport(as_of, outcomes, unresolved, str(settings.data_docs_index))
+    email_error = send_run_alert(settings, alerts.summaries, outcomes, as_of)
+    return MonitorReport(as_of, outcomes, unresolved, str(settings.data_docs_index), email_error)
+
+
+def send_run_alert(
+    settings: Settings, summaries: list[dict], outcomes: list[CheckOutcome], as_of
+) -> str | None:
+    """The run's one alert email, sent after every check has written; the failure line, if any.
+
+    ``summaries`` are what the checkpoints' email actions recorded; a check whose checkpoint raised
+    before its actions ran is added from its outcome, so the email names every error.
+    """
+    from expectations_custom.actions import send_alert
+    from order_tracking import alert_content, mailer
+    from order_tracking.settings import AlertSettings
+
+    try:
+        if not AlertSettings.from_env().smtp_host:
+            return None
+        seen = {s.get("check") for s in summaries}
+        summaries = summaries + [
+            alert_content.error_summary(o.check, o.message, as_of.isoformat())
+            for o in outcomes
+            if o.status == "error" and o.check not in seen
+        ]
+        result = send_alert(summaries, settings)
+    except (mailer.MailError, UserError) as exc:
+        return str(exc)
+    except Exception as exc:  # a bug in the email must not turn written findings into a traceback
+        log.debug("alert email failed", exc_info=True)
+        return f"{type(exc).__name__}: {exc}"[:300]
+    if result:
+        log.info("alert email %s", result)
+    return None

@@ -176,3 +176,57 @@ class Settings:
 def default_sqlite_url(role: str) -> str:
     """The embedded default: ``.local/<role>.db`` plus one ATTACHed file per schema."""
     return f"sqlite:///{LOCAL_DIR / (role + '.db')}"
+
+
+# --- the alert email (outside Airflow) and its links ------------------------------------------
+# Kept apart from ``Settings`` (branch morning): what the email needs, read when it is sent.
+DEFAULT_SMTP_TIMEOUT_SECS = 30  # connect, and every read: a silent server must not hold the run
+
+
+def _env_bool(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise UserError(f"{name}={raw!r} is not 0/1")
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """``ORDER_TRACKING_SMTP_*`` (no host: no email), the recipients and the Data Docs base URL."""
+
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = field(default=None, repr=False)
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    smtp_timeout_secs: float = DEFAULT_SMTP_TIMEOUT_SECS
+    sender: str = "order-tracking-dq@localhost"
+    recipients: tuple[str, ...] = (DEFAULT_ALERT_EMAIL,)
+    # Where the Data Docs site is served (e.g. an S3 website or an nginx); unset: file paths.
+    data_docs_base_url: str | None = None
+
+    @classmethod
+    def from_env(cls) -> AlertSettings:
+        timeout = os.environ.get("ORDER_TRACKING_SMTP_TIMEOUT_SECS", "").strip()
+        try:
+            timeout_secs = float(timeout) if timeout else DEFAULT_SMTP_TIMEOUT_SECS
+        except ValueError:
+            timeout_secs = -1.0
+        if timeout_secs <= 0:
+            raise UserError(f"ORDER_TRACKING_SMTP_TIMEOUT_SECS={timeout!r} is not a number of seconds > 0")
+        to = _env("ORDER_TRACKING_ALERT_EMAIL", DEFAULT_ALERT_EMAIL)
+        return cls(
+            smtp_host=os.environ.get("ORDER_TRACKING_SMTP_HOST", "").strip(),
+            smtp_port=_env_int("ORDER_TRACKING_SMTP_PORT", 25),
+            smtp_user=os.environ.get("ORDER_TRACKING_SMTP_USER") or None,
+            smtp_password=os.environ.get("ORDER_TRACKING_SMTP_PASSWORD") or None,
+            smtp_starttls=_env_bool("ORDER_TRACKING_SMTP_STARTTLS"),
+            smtp_ssl=_env_bool("ORDER_TRACKING_SMTP_SSL"),
+            smtp_timeout_secs=timeout_secs,
+            sender=_env("ORDER_TRACKING_EMAIL_FROM", "order-tracking-dq@localhost"),
+            recipients=tuple(a.strip() for a in to.split(",") if a.strip()),
+            data_docs_base_url=os.environ.get("ORDER_TRACKING_DATA_DOCS_BASE_URL", "").strip() or None,
+        )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -91,15 +92,18 @@ def mailbox(smtp_sink, monkeypatch: pytest.MonkeyPatch):
     return smtp_sink
 
 
-def _decoded(message: dict) -> str:
+def _decoded(message: dict) -> dict[str, str]:
+    """Subject, text/plain and text/html of a received message (both parts must be there)."""
     import email
+    import email.policy
 
-    parsed = email.message_from_string(message["data"])
-    parts = [parsed.get("Subject", "")]
+    parsed = email.message_from_string(message["data"], policy=email.policy.default)
+    out = {"subject": str(parsed["Subject"])}
     for part in parsed.walk():
-        if part.get_content_type() == "text/html":
-            parts.append(part.get_payload(decode=True).decode("utf-8"))
-    return "\n".join(parts)
+        if not part.is_multipart():
+            out[part.get_content_type()] = part.get_payload(decode=True).decode("utf-8")
+    assert {"text/plain", "text/html"} <= set(out), list(out)
+    return out
 
 
 def _open_ids(settings: Settings) -> dict[str, list[int]]:
@@ -254,12 +258,27 @@ def test_monitoring_run_fails_on_injected_anomalies_with_one_email_and_reruns_id
     assert all(tasks[t] == "failed" for t in DQ_TASKS), tasks  # every check found its anomaly
     assert tasks["check_unresolved_exceptions"] == "failed"
     assert len(mailbox.messages) == 1
-    body = _decoded(mailbox.messages[0])
+    mail = _decoded(mailbox.messages[0])
     assert mailbox.messages[0]["to"] == ["jasleen.tung@uniuni.com"]
-    for etype in EXCEPTION_TYPES:
-        assert f"{etype}: {len(manifest['expected'][etype])}" in body
-    assert "dq_extraction_count_check" in body and "check_unresolved_exceptions" in body
-    assert str(Path(os.environ["ORDER_TRACKING_GX_ROOT"]) / "uncommitted" / "data_docs") in body
+    n = {t: len(manifest["expected"][t]) for t in EXCEPTION_TYPES}
+    assert mail["subject"] == (
+        f"[order-tracking] 2026-11-25 03:00: {sum(n.values())} new, {sum(n.values())} open "
+        f"(UTI {n['UTI_UTS_TIME_MISMATCH']}, SPATH {n['ORDER_MISSING_SPATH']}, "
+        f"ECS {n['REACTIVATED_ORDER_MISSING_ECS']}); extraction alarm"
+    )
+    for body in (mail["text/plain"], mail["text/html"]):
+        for etype in EXCEPTION_TYPES:  # the run's own counts, from the tasks' XCom summaries
+            assert (
+                f"{etype} (Test " in body
+                and f"{n[etype]} new, {n[etype]} found tonight, {n[etype]} open" in body
+            )
+            assert all(str(i) in body for i in manifest["expected"][etype][:10])
+        ecs = " ".join(f"--order-id {i}" for i in manifest["expected"]["REACTIVATED_ORDER_MISSING_ECS"][:10])
+        assert f"repair-reactivated {ecs} --by YOUR_NAME" in body
+        assert "dq_extraction_count_check" in body and "check_unresolved_exceptions" in body
+        assert str(Path(os.environ["ORDER_TRACKING_GX_ROOT"]) / "uncommitted" / "data_docs") in body
+    pages = re.findall(r"Page: (\S+\.html)", mail["text/plain"])
+    assert len(pages) == 4 and all(Path(p).exists() for p in pages), pages  # each check's own page
     assert (
         Path(os.environ["ORDER_TRACKING_GX_ROOT"]) / "uncommitted/data_docs/local_site/index.html"
     ).exists()
@@ -296,14 +315,23 @@ def test_dropped_raw_row_fails_the_extraction_check_and_the_email_names_it(
     )
     settings, manifest = seed_dataset(config)
     assert sum(manifest["extraction_dropped"].values()) > 0
+    monkeypatch.setenv("ORDER_TRACKING_DATA_DOCS_BASE_URL", "https://dq.example.com/site")
     state, tasks = _run(dagbag.dags[MONITORING], as_of, monkeypatch)
     assert state == "failed"
     assert tasks["dq_extraction_count_check"] == "failed"
     assert all(tasks[t] == "success" for t in DQ_TASKS[1:]), tasks
     assert exception_rows(settings) == []  # Test 0 writes no exception rows
     assert len(mailbox.messages) == 1
-    body = _decoded(mailbox.messages[0])
-    assert "dq_extraction_count_check" in body and "total 0" in body
+    mail = _decoded(mailbox.messages[0])
+    assert mail["subject"].endswith(": 0 new, 0 open; extraction alarm"), mail["subject"]
+    for table, k in manifest["extraction_dropped"].items():
+        if k:
+            assert re.search(rf"{table}: source \d+, raw \d+, missing {k}\b", mail["text/plain"])
+    assert "dq_extraction_count_check" in mail["text/plain"]
+    assert (
+        "Page: https://dq.example.com/site/validations/order_tracking_extraction_count/" in mail["text/plain"]
+    )
+    assert "Data Docs: https://dq.example.com/site/index.html" in mail["text/plain"]
 
 
 @pytest.mark.usefixtures("airflow_db")
@@ -338,3 +366,15 @@ def test_vacuum_dag_reclaims_dead_tuples_on_postgres(pg_warehouse, dagbag, monke
     assert set(marts) <= set(by_table)
     assert all(by_table[n]["ghost_rows_before"] > 0 and by_table[n]["ghost_rows_after"] == 0 for n in marts)
     assert len({r["run_id"] for r in rows}) == 1  # the four tasks log under the Airflow run id
+
+
+def test_pinned_as_of_comes_from_the_run_params_or_conf() -> None:
+    from types import SimpleNamespace
+
+    from order_tracking.airflow_tasks import pinned_as_of
+
+    assert pinned_as_of({"params": {"as_of": "2026-11-25T03:00:00"}}) == datetime(2026, 11, 25, 3)
+    assert pinned_as_of(
+        {"dag_run": SimpleNamespace(conf={"as_of": "2026-11-25T04:00:00+01:00"})}
+    ) == datetime(2026, 11, 25, 3)
+    assert pinned_as_of({"params": {"as_of": ""}, "dag_run": SimpleNamespace(conf={})}) is None

@@ -6,7 +6,6 @@ through the real GX checkpoints (a copy of the committed gx/ folder per test, so
 
 from __future__ import annotations
 
-import email
 import json
 import os
 import subprocess
@@ -229,30 +228,6 @@ def test_extraction_count_equal_counts_pass_one_dropped_raw_row_alarms(pg_wareho
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "EXTRACTION COUNT ALARM: uni_tracking_spath" in proc.stdout
     assert open_exceptions(settings) == {t: [] for t in EXCEPTION_TYPES}  # Test 0 writes nothing
-
-
-def test_checkpoint_email_names_check_count_ids_and_data_docs(gx_copy, sqlite_urls, smtp_sink, monkeypatch):
-    settings, manifest = seed()
-    monkeypatch.setenv("ORDER_TRACKING_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("ORDER_TRACKING_SMTP_PORT", str(smtp_sink.port))
-    monkeypatch.setenv("ORDER_TRACKING_ALERT_EMAIL", "oncall@example.com")
-    run_checks(settings, AS_OF, ["missing_spath", "uti_uts_alignment"])
-    assert len(smtp_sink.messages) == 2  # one per failed checkpoint
-    assert all(m["to"] == ["oncall@example.com"] for m in smtp_sink.messages)
-    msg = email.message_from_string(smtp_sink.messages[0]["data"])
-    text = msg.get_payload()[0].get_payload(decode=True).decode()
-    assert "missing_spath" in msg["Subject"]
-    assert f"{len(manifest['expected']['ORDER_MISSING_SPATH'])} failing" in text
-    assert str(manifest["expected"]["ORDER_MISSING_SPATH"][0]) in text
-    assert "data_docs/local_site" in text
-
-
-def test_no_smtp_host_means_no_email_and_no_error(gx_copy, sqlite_urls, smtp_sink, monkeypatch):
-    settings, _ = seed()
-    monkeypatch.setenv("ORDER_TRACKING_SMTP_PORT", str(smtp_sink.port))  # a server is there, unused
-    report = run_checks(settings, AS_OF, ["missing_spath"])
-    assert report.outcomes[0].status == "fail"
-    assert smtp_sink.messages == []
 
 
 def test_bad_inputs_give_one_line_and_exit_3(gx_copy, sqlite_urls):

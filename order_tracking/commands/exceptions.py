@@ -15,9 +15,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from order_tracking import exceptions_store as store
+from order_tracking.alert_content import format_age
 from order_tracking.commands.common import exceptions_warehouse, utc_now
+from order_tracking.errors import UserError
 
 SUMMARY_COLUMNS = ("exception_type", "count", "oldest_detected_at", "newest_last_seen_at")
+SUMMARY_WITH_RESOLVED_COLUMNS = (
+    "exception_type",
+    "open",
+    "resolved",
+    "oldest_detected_at",
+    "newest_last_seen_at",
+)
 DETAIL_COLUMNS = (
     "order_id",
     "exception_type",
@@ -55,15 +64,31 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.limit is not None and args.limit < 1:
+        raise UserError(f"--limit {args.limit}: give a number of rows >= 1")
     with exceptions_warehouse(args) as (engine, tables):
         if args.exception_type is None and not args.order_ids:
             summary = store.summary_by_type(engine, tables, include_resolved=args.include_resolved)
-            records = [
-                dict(zip(SUMMARY_COLUMNS, (s.exception_type, s.count, s.oldest_detected_at,
-                                           s.newest_last_seen_at), strict=True))
-                for s in summary
-            ]  # fmt: skip
-            _emit(records, SUMMARY_COLUMNS, args.format, empty="no open exceptions")
+            if args.include_resolved:  # open and resolved apart: "12" alone would mix them
+                columns = SUMMARY_WITH_RESOLVED_COLUMNS
+                records = [
+                    dict(zip(columns, (s.exception_type, s.count, s.resolved, s.oldest_detected_at,
+                                       s.newest_last_seen_at), strict=True))
+                    for s in summary
+                ]  # fmt: skip
+            else:
+                columns = SUMMARY_COLUMNS
+                records = [
+                    dict(zip(columns, (s.exception_type, s.count, s.oldest_detected_at,
+                                       s.newest_last_seen_at), strict=True))
+                    for s in summary
+                ]  # fmt: skip
+            _emit(
+                records,
+                columns,
+                args.format,
+                empty="no exceptions" if args.include_resolved else "no open exceptions",
+            )
         else:
             rows = store.list_exceptions(
                 engine,
@@ -71,20 +96,20 @@ def run(args: argparse.Namespace) -> int:
                 type=args.exception_type,
                 order_ids=args.order_ids,
                 include_resolved=args.include_resolved,
-                limit=args.limit,
+                limit=None if args.limit is None else args.limit + 1,  # one more: was anything cut?
                 now=utc_now(),
             )
+            truncated = args.limit is not None and len(rows) > args.limit
+            rows = rows[: args.limit] if truncated else rows
             records = [{c: getattr(r, c) for c in DETAIL_COLUMNS} for r in rows]
             _emit(records, DETAIL_COLUMNS, args.format, empty="no matching exceptions")
+            if truncated:
+                # On stderr, so that csv/json output stays machine-readable.
+                print(
+                    f"showing the newest {args.limit} rows; more match (raise --limit or drop it)",
+                    file=sys.stderr,
+                )
     return 0
-
-
-def format_age(age: timedelta) -> str:
-    """``3d 4h`` / ``5h 12m``: days and hours are what tell a stale finding from a fresh one."""
-    seconds = max(int(age.total_seconds()), 0)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    return f"{days}d {hours}h" if days else f"{hours}h {rest // 60}m"
 
 
 def _text(value: Any) -> str:

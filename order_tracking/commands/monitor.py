@@ -7,6 +7,7 @@ import sys
 
 from order_tracking import lost_rows
 from order_tracking.commands.common import as_of_arg, settings_from, utc_now
+from order_tracking.errors import UserError
 from order_tracking.monitoring import CHECK_NAMES, MonitorReport, parse_checks, run_checks
 
 
@@ -29,11 +30,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not args.checks.strip(" ,"):  # an empty list is a mistake, not "all checks"
+        raise UserError(f"--checks is empty; give a comma-separated subset of {','.join(CHECK_NAMES)}")
     checks = parse_checks(args.checks)
     settings = settings_from(args)
     as_of = args.as_of or utc_now()
     report = run_checks(settings, as_of, checks)
     print_report(report)
+    if report.email_error:
+        # Not in the exit code: the email goes out only when the run already exits non-zero
+        # (1/2/3), and turning 1 or 2 into 3 would hide what the checks found.
+        print(f"error: alert email not sent: {report.email_error}", file=sys.stderr)
     return report.exit_code()
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
+from datetime import UTC, datetime
 
 from sqlalchemy.engine import Dialect
 
@@ -11,7 +13,7 @@ from order_tracking import db, maintenance
 from order_tracking.commands.common import settings_from, warehouse_engine
 from order_tracking.errors import UserError
 from order_tracking.maintenance_metrics import MB, Metrics
-from order_tracking.maintenance_sql import PLAN, SUPPORTED_DIALECTS, dialect_named
+from order_tracking.maintenance_sql import PLAN, SUPPORTED_DIALECTS, Statement, dialect_named
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -71,18 +73,52 @@ def _split(value: str | None) -> list[str] | None:
     return [v for v in (value or "").split(",") if v.strip()] or None
 
 
+SQLITE_NOTE = (
+    "-- sqlite has no table-level VACUUM: each VACUUM DELETE ONLY below rebuilds the whole file of\n"
+    "-- the schema (every table in it, the same work each time); ANALYZE is per table."
+)
+
+
+def _stand_in(o: maintenance.Outcome | Statement) -> str:
+    """`` (runs: VACUUM "x")`` when the dialect runs something other than the spec's operation."""
+    return "" if not o.sql or o.sql.startswith(o.operation) else f" (runs: {o.sql})"
+
+
 def print_plan(outcomes: list[maintenance.Outcome], dialect: Dialect, out=sys.stdout) -> None:
     """The plan as a SQL script: one statement per line, skipped steps as comments."""
     print(f"-- vacuum plan for {dialect.name}", file=out)
+    if dialect.name == "sqlite":
+        print(SQLITE_NOTE, file=out)
     task = None
     for o in outcomes:
         if o.task != task:
             task = o.task
             print(f"-- {task}", file=out)
         if o.sql:
-            print(f"{o.sql};", file=out)
+            stands_for = f"  -- {o.operation} {o.table}" if _stand_in(o) else ""
+            print(f"{o.sql};{stands_for}", file=out)
         else:
             print(f"-- skipped {o.operation} {o.table}: {o.error}", file=out)
+
+
+def progress_printer(out=sys.stdout):
+    """A ``maintenance.run_plan`` progress callback: a line when each step starts and ends."""
+    started: dict[tuple[str, str, str], float] = {}
+
+    def progress(stmt: Statement, outcome: maintenance.Outcome | None) -> None:
+        key = (stmt.task, stmt.table, stmt.operation)
+        step = f"{stmt.operation} {stmt.table}{_stand_in(stmt)}"
+        stamp = datetime.now(UTC).strftime("%H:%M:%S")
+        if outcome is None:
+            started[key] = time.monotonic()
+            if stmt.sql:
+                print(f"{stamp} start {step}", file=out, flush=True)
+            return
+        took = time.monotonic() - started.pop(key, time.monotonic())
+        tries = f", {outcome.attempts} tries" if outcome.attempts > 1 else ""
+        print(f"{stamp} {outcome.status} {step} in {took:.1f} s{tries}", file=out, flush=True)
+
+    return progress
 
 
 def _pair(before: object, after: object) -> str:
@@ -147,7 +183,8 @@ def run(args: argparse.Namespace) -> int:
     retry = maintenance.RetryPolicy(attempts=args.retry_attempts, base_delay=args.retry_delay)
     print_plan(maintenance.plan_outcomes(engine.dialect, settings, tasks), engine.dialect)
     print()
-    outcomes = maintenance.run_plan(engine, settings, tasks, retry=retry)
+    outcomes = maintenance.run_plan(engine, settings, tasks, retry=retry, progress=progress_printer())
+    print()
     print_results(outcomes)
     unknown = maintenance.unknowns(outcomes)
     if unknown:
