@@ -410,8 +410,9 @@ class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
         explicit = requested_as_of(context)
         if self.check == "extraction_count":
             # Raw tables keep little history: a scheduled Test 0 anchors on now, not on the run's
-            # interval; an explicit as_of (a re-check of a past night) applies to it too.
-            as_of = explicit or wall_clock_now()
+            # interval; an explicit as_of or a backfill (re-checks of past nights) apply to it too.
+            backfill = str(getattr(context.get("dag_run"), "run_type", "")).endswith("backfill")
+            as_of = explicit or (run_as_of(context) if backfill else wall_clock_now())
             parameters = {
                 "as_of": as_of.isoformat(),
                 "source_counts": monitoring.measure_source_counts(settings, as_of),
@@ -484,6 +485,31 @@ def failed_tasks(dag_id: str, run_id: str, task_ids: list[str] | None = None) ->
         )
         rows = [(t, str(s)) for t, s in query if s is not None]
     return sorted(t for t, s in rows if s in bad and (task_ids is None or t in task_ids))
+
+
+def run_summaries(dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+    """The XCom ``summary`` of each DQ task of ``run_id`` (the run's own counts, whatever later
+    runs wrote since). Through the Task SDK when a supervisor is there; else (``dag.test()``
+    runs callbacks in-process) from the metadata database."""
+    try:
+        from airflow.sdk.bases.xcom import BaseXCom
+
+        found = {
+            tid: BaseXCom.get_one(key=SUMMARY_KEY, dag_id=dag_id, task_id=tid, run_id=run_id)
+            for tid in DQ_TASKS
+        }
+        return {t: v for t, v in found.items() if isinstance(v, dict)}
+    except Exception:
+        log.debug("no supervisor for XComs; reading the metadata database", exc_info=True)
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.scalars(
+            XComModel.get_many(run_id=run_id, key=SUMMARY_KEY, dag_ids=dag_id, task_ids=list(DQ_TASKS))
+        ).all()
+        values = {row.task_id: XComModel.deserialize_value(row) for row in rows}
+    return {t: v for t, v in values.items() if isinstance(v, dict)}
 
 
 def unresolved_counts(settings: Settings) -> dict[str, int]:

@@ -59,6 +59,13 @@ def gather(context: dict[str, Any], with_exceptions: bool = True) -> dict[str, A
         log.warning("task states unavailable: %s", exc)
     if not with_exceptions:
         return info
+    # INTERIM (branch airflow, issue 12): the run's own counts and sample ids from the DQ tasks'
+    # XCom summaries. Branch morning owns this email's content; the lead reconciles at merge.
+    try:
+        info["checks"] = airflow_tasks.run_summaries(dag_id, run_id)
+    except Exception as exc:
+        info["checks"] = {}
+        log.warning("XCom summaries unavailable: %s", exc)
     try:
         settings = airflow_tasks.settings_for_airflow()
         info["data_docs"] = str(settings.data_docs_index)
@@ -82,6 +89,22 @@ def render(info: dict[str, Any]) -> tuple[str, str]:
         + ("" if failed else "<li>(none recorded)</li>")
         + "</ul>",
     ]
+    checks = info.get("checks") or {}
+    if checks:  # INTERIM (branch airflow, issue 12): this run's findings, from the XCom summaries
+        rows = []
+        for task_id, c in sorted(checks.items()):
+            sample = c.get("sample") or []
+            ids = ", ".join(str(x["order_id"]) for x in sample if x.get("order_id") is not None)
+            window = c.get("window") or [None, None]
+            rows.append(
+                f"<li>{esc(task_id)}: {esc(str(c.get('status')))}, {c.get('failing', 0)} failing "
+                f"({c.get('new', 0)} new, {c.get('already_open', 0)} already open), window "
+                f"{esc(str(window[0]))} .. {esc(str(window[1]))}"
+                + (f"; sample order ids: {esc(ids)}" if ids else "")
+                + (f"; error: {esc(str(c['error']))}" if c.get("error") else "")
+                + "</li>"
+            )
+        parts.append("<p>This run's checks:</p><ul>" + "".join(rows) + "</ul>")
     unresolved = info.get("unresolved")
     if "unresolved" in info and unresolved is None:
         parts.append(f"<p>Unresolved exceptions: unavailable ({esc(str(info.get('unresolved_error')))})</p>")

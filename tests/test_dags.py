@@ -161,12 +161,16 @@ def test_vacuum_dag_shape_and_pool(dagbag) -> None:
 
     dag = dagbag.dags[VACUUM]
     assert dag.schedule == "0 2 * * *" and dag.catchup is False
-    assert sorted(dag.task_ids) == sorted(VACUUM_TASKS)
+    assert sorted(dag.task_ids) == sorted([*VACUUM_TASKS, "check_vacuum_pool"])
     assert dag.get_task("vacuum_mart_ecs_sort").upstream_task_ids == {"vacuum_mart_ecs_delete"}
     for tid in ("vacuum_mart_uti", "vacuum_mart_uts", "vacuum_mart_ecs_delete"):
         assert dag.get_task(tid).upstream_task_ids == set()
-    assert {t.pool for t in dag.tasks} == {"redshift_vacuum"}
-    assert all(t.pool_slots == 1 for t in dag.tasks)
+    assert {dag.get_task(t).pool for t in VACUUM_TASKS} == {"redshift_vacuum"}
+    assert all(dag.get_task(t).pool_slots == 1 for t in VACUUM_TASKS)
+    # The pool guard runs outside the pool, beside the vacuum tasks (never blocking them), once.
+    guard = dag.get_task("check_vacuum_pool")
+    assert guard.pool == "default_pool" and guard.retries == 0
+    assert guard.upstream_task_ids == set() and guard.downstream_task_ids == set()
     with create_session() as session:
         pool = session.query(Pool).filter(Pool.pool == "redshift_vacuum").one()
         assert pool.slots == 1
