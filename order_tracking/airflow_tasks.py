@@ -182,6 +182,12 @@ def run_as_of(context: Mapping[str, Any]) -> datetime:
     return wall_clock_now()
 
 
+def is_backfill(context: Mapping[str, Any]) -> bool:
+    """A run made by `airflow backfill create` (it re-checks a past night)."""
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    return getattr(run_type, "value", run_type) == "backfill"
+
+
 def wall_clock_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
@@ -411,8 +417,7 @@ class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
         if self.check == "extraction_count":
             # Raw tables keep little history: a scheduled Test 0 anchors on now, not on the run's
             # interval; an explicit as_of or a backfill (re-checks of past nights) apply to it too.
-            backfill = str(getattr(context.get("dag_run"), "run_type", "")).endswith("backfill")
-            as_of = explicit or (run_as_of(context) if backfill else wall_clock_now())
+            as_of = explicit or (run_as_of(context) if is_backfill(context) else wall_clock_now())
             parameters = {
                 "as_of": as_of.isoformat(),
                 "source_counts": monitoring.measure_source_counts(settings, as_of),
