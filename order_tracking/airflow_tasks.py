@@ -564,7 +564,7 @@ def check_unresolved_exceptions(context: Any) -> dict[str, Any]:
 
 # --- vacuum ---------------------------------------------------------------------------------------
 
-POOL_WAIT_SECS = 40
+POOL_WAIT_SECS = 25  # a vacuum task of an existing pool is queued in the same scheduler loop
 _WAITING = {"None", "scheduled"}  # states of a task the scheduler has not handed to an executor
 
 
