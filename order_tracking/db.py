@@ -111,6 +111,18 @@ def create_engine(url: str | URL, schemas: Iterable[str] = (), role: str = "data
         raise UserError(f"{role} URL {redact(final)!r} cannot be used: {exc}") from None
 
 
+def autocommit_engine(engine: Engine) -> Engine:
+    """A second engine on ``engine``'s database whose connections are AUTOCOMMIT from the start.
+
+    For statements that must run outside a transaction (VACUUM, ANALYZE). Switching pooled
+    connections per statement (``execution_options(isolation_level=...)``) makes SQLAlchemy set
+    the server's own level back when the connection returns to the pool, and a level it does not
+    know (Redshift Serverless reports SNAPSHOT ISOLATION) fails there, after the statement ran.
+    Same connection arguments and connect hooks (a new pool of the same kind); dispose it after use.
+    """
+    return sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", pool=engine.pool.recreate())
+
+
 @functools.lru_cache(maxsize=8)
 def shared_engine(url: str, schemas: tuple[str, ...], role: str = "database") -> Engine:
     """One engine (and connection pool) per URL for the life of the process.

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.ddl import CreateTableAs
 
+from order_tracking import schema
 from order_tracking import settings as settings_mod
 from order_tracking.errors import UserError
 from order_tracking.schema import TS, Tables
@@ -426,10 +427,4 @@ def _utc_now() -> datetime:
 
 def require_table(engine: Engine, tables: Tables) -> None:
     """Fail in one line, pointing at ``init-db``, when the exceptions table does not exist."""
-    ex = tables.exceptions
-    with engine.connect() as conn:
-        if not sa.inspect(conn).has_table(ex.name, schema=ex.schema):
-            raise UserError(
-                f"table {ex.schema}.{ex.name} does not exist in the warehouse; "
-                "run `python -m order_tracking init-db` first"
-            )
+    schema.require_table(engine, tables.exceptions)

@@ -2,13 +2,16 @@
 
 The rules that make this correct on Redshift (DESIGN.md section 6):
 
-- every statement runs alone on its own AUTOCOMMIT connection, so a caller's open transaction can
-  never swallow it (VACUUM fails inside a transaction block, SQLSTATE 25001);
+- every statement runs alone on a connection of a dedicated AUTOCOMMIT engine
+  (``db.autocommit_engine``), so a caller's open transaction can never swallow it (VACUUM fails
+  inside a transaction block, SQLSTATE 25001) and no pooled connection is switched back and forth;
 - one VACUUM at a time per process (a lock), and Redshift's "VACUUM is running" (another VACUUM
   on the cluster) is retried with bounded exponential backoff;
 - without the privilege, VACUUM "succeeds" and does nothing: figures are read before and after,
   and a VACUUM that should have reclaimed rows but left no trace is reported as failed;
-- every step is written to ``order_tracking_maintenance_log`` in its own ordinary transaction;
+- every step is written to ``order_tracking_maintenance_log`` in its own ordinary transaction; the
+  table must exist (``init-db`` creates it: nothing here creates schemas or tables), and a log
+  row that cannot be written is a warning line, never silent;
 - one step's failure never stops the others: the caller gets every ``Outcome``.
 
 Airflow tasks call ``run_task(engine, settings, "vacuum_mart_uti")``; the CLI calls ``run_plan``.
@@ -28,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
 
-from order_tracking import schema
+from order_tracking import db, schema
 from order_tracking.db import short_reason
 from order_tracking.errors import UserError
 from order_tracking.maintenance_metrics import Metrics, read_metrics, vacuum_history, wait_for_postgres
@@ -131,14 +134,15 @@ def _explain(exc: sa.exc.DBAPIError) -> str:
 
 
 def execute_statement(
-    engine: Engine,
+    autocommit: Engine,
     sql: str,
     *,
     vacuum: bool,
     retry: RetryPolicy,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Run ``sql`` alone on a fresh AUTOCOMMIT connection; return the number of attempts made.
+    """Run ``sql`` alone on a connection of the ``autocommit`` engine (``db.autocommit_engine``);
+    return the number of attempts made.
 
     A VACUUM holds the process-wide lock for its whole life (retries included) and is retried while
     Redshift says another VACUUM is running. Raises ``StepFailed`` with a clear message.
@@ -149,7 +153,7 @@ def execute_statement(
     try:
         for attempt in range(1, retry.attempts + 1):
             try:
-                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                with autocommit.connect() as conn:
                     conn.exec_driver_sql(sql)
                 return attempt
             except sa.exc.DBAPIError as exc:
@@ -218,12 +222,13 @@ def run_statement(
     settings: Settings,
     stmt: Statement,
     *,
+    autocommit: Engine,
     retry: RetryPolicy,
     run_started: datetime,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
-    """Run one step: figures before, the statement, figures after, effect check. Never raises
-    for a database problem; the outcome says what happened."""
+    """Run one step: figures before, the statement (on ``autocommit``), figures after, effect
+    check. Never raises for a database problem; the outcome says what happened."""
     outcome = Outcome(stmt.task, stmt.table, stmt.operation, stmt.sql, OK, started_at=_now())
     if stmt.sql is None:
         outcome.status, outcome.error = SKIPPED, stmt.skip_reason
@@ -232,7 +237,7 @@ def run_statement(
     outcome.before = _safe_metrics(engine, settings.mart_schema, stmt.table, outcome)
     try:
         outcome.attempts = execute_statement(
-            engine, stmt.sql, vacuum=stmt.is_vacuum, retry=retry, sleep=sleep
+            autocommit, stmt.sql, vacuum=stmt.is_vacuum, retry=retry, sleep=sleep
         )
     except StepFailed as exc:
         outcome.status, outcome.error, outcome.attempts = FAILED, str(exc), exc.attempts
@@ -249,10 +254,10 @@ def run_statement(
 # --- the maintenance log ---------------------------------------------------------------------------
 
 
-def ensure_log_table(engine: Engine, settings: Settings) -> sa.Table:
-    """The log table, created (with its schema) if missing."""
+def require_log_table(engine: Engine, settings: Settings) -> sa.Table:
+    """The log table; a clear error pointing at ``init-db`` if it is missing (never created here)."""
     table = schema.build_tables(settings).maintenance_log
-    schema.create_tables(engine, [table])
+    schema.require_table(engine, table)
     return table
 
 
@@ -286,8 +291,10 @@ def write_log(engine: Engine, table: sa.Table, run_id: str, outcome: Outcome) ->
         "size_after": after.size_bytes,
         "error": _clip(error),
     }
+    # inline(): no key pre-fetch. The log_id is the table's IDENTITY; without inline() SQLAlchemy
+    # runs ``select nextval(...)`` first (implicit_returning=False), and Redshift has no sequences.
     with engine.begin() as conn:
-        conn.execute(sa.insert(table).values(**values))
+        conn.execute(sa.insert(table).inline().values(**values))
 
 
 # --- tasks and plans -------------------------------------------------------------------------------
@@ -303,12 +310,14 @@ def run_task(
     retry: RetryPolicy | None = None,
     log_table: sa.Table | None = None,
     write_to_log: bool = True,
+    autocommit: Engine | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Outcome]:
     """Run one of the spec's tasks (``vacuum_mart_uti`` ...) and return every step's outcome.
 
     Steps continue after a failure (ANALYZE is still worth running after a VACUUM that waited too
-    long); use ``raise_for_failures`` to fail an Airflow task.
+    long); use ``raise_for_failures`` to fail an Airflow task. ``autocommit`` (made and disposed
+    here if not given) runs the VACUUM/ANALYZE statements.
     """
     if task_name not in PLAN:
         resolve_tasks([task_name])  # raises the clear "unknown task" error
@@ -317,18 +326,39 @@ def run_task(
     run_started = run_started or _now()
     retry = retry or RetryPolicy()
     if write_to_log and log_table is None:
-        log_table = ensure_log_table(engine, settings)
+        log_table = require_log_table(engine, settings)
+    own_autocommit = autocommit is None
+    autocommit = autocommit or db.autocommit_engine(engine)
     outcomes = []
-    for stmt in plan_statements(engine.dialect, settings.mart_schema, [task_name]):
-        outcome = run_statement(engine, settings, stmt, retry=retry, run_started=run_started, sleep=sleep)
-        log.info("%s %s %s: %s", task_name, stmt.operation, stmt.table, outcome.status)
-        if write_to_log and log_table is not None:
-            try:
-                write_log(engine, log_table, run_id, outcome)
-            except sa.exc.DBAPIError as exc:
-                outcome.notes.append(f"not written to the maintenance log: {short_reason(exc)}")
-        outcomes.append(outcome)
+    try:
+        for stmt in plan_statements(engine.dialect, settings.mart_schema, [task_name]):
+            outcome = run_statement(
+                engine,
+                settings,
+                stmt,
+                autocommit=autocommit,
+                retry=retry,
+                run_started=run_started,
+                sleep=sleep,
+            )
+            log.info("%s %s %s: %s", task_name, stmt.operation, stmt.table, outcome.status)
+            if write_to_log and log_table is not None:
+                _log_outcome(engine, log_table, run_id, outcome)
+            outcomes.append(outcome)
+    finally:
+        if own_autocommit:
+            autocommit.dispose()
     return outcomes
+
+
+def _log_outcome(engine: Engine, log_table: sa.Table, run_id: str, outcome: Outcome) -> None:
+    """Write the log row; a failure is a warning line (stderr on the CLI, the Airflow task log)."""
+    try:
+        write_log(engine, log_table, run_id, outcome)
+    except sa.exc.DBAPIError as exc:
+        reason = f"not written to the maintenance log: {short_reason(exc)}"
+        outcome.notes.append(reason)
+        log.warning("%s %s: %s", outcome.operation, outcome.table, reason)
 
 
 def plan_outcomes(dialect: Dialect, settings: Settings, tasks: Iterable[str] | None = None) -> list[Outcome]:
@@ -358,20 +388,25 @@ def run_plan(
         return plan_outcomes(engine.dialect, settings, chosen)
     check_dialect(engine.dialect)
     run_id, run_started = uuid.uuid4().hex, _now()
-    log_table = ensure_log_table(engine, settings) if write_to_log else None
+    log_table = require_log_table(engine, settings) if write_to_log else None
     outcomes: list[Outcome] = []
-    for task in chosen:
-        outcomes += run_task(
-            engine,
-            settings,
-            task,
-            run_id=run_id,
-            run_started=run_started,
-            retry=retry,
-            log_table=log_table,
-            write_to_log=write_to_log,
-            sleep=sleep,
-        )
+    autocommit = db.autocommit_engine(engine)
+    try:
+        for task in chosen:
+            outcomes += run_task(
+                engine,
+                settings,
+                task,
+                run_id=run_id,
+                run_started=run_started,
+                retry=retry,
+                log_table=log_table,
+                write_to_log=write_to_log,
+                autocommit=autocommit,
+                sleep=sleep,
+            )
+    finally:
+        autocommit.dispose()
     return outcomes
 
 

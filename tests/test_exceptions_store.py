@@ -1,4 +1,4 @@
-"""The exceptions store (DESIGN.md section 4) on real PostgreSQL and SQLite, plus its CLI.
+"""The exceptions store (DESIGN.md section 4) on real PostgreSQL, the Redshift twin and SQLite, plus its CLI.
 
 Findings come from a small ``findings_src(order_id, notes, round)`` table of the test's own in
 the mart schema, standing in for the rule SQL (a Select labelled ``order_id``, ``notes``).
@@ -108,10 +108,11 @@ def _make_warehouse() -> Warehouse:
     return Warehouse(engine, tables, findings)
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=["postgresql", "redshift", "sqlite"])
 def wh(request: pytest.FixtureRequest, schemas) -> Warehouse:
-    """The warehouse on both backends, with the ods tables and findings_src created."""
-    request.getfixturevalue("pg_warehouse" if request.param == "postgresql" else "sqlite_urls")
+    """The warehouse on every backend (Redshift: the twin), with the ods tables and findings_src."""
+    fixture = {"postgresql": "pg_warehouse", "redshift": "redshift_warehouse", "sqlite": "sqlite_urls"}
+    request.getfixturevalue(fixture[request.param])
     w = _make_warehouse()
     yield w
     w.engine.dispose()

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg2
 import pytest
 import sqlalchemy as sa
-from conftest import run_cli
+from conftest import PG_URL, run_cli
 from sqlalchemy.dialects import registry
 from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
@@ -80,6 +80,8 @@ class FakeRedshift:
         self.svv: dict[str, list[dict]] = {}  # table -> successive svv_table_info rows
         self.history: dict[str, list[dict]] = {}  # table -> sys_vacuum_history rows
         self.vacuum_seconds = 0.0  # how long a VACUUM "runs"
+        self.isolation = "read committed"  # what SHOW TRANSACTION ISOLATION LEVEL answers
+        self.tables = {"order_tracking_maintenance_log"}  # what the dialect's catalog query finds
         self.active = self.max_active = 0  # VACUUMs running at the same moment
         self._lock = threading.Lock()
 
@@ -90,7 +92,15 @@ class FakeRedshift:
         if "current_schema()" in low:
             return [{"current_schema": "public"}]
         if "transaction isolation level" in low:
-            return [{"transaction_isolation": "read committed"}]
+            return [{"transaction_isolation": self.isolation}]
+        if "from pg_catalog.pg_class" in low and "svv_external_tables" in low:  # has_table
+            return [
+                {"relkind": "r", "schema_oid": 1, "schema": "settlement_ods", "rel_oid": 2, "relname": name,
+                 "diststyle": "EVEN", "owner_id": 1, "owner_name": "dq", "view_definition": None,
+                 "privileges": None}
+                for name in sorted(self.tables)
+                if f"relname = '{name}'" in sql
+            ]  # fmt: skip
         if "from svv_table_info" in low:
             rows = self.svv.get(params["table_1"], [])
             return [rows.pop(0) if len(rows) > 1 else rows[0]] if rows else []
@@ -244,6 +254,36 @@ def test_redshift_whole_plan_runs_each_statement_alone_in_autocommit_and_logs(fa
     assert inserts[0][1]["status"] == "ok"
 
 
+def test_redshift_log_insert_prefetches_no_key_and_sends_no_ddl(fake: FakeRedshift) -> None:
+    maintenance.run_task(fake.engine(), Settings.from_env(), "vacuum_mart_uti", retry=FAST)
+    sent = [sql for sql, _, _ in fake.executed]
+    assert not [sql for sql in sent if "nextval" in sql.lower()]  # Redshift has no sequences
+    inserts = [sql for sql in sent if sql.startswith("INSERT INTO")]
+    assert len(inserts) == 2 and all("log_id" not in sql for sql in inserts)
+    assert not [sql for sql in sent if sql.lstrip().upper().startswith(("CREATE", "ALTER"))]
+
+
+def test_redshift_missing_log_table_is_one_line_pointing_at_init_db(fake: FakeRedshift) -> None:
+    fake.tables.clear()
+    with pytest.raises(UserError) as caught:
+        maintenance.run_plan(fake.engine(), Settings.from_env(), retry=FAST)
+    assert str(caught.value) == (
+        "table settlement_ods.order_tracking_maintenance_log does not exist in the warehouse; "
+        "run `python -m order_tracking init-db` first"
+    )
+    assert not fake.statements(("VACUUM", "ANALYZE", "CREATE", "INSERT"))
+
+
+def test_redshift_serverless_isolation_level_does_not_break_vacuum(fake: FakeRedshift) -> None:
+    # Redshift Serverless reports SNAPSHOT ISOLATION, a level SQLAlchemy does not know: a pooled
+    # connection switched to AUTOCOMMIT and back would raise ArgumentError after the VACUUM ran.
+    fake.isolation = "snapshot isolation"
+    outcomes = maintenance.run_task(fake.engine(), Settings.from_env(), "vacuum_mart_uti", retry=FAST)
+    assert [o.status for o in outcomes] == ["ok", "ok"]
+    assert all(autocommit for sql, _, autocommit in fake.executed if sql.startswith(("VACUUM", "ANALYZE")))
+    assert len([sql for sql, _, _ in fake.executed if sql.startswith("INSERT INTO")]) == 2
+
+
 def test_redshift_vacuum_running_is_retried_with_backoff(fake: FakeRedshift) -> None:
     vacuum = "VACUUM DELETE ONLY settlement_public.mart_uni_tracking_info"
     fake.errors[vacuum] = [FakePgError("ERROR:  VACUUM is running"), FakePgError("Another vacuum is running")]
@@ -357,7 +397,7 @@ def _pg_setup(settings: Settings) -> sa.Engine:
     """Mart tables with autovacuum off, through a few 15-minute-style DELETE+INSERT cycles."""
     engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
     tables = schema.build_tables(settings)
-    schema.create_tables(engine, tables.pipeline_tables)
+    schema.create_tables(engine, tables.pipeline_tables + tables.ods_tables)  # as init-db does
     start = datetime(2026, 1, 1)
     marts = {tables.mart_uti: "update_time", tables.mart_uts: "pathtime", tables.mart_ecs: "add_time"}
     with engine.begin() as conn:
@@ -451,12 +491,72 @@ def test_postgres_caller_open_transaction_does_not_swallow_the_vacuum(pg_warehou
     assert len(_log_rows(engine, settings)) == 2
 
 
-def test_cli_vacuum_fails_with_exit_3_when_tables_are_missing(pg_warehouse: str) -> None:
+def test_redshift_twin_plan_reclaims_dead_rows_and_logs_every_step(redshift_warehouse: str) -> None:
+    settings = Settings.from_env()
+    engine = _pg_setup(settings)
+
+    outcomes = maintenance.run_plan(engine, settings, retry=FAST)
+
+    assert [(o.table, o.operation, o.status, o.error) for o in outcomes] == [
+        (UTI, "VACUUM DELETE ONLY", "ok", None),
+        (UTI, "ANALYZE", "ok", None),
+        (UTS, "VACUUM DELETE ONLY", "ok", None),
+        (UTS, "ANALYZE", "ok", None),
+        (ECS, "VACUUM DELETE ONLY", "ok", None),
+        (ECS, "VACUUM SORT ONLY", "ok", None),
+        (ECS, "ANALYZE", "ok", None),
+    ]
+    assert [o.sql for o in outcomes] == [
+        s.replace("settlement_public", settings.mart_schema) for s in REDSHIFT_PLAN_SQL
+    ]
+    vacuum = outcomes[0]
+    assert vacuum.before.ghost_rows > 0 and vacuum.after.ghost_rows == 0  # svv_table_info stand-in
+    assert not [n for o in outcomes for n in o.notes if "not written" in n or "unavailable" in n]
+    assert outcomes[0].notes == ["history: VACUUM Complete"]  # sys_vacuum_history stand-in
+    log = _log_rows(engine, settings)
+    assert [(r.table_name, r.operation, r.status, r.sql_text) for r in log] == [
+        (o.table, o.operation, o.status, o.sql) for o in outcomes
+    ]
+    assert log[0].ghost_rows_before > 0 and log[0].ghost_rows_after == 0
+    engine.dispose()
+
+
+def test_cli_vacuum_without_init_db_creates_nothing_and_points_at_init_db(warehouse: str, schemas) -> None:
     result = run_cli("vacuum", "--retry-attempts", "1", "--retry-delay", "0")
     assert result.returncode == 3, result.stderr
-    assert "error: 6 of 7 maintenance steps failed" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: table {schemas.ods}.order_tracking_maintenance_log does not exist in the warehouse; "
+        "run `python -m order_tracking init-db` first"
+    )
+    with sa.create_engine(PG_URL).connect() as conn:  # only init-db creates schemas and tables
+        assert not conn.execute(
+            sa.text("SELECT nspname FROM pg_namespace WHERE nspname IN (:a, :b)"),
+            {"a": schemas.ods, "b": schemas.mart},
+        ).all()
+
+    assert run_cli("init-db").returncode == 0
+    result = run_cli("vacuum", "--retry-attempts", "1", "--retry-delay", "0")
+    assert result.returncode == 3, result.stderr
+    failing = 7 if warehouse.startswith("redshift") else 6  # PostgreSQL has no SORT ONLY: skipped
+    assert f"error: {failing} of 7 maintenance steps failed" in result.stderr
     assert "does not exist" in result.stdout
-    assert "skipped" in result.stdout
+    log = schema.build_tables(Settings.from_env()).maintenance_log
+    engine = db.create_engine(warehouse)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(log)).scalar_one() == 7
+    engine.dispose()
+
+
+def test_cli_a_log_row_that_cannot_be_written_is_a_warning_line(warehouse: str, schemas) -> None:
+    assert run_cli("init-db", "--with-pipeline-tables").returncode == 0
+    with sa.create_engine(PG_URL).begin() as conn:  # every log insert now fails
+        conn.exec_driver_sql(
+            f"ALTER TABLE {schemas.ods}.order_tracking_maintenance_log ALTER COLUMN run_id TYPE varchar(1)"
+        )
+    result = run_cli("vacuum", "--tables", "uti", "--retry-attempts", "1", "--retry-delay", "0")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "not written to the maintenance log" in line]
+    assert len(warnings) == 2 and "VACUUM" in warnings[0] and "ANALYZE" in warnings[1]
 
 
 # --- SQLite -------------------------------------------------------------------------------------------
@@ -466,7 +566,7 @@ def test_sqlite_file_shrinks_after_deletes_and_vacuum(sqlite_urls: tuple[str, st
     settings = Settings.from_env()
     engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
     tables = schema.build_tables(settings)
-    schema.create_tables(engine, tables.pipeline_tables)
+    schema.create_tables(engine, tables.pipeline_tables + tables.ods_tables)  # as init-db does
     with engine.begin() as conn:
         conn.execute(
             sa.insert(tables.mart_uts),

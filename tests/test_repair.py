@@ -1,6 +1,7 @@
 """repair-reactivated: move a reactivated order's row from history into mart_ecs_order_info.
 
-PostgreSQL is the warehouse (each test in schemas of its own); one test runs the same path on the
+PostgreSQL and the Redshift twin are the warehouse (each test in schemas of its own; failures
+injected with PostgreSQL triggers run on PostgreSQL only); one test runs the same path on the
 embedded SQLite warehouse, and one checks the SQL compiled for Redshift.
 """
 
@@ -58,8 +59,7 @@ EXCEPTION_ROWS = [
 ]
 
 
-@pytest.fixture
-def warehouse(pg_warehouse):
+def _populated():
     """Tables with the rows above; yields (engine, tables, the two history tables)."""
     settings = Settings.from_env()
     tables = schema.build_tables(settings)
@@ -75,6 +75,18 @@ def warehouse(pg_warehouse):
     engine.dispose()
 
 
+@pytest.fixture
+def repair_wh(warehouse):
+    """The rows above in both dialects (PostgreSQL, the Redshift twin)."""
+    yield from _populated()
+
+
+@pytest.fixture
+def pg_repair_wh(pg_warehouse):
+    """PostgreSQL only: for failures injected with PostgreSQL triggers and CHECK constraints."""
+    yield from _populated()
+
+
 def snapshot(engine, tables, *hist) -> dict[str, list[tuple]]:
     """Every row of every table the repair can touch, in a stable order."""
     out = {}
@@ -84,8 +96,8 @@ def snapshot(engine, tables, *hist) -> dict[str, list[tuple]]:
     return out
 
 
-def test_apply_moves_exactly_one_row_and_resolves_the_exception(warehouse):
-    engine, tables, h2, h1 = warehouse
+def test_apply_moves_exactly_one_row_and_resolves_the_exception(repair_wh):
+    engine, tables, h2, h1 = repair_wh
     before = snapshot(engine, tables, h2, h1)
 
     result = repair.apply(engine, tables, 10, "alice", NOW)
@@ -109,8 +121,8 @@ def test_apply_moves_exactly_one_row_and_resolves_the_exception(warehouse):
     assert [r[2] for r in rows[3:]] == [None, None]  # other orders stay open
 
 
-def test_dry_run_prints_the_statements_and_changes_nothing(warehouse):
-    engine, tables, h2, h1 = warehouse
+def test_dry_run_prints_the_statements_and_changes_nothing(repair_wh):
+    engine, tables, h2, h1 = repair_wh
     before = snapshot(engine, tables, h2, h1)
 
     proc = run_cli("repair-reactivated", "--order-id", "10", "--order-id", "20", "--by", "alice")
@@ -118,7 +130,10 @@ def test_dry_run_prints_the_statements_and_changes_nothing(warehouse):
     assert proc.returncode == 0, proc.stderr
     mart, ods = tables.settings.mart_schema, tables.settings.ods_schema
     out = proc.stdout
-    assert f"LOCK TABLE {ods}.order_tracking_exceptions IN SHARE ROW EXCLUSIVE MODE;" in out
+    if engine.dialect.name == "redshift":  # Redshift's LOCK has no mode (always ACCESS EXCLUSIVE)
+        assert f"LOCK {ods}.order_tracking_exceptions;" in out
+    else:
+        assert f"LOCK TABLE {ods}.order_tracking_exceptions IN SHARE ROW EXCLUSIVE MODE;" in out
     assert f"INSERT INTO {mart}.mart_ecs_order_info (order_id, partner_id, add_time) SELECT" in out
     assert f"DELETE FROM {mart}.{h2.name} WHERE {mart}.{h2.name}.order_id = 10;" in out
     assert f"DELETE FROM {mart}.{h1.name} WHERE {mart}.{h1.name}.order_id = 20;" in out
@@ -129,8 +144,8 @@ def test_dry_run_prints_the_statements_and_changes_nothing(warehouse):
     assert snapshot(engine, tables, h2, h1) == before
 
 
-def test_cli_apply_moves_each_order_in_its_own_transaction(warehouse):
-    engine, tables, h2, h1 = warehouse
+def test_cli_apply_moves_each_order_in_its_own_transaction(repair_wh):
+    engine, tables, h2, h1 = repair_wh
 
     proc = run_cli("repair-reactivated", "--order-id", "10", "--order-id", "20", "--by", "bob", "--apply")
 
@@ -163,8 +178,8 @@ def test_cli_apply_moves_each_order_in_its_own_transaction(warehouse):
         (40, "order 40 has more than one history row: {mart}.hist_ecs_order_info_2025_h2 (2 rows)"),
     ],
 )  # fmt: skip
-def test_refusals_change_nothing(warehouse, order_id, message):
-    engine, tables, h2, h1 = warehouse
+def test_refusals_change_nothing(repair_wh, order_id, message):
+    engine, tables, h2, h1 = repair_wh
     before = snapshot(engine, tables, h2, h1)
     expected = message.format(mart=tables.settings.mart_schema)
 
@@ -198,8 +213,8 @@ def _pg_trigger(engine, table: sa.Table, body: str) -> None:
         )
 
 
-def test_failing_delete_rolls_back_the_insert(warehouse):
-    engine, tables, h2, h1 = warehouse
+def test_failing_delete_rolls_back_the_insert(pg_repair_wh):
+    engine, tables, h2, h1 = pg_repair_wh
     _pg_trigger(engine, h2, "BEGIN RAISE EXCEPTION 'history is read-only today'; END;")
     before = snapshot(engine, tables, h2, h1)
 
@@ -215,9 +230,9 @@ def test_failing_delete_rolls_back_the_insert(warehouse):
     assert snapshot(engine, tables, h2, h1) == before
 
 
-def test_delete_that_removes_nothing_rolls_back(warehouse):
+def test_delete_that_removes_nothing_rolls_back(pg_repair_wh):
     # A trigger that silently skips the DELETE: the INSERT succeeded, the rowcount check must undo it.
-    engine, tables, h2, h1 = warehouse
+    engine, tables, h2, h1 = pg_repair_wh
     _pg_trigger(engine, h2, "BEGIN RETURN NULL; END;")
     before = snapshot(engine, tables, h2, h1)
 
@@ -226,8 +241,8 @@ def test_delete_that_removes_nothing_rolls_back(warehouse):
     assert snapshot(engine, tables, h2, h1) == before
 
 
-def test_failing_insert_changes_nothing(warehouse):
-    engine, tables, h2, h1 = warehouse
+def test_failing_insert_changes_nothing(pg_repair_wh):
+    engine, tables, h2, h1 = pg_repair_wh
     mart = tables.mart_ecs
     with engine.begin() as conn:
         conn.execute(
@@ -287,7 +302,7 @@ def test_statements_compiled_for_redshift():
     ]
 
 
-def test_empty_by_is_refused(warehouse):
-    engine, tables, _, _ = warehouse
+def test_empty_by_is_refused(repair_wh):
+    engine, tables, _, _ = repair_wh
     with pytest.raises(UserError, match="--by is empty"):
         repair.plan(engine, tables, [10], "  ")
