@@ -336,7 +336,7 @@ def test_connections_build_urls_with_special_characters(monkeypatch, caplog) -> 
 
 @pytest.mark.usefixtures("gx_copy", "airflow_db")
 def test_monitoring_run_fails_on_injected_anomalies_with_one_email_and_reruns_idempotently(
-    pg_warehouse, maria_source, dagbag, mailbox, monkeypatch
+    warehouse, maria_source, dagbag, mailbox, monkeypatch
 ) -> None:
     as_of = BASE_AS_OF
     settings, manifest = seed_dataset(synthetic.SeedConfig(as_of=as_of, orders=ORDERS, seed=7))
