@@ -62,7 +62,7 @@ DRIVERS = {
     "sqlite": "sqlite",
 }
 
-# Words in a driver/GX error that say "retrying cannot help" (checked on PostgreSQL, MariaDB,
+# Words in a driver/GX error that say "retrying cannot help" (messages of PostgreSQL, MariaDB,
 # SQLAlchemy). Connection refused, timeouts and server restarts are not here: they retry.
 _CONFIG_ERROR_WORDS = (
     "password authentication failed",
