@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv services test lint demo bench clean
+.PHONY: venv services test lint demo bench clean airflow-rehearsal
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ services:
 
 test: venv services
 	$(PY) -m pytest -q
+
+# A real Airflow (scheduler, dag-processor, api-server; PostgreSQL metadata DB) deployed as the
+# README says, with PASS/FAIL lines; under 6 minutes (scripts/airflow_rehearsal.py).
+airflow-rehearsal: venv services
+	$(PY) scripts/airflow_rehearsal.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -11,25 +11,36 @@ import os
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import DAG, TriggerRule, task
+from airflow.sdk import DAG, Param, TriggerRule, task
 
-from order_tracking.airflow_tasks import DQ_TASKS, UNRESOLVED_TASK, OrderTrackingCheckpointOperator
+from order_tracking.airflow_tasks import (
+    AS_OF_PARAM,
+    DQ_TASKS,
+    UNRESOLVED_TASK,
+    OrderTrackingCheckpointOperator,
+)
 from order_tracking.alerting import FailedRunNotifier
 
 DOC_MD = """
 # order_tracking_daily_monitoring
 
 Four data quality tests over the last **24 hours** of orders (`as_of - 24h < update_time <= as_of`,
-`as_of` = the run's `data_interval_end`). Findings of Tests 1-3 go to
+`as_of` = the run's `data_interval_end`, or the run param `as_of`). Findings of Tests 1-3 go to
 `settlement_ods.order_tracking_exceptions` (one open row per order and type; re-detection moves
 `last_seen_at`). One email per failed run (SmtpNotifier, `smtp_default`).
+
+**Re-checking a past night:** trigger with the param `as_of` (trigger form, or
+`airflow dags trigger order_tracking_daily_monitoring --conf '{"as_of": "2026-11-25T03:00:00"}'`):
+all four tests, Test 0 included, then check the window ending at that time (UTC if no offset).
+Empty (the default) = scheduled behaviour.
 
 ### Test 0 - `dq_extraction_count_check` (extraction count check, MySQL vs Redshift raw)
 Row counts of `kuaisong.ecs_order_info`, `uni_tracking_info`, `uni_tracking_spath` vs the
 `settlement_public.*_raw` copies in the closed window `[now - 2h 5min, now - 5min)` (the task's
-wall-clock time: raw tables keep little history). Alarm when the MySQL count > the raw count (rows
-dropped by extraction or Redshift COPY). Raises; writes no exception rows. Check the extraction
-logs and Redshift COPY errors. A raw count above MySQL is normal (re-extraction cycles).
+wall-clock time: raw tables keep little history; the `as_of` param overrides it). Alarm when the
+MySQL count > the raw count (rows dropped by extraction or Redshift COPY). Raises; writes no
+exception rows. Check the extraction logs and Redshift COPY errors. A raw count above MySQL is
+normal (re-extraction cycles).
 
 ### Test 1 - `dq_uti_uts_alignment` -> `UTI_UTS_TIME_MISMATCH`
 `update_time` in `mart_uni_tracking_info` must equal `MAX(pathtime)` in `mart_uni_tracking_spath`.
@@ -69,6 +80,16 @@ with DAG(
         "retry_delay": timedelta(minutes=5),
     },
     on_failure_callback=FailedRunNotifier(),
+    params={
+        AS_OF_PARAM: Param(
+            "",
+            type="string",
+            title="as_of (re-check a past night)",
+            description="End of the checked window, ISO 8601, UTC if no offset "
+            "(e.g. 2026-11-25T03:00:00). Sets the window of all four tests, Test 0 included. "
+            "Empty: the run's data interval end (Test 0: the task's wall-clock time).",
+        )
+    },
 ) as dag:
     checks = [OrderTrackingCheckpointOperator(task_id=tid, check=name) for tid, name in DQ_TASKS.items()]
 

@@ -2,8 +2,9 @@
 
 Redshift runs one VACUUM per cluster: every task is in the one-slot pool ``redshift_vacuum``, so
 the graph keeps the spec's shape (a failing table does not block the others) while the scheduler
-runs them one after another. Create the pool once:
-``airflow pools set redshift_vacuum 1 "one Redshift VACUUM at a time"``.
+runs them one after another. ``python -m order_tracking airflow-setup`` creates the pool; if it is
+missing, the task ``check_vacuum_pool`` (outside the pool) fails the run within a minute, naming
+the pool and the command that creates it (the scheduler alone would wait forever).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, task
 
-from order_tracking.airflow_tasks import VACUUM_POOL
+from order_tracking.airflow_tasks import POOL_GUARD_TASK, VACUUM_POOL
 from order_tracking.alerting import FailedRunNotifier
 
 DOC_MD = """
@@ -29,6 +30,9 @@ DOC_MD = """
 
 All tasks run in pool `redshift_vacuum` (1 slot). Figures before/after go to the maintenance log.
 A task fails if any of its steps failed (including a VACUUM that did nothing for lack of privilege).
+
+`check_vacuum_pool` runs beside them in the default pool: it returns as soon as one vacuum task is
+queued, and fails the run within a minute (skipping the waiting tasks) when the pool is missing.
 """
 
 TASKS = ("vacuum_mart_uti", "vacuum_mart_uts", "vacuum_mart_ecs_delete", "vacuum_mart_ecs_sort")
@@ -61,3 +65,12 @@ with DAG(
 
     uti, uts, ecs_delete, ecs_sort = (_vacuum_task(name) for name in TASKS)
     ecs_delete >> ecs_sort
+
+    @task(task_id=POOL_GUARD_TASK, pool="default_pool", retries=0, priority_weight=100)
+    def check_vacuum_pool(**context):
+        """Fail fast, naming the pool, when the vacuum tasks wait on a missing pool."""
+        from order_tracking.airflow_tasks import check_vacuum_pool as run
+
+        return run(context, list(TASKS))
+
+    check_vacuum_pool()

@@ -1,24 +1,27 @@
 """What the two DAGs' tasks run: settings from Airflow connections, the GX checkpoint operator,
-the unresolved-exceptions gate and the vacuum tasks.
+the unresolved-exceptions gate, the vacuum tasks and the vacuum pool guard.
 
 Kept light at import time (Airflow and the provider's operator module only; neither imports GX):
 the DAG files import the operator class from here while parsing. GX, the rules and the
 maintenance engine are imported inside the task bodies.
 
-Findings and infrastructure errors fail differently: a finding (a failed expectation, the
-extraction alarm, unresolved exceptions) raises ``AirflowFailException`` so the task fails at
-once without retries; anything else (connection refused, a GX error) raises an ordinary
-exception and Airflow retries it.
+Three kinds of failure, three behaviours:
+- a finding (a failed expectation, the extraction alarm, unresolved exceptions) raises
+  ``AirflowFailException``: the task fails at once, no retry;
+- a configuration error (bad URL, unknown driver, missing table, wrong password, bad ``as_of``)
+  also raises ``AirflowFailException``: retrying cannot fix it, and the alert should not wait;
+- anything else (connection refused, a timeout) raises an ordinary exception: Airflow retries.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
@@ -33,6 +36,10 @@ log = logging.getLogger(__name__)
 WAREHOUSE_CONN_ID = "order_tracking_redshift"
 SOURCE_CONN_ID = "order_tracking_mysql"
 VACUUM_POOL = "redshift_vacuum"
+VACUUM_POOL_DESCRIPTION = "one Redshift VACUUM at a time"
+POOL_GUARD_TASK = "check_vacuum_pool"
+AS_OF_PARAM = "as_of"
+SUMMARY_KEY = "summary"  # the XCom each DQ task pushes (TEAM.md contract)
 
 # DAG task id -> check name of order_tracking.monitoring / gx_project.CHECKS
 DQ_TASKS = {
@@ -43,7 +50,9 @@ DQ_TASKS = {
 }
 UNRESOLVED_TASK = "check_unresolved_exceptions"
 
-# Airflow connection types -> the SQLAlchemy drivers we pin (DESIGN.md section 5).
+# Airflow connection types -> the SQLAlchemy drivers we pin (DESIGN.md section 5). Without the
+# amazon/mysql/postgres providers Airflow stores such types as "generic": `airflow-setup` then
+# writes the driver into the extra {"drivername": ...}, which wins over the type.
 DRIVERS = {
     "redshift": "redshift+psycopg2",
     "postgres": "postgresql+psycopg2",
@@ -53,6 +62,23 @@ DRIVERS = {
     "sqlite": "sqlite",
 }
 
+# Words in a driver/GX error that say "retrying cannot help" (messages of PostgreSQL, MariaDB,
+# SQLAlchemy). Connection refused, timeouts and server restarts are not here: they retry.
+_CONFIG_ERROR_WORDS = (
+    "password authentication failed",
+    "access denied",
+    "does not exist",
+    "doesn't exist",
+    "unknown database",
+    "no such table",
+    "undefinedtable",
+    "undefined table",
+    "nosuchtable",
+    "can't load plugin",
+    "is not a valid sqlalchemy url",
+    "permission denied",
+)
+
 
 # --- settings -------------------------------------------------------------------------------
 
@@ -61,7 +87,8 @@ def connection_url(conn_id: str) -> str | None:
     """SQLAlchemy URL of Airflow connection ``conn_id``, or None if no such connection exists.
 
     Built with ``URL.create`` from the connection's parts, so a password with ``@``, ``/`` or
-    ``%`` needs no escaping. The extra ``{"drivername": "..."}`` overrides the driver.
+    ``%`` needs no escaping. The extra ``{"drivername": "..."}`` overrides the driver and the extra
+    ``{"query": {...}}`` adds URL query parameters (both written by ``airflow-setup``).
     """
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
@@ -72,7 +99,13 @@ def connection_url(conn_id: str) -> str | None:
     except AirflowNotFoundException:
         return None
     extra = conn.extra_dejson or {}
-    driver = extra.get("drivername") or DRIVERS.get((conn.conn_type or "").lower(), conn.conn_type)
+    conn_type = (conn.conn_type or "").lower()
+    driver = extra.get("drivername") or DRIVERS.get(conn_type)
+    if not driver:
+        raise AirflowFailException(
+            f"Airflow connection {conn_id!r} has type {conn.conn_type!r} and no extra 'drivername': "
+            "recreate it with `python -m order_tracking airflow-setup`"
+        )
     url = URL.create(
         driver,
         username=conn.login or None,
@@ -80,6 +113,7 @@ def connection_url(conn_id: str) -> str | None:
         host=conn.host or None,
         port=conn.port or None,
         database=conn.schema or None,
+        query=extra.get("query") or {},  # e.g. {"sslmode": "require"}
     )
     return url.render_as_string(hide_password=False)
 
@@ -119,8 +153,28 @@ def _naive_utc(value: Any) -> datetime | None:
     return datetime(value.year, value.month, value.day, value.hour, value.minute, value.second)
 
 
+def requested_as_of(context: Mapping[str, Any]) -> datetime | None:
+    """The run's ``as_of`` param (trigger form / ``--conf``) as naive UTC; None when empty."""
+    from order_tracking.commands.common import parse_timestamp
+    from order_tracking.errors import UserError
+
+    params = context.get("params") or {}
+    conf = getattr(context.get("dag_run"), "conf", None) or {}
+    raw = params.get(AS_OF_PARAM) or conf.get(AS_OF_PARAM)
+    if raw is None or not str(raw).strip():
+        return None
+    try:
+        return parse_timestamp(str(raw), f"param {AS_OF_PARAM}")
+    except UserError as exc:
+        raise AirflowFailException(str(exc)) from None
+
+
 def run_as_of(context: Mapping[str, Any]) -> datetime:
-    """The checked window's end: ``data_interval_end``, else the logical date, else now (UTC)."""
+    """The checked window's end: the ``as_of`` param, else ``data_interval_end``, else the
+    logical date, else now (UTC)."""
+    explicit = requested_as_of(context)
+    if explicit is not None:
+        return explicit
     for key in ("data_interval_end", "logical_date"):
         value = _naive_utc(context.get(key))
         if value is not None:
@@ -128,22 +182,36 @@ def run_as_of(context: Mapping[str, Any]) -> datetime:
     return wall_clock_now()
 
 
-def pinned_as_of(context: Mapping[str, Any]) -> datetime | None:
-    """The run's ``as_of`` param / conf (ISO 8601, UTC when naive); None when empty or absent.
-
-    Minimal reader for the demo (branch morning); branch airflow owns the DAG param itself.
-    """
-    dag_run = context.get("dag_run")
-    conf = getattr(dag_run, "conf", None) or {}
-    value = (context.get("params") or {}).get("as_of") or conf.get("as_of")
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return _naive_utc(parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC))
+def is_backfill(context: Mapping[str, Any]) -> bool:
+    """A run made by `airflow backfill create` (it re-checks a past night)."""
+    run_type = getattr(context.get("dag_run"), "run_type", None)
+    return getattr(run_type, "value", run_type) == "backfill"
 
 
 def wall_clock_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+
+
+def quiet_gx_logging() -> None:
+    """GX logs ~200 INFO lines per checkpoint ("Skipping registering function ... closure"):
+    keep its warnings and errors, so that a task log shows our lines and the reason at a glance."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+
+def is_config_error(exc: BaseException | str) -> bool:
+    """True when retrying cannot help: a bad URL/driver, a missing table, a refused login."""
+    import sqlalchemy as sa
+
+    from order_tracking.errors import UserError
+
+    if isinstance(exc, (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, sa.exc.NoSuchTableError)):
+        return True
+    if isinstance(exc, sa.exc.ProgrammingError):  # undefined table/column: the SQL cannot work
+        return True
+    text = str(exc).lower()
+    if isinstance(exc, UserError) and not text.startswith("cannot connect"):
+        return True  # our own one-line configuration errors (missing GX project, bad setting)
+    return any(word in text for word in _CONFIG_ERROR_WORDS)
 
 
 # --- the DQ checks through the provider's operator -----------------------------------------------
@@ -161,11 +229,14 @@ def _load_gx_context(settings: Settings) -> Any:
 
 class _CheckpointWithParameters:
     """Stands in for a GX Checkpoint so that the provider's ``checkpoint.run(batch_parameters=...)``
-    also passes our ``expectation_parameters``; keeps the result for the operator to classify."""
+    also passes our ``expectation_parameters`` and a run name (Data Docs list runs by it); keeps
+    the GX context and the result for the operator to classify."""
 
-    def __init__(self, check: str, expectation_parameters: dict[str, Any]) -> None:
+    def __init__(self, check: str, expectation_parameters: dict[str, Any], run_name: str) -> None:
         self.check = check
         self.expectation_parameters = expectation_parameters
+        self.run_name = run_name
+        self.gx_context: Any = None
         self.checkpoint: Any = None
         self.result: Any = None
 
@@ -173,25 +244,89 @@ class _CheckpointWithParameters:
         """The provider's ``configure_checkpoint`` callable."""
         from order_tracking import gx_project
 
+        self.gx_context = gx_context
         self.checkpoint = gx_context.checkpoints.get(gx_project.CHECKS[self.check].checkpoint)
         return self
 
     def run(self, batch_parameters: dict | None = None, **kwargs: Any) -> Any:
+        from great_expectations.core.run_identifier import RunIdentifier
+
         self.result = self.checkpoint.run(
             batch_parameters=batch_parameters or None,
             expectation_parameters=self.expectation_parameters,
+            run_id=RunIdentifier(run_name=self.run_name),
             **kwargs,
         )
         return self.result
+
+    def data_docs_page(self) -> str | None:
+        if self.result is None or self.gx_context is None:
+            return None
+        identifier = next(iter(self.result.run_results))
+        try:
+            urls = self.gx_context.get_docs_sites_urls(resource_identifier=identifier)
+        except Exception:  # a missing link must never hide the finding
+            log.warning("no Data Docs page for %s", self.check, exc_info=True)
+            return None
+        return urls[0]["site_url"] if urls else None
+
+
+def empty_summary(check: str, as_of: datetime | None) -> dict[str, Any]:
+    """The XCom ``summary`` dict of TEAM.md's contract, before anything ran."""
+    return {
+        "check": check,
+        "success": False,
+        "status": "error",
+        "failing": 0,
+        "new": 0,
+        "already_open": 0,
+        "exception_type": None,
+        "window": [None, None],
+        "as_of": as_of.isoformat() if as_of else None,
+        "sample": [],
+        "data_docs_page": None,
+        "error": None,
+    }
+
+
+def summarize(check: str, as_of: datetime, wrapper: _CheckpointWithParameters) -> dict[str, Any]:
+    """The contract's summary of one checkpoint run (alert_content.summary_from_result)."""
+    from expectations_custom.actions import RECORDED
+
+    result = wrapper.result
+    if result is None:
+        return {**empty_summary(check, as_of), "error": "the checkpoint did not run"}
+    recorded = [r.__dict__ for r in RECORDED.pop(str(result.run_id), [])]
+    validation = next(iter(result.run_results.values()))
+    return alert_content.summary_from_result(
+        check,
+        validation.results[0],
+        recorded,
+        as_of=as_of.isoformat(),
+        data_docs_page=wrapper.data_docs_page(),
+    )
+
+
+def push_summary(context: Any, summary: dict[str, Any]) -> None:
+    """XCom ``summary`` for the alert email: pushed before the task returns or raises (a failed
+    task has no return value)."""
+    ti = context.get("ti") if isinstance(context, Mapping) else None
+    if ti is None:
+        return
+    try:
+        ti.xcom_push(key=SUMMARY_KEY, value=summary)
+    except Exception:  # a lost summary must not hide the task's own outcome
+        log.warning("could not push the XCom summary", exc_info=True)
 
 
 class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
     """``GXValidateCheckpointOperator`` over the committed ``gx/`` file context, for one check.
 
     The provider passes only batch parameters; this subclass adds the expectation parameters the
-    suites read (``as_of``: the run's ``data_interval_end``; Test 0: the task's wall-clock time
-    and the MySQL counts measured first) and classifies a failed validation: findings fail the
-    task without retry, errors inside GX are raised as retryable.
+    suites read (``as_of``: the run's ``as_of`` param, else its ``data_interval_end``; Test 0:
+    the ``as_of`` param, else the task's wall-clock time, plus the MySQL counts measured first),
+    names the GX run after the Airflow run, pushes the XCom ``summary`` and classifies the
+    outcome: findings and configuration errors fail without retry, other errors retry.
     """
 
     ui_color = "#e8f4ff"
@@ -208,97 +343,82 @@ class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
         self.check = check
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from order_tracking import db
-
-        # The summary goes to XCom BEFORE the task returns or raises (a failed task has no return
-        # value): the run's one alert email reads its counts there, not the warehouse later.
+        quiet_gx_logging()
+        summary = empty_summary(self.check, None)
         try:
-            summary, failed = self._validate(context)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {db.short_reason(exc)}"
-            context["ti"].xcom_push(key="summary", value=alert_content.error_summary(self.check, error))
+            as_of, wrapper = self._prepare(context)
+            summary = empty_summary(self.check, as_of)
+            with contextlib.suppress(GXValidationFailed):  # classified below from the result
+                super().execute(context)
+            summary = summarize(self.check, as_of, wrapper)
+        except AirflowFailException as exc:
+            summary["error"] = str(exc)
+            push_summary(context, summary)
             raise
-        context["ti"].xcom_push(key="summary", value=summary)
-        if failed:
-            self._raise_for_result(summary)
+        except Exception as exc:
+            from order_tracking import db
+
+            summary["error"] = f"{type(exc).__name__}: {db.short_reason(exc)}"
+            push_summary(context, summary)
+            if is_config_error(exc):
+                raise AirflowFailException(f"{self.check}: configuration error: {summary['error']}") from exc
+            raise
+        push_summary(context, summary)
+        self._raise_for(summary)
         log.info("%s passed: %s", self.check, summary)
         return summary
 
-    def _validate(self, context: Any) -> tuple[dict[str, Any], bool]:
+    def _prepare(self, context: Any) -> tuple[datetime, _CheckpointWithParameters]:
         from order_tracking import monitoring
 
         settings = settings_for_airflow()
-        pinned = pinned_as_of(context)
+        explicit = requested_as_of(context)
         if self.check == "extraction_count":
-            # Raw tables keep little history: Test 0 anchors on now, not on the run's interval,
-            # unless the run pins as_of (a re-check of a past night, the demo).
-            as_of = pinned or wall_clock_now()
+            # Raw tables keep little history: a scheduled Test 0 anchors on now, not on the run's
+            # interval; an explicit as_of or a backfill (re-checks of past nights) apply to it too.
+            as_of = explicit or (run_as_of(context) if is_backfill(context) else wall_clock_now())
             parameters = {
                 "as_of": as_of.isoformat(),
                 "source_counts": monitoring.measure_source_counts(settings, as_of),
             }
         else:
-            as_of = pinned or run_as_of(context)
+            as_of = explicit or run_as_of(context)
             parameters = {"as_of": as_of.isoformat()}
-        log.info("running checkpoint for %s as of %s", self.check, as_of.isoformat())
-        wrapper = _CheckpointWithParameters(self.check, parameters)
+        log.info(
+            "running checkpoint for %s as of %s (%s)",
+            self.check,
+            as_of.isoformat(),
+            "as_of param" if explicit else "scheduled window",
+        )
+        run_name = f"{context.get('run_id') or 'airflow'} as_of {as_of.isoformat()}"
+        wrapper = _CheckpointWithParameters(self.check, parameters, run_name)
         self.configure_file_data_context = functools.partial(_load_gx_context, settings)
         self.configure_checkpoint = wrapper.configure
-        try:
-            super().execute(context)
-        except GXValidationFailed:
-            return self._summary(wrapper, as_of, settings), True
-        return self._summary(wrapper, as_of, settings), False
+        return as_of, wrapper
 
-    def _summary(
-        self, wrapper: _CheckpointWithParameters, as_of: datetime, settings: Settings
-    ) -> dict[str, Any]:
-        """The XCom ``summary`` of TEAM.md's contract (alert_content.summary_from_result)."""
-        from expectations_custom.actions import RECORDED
-
-        result = wrapper.result
-        if result is None:
-            return alert_content.error_summary(
-                self.check, "the checkpoint returned no result", as_of.isoformat()
-            )
-        recorded = [r.__dict__ for r in RECORDED.pop(str(result.run_id), [])]
-        identifier, validation = next(iter(result.run_results.items()))
-        return alert_content.summary_from_result(
-            self.check,
-            validation.results[0],
-            recorded,
-            as_of=as_of.isoformat(),
-            data_docs_page=_page_of(identifier, settings),
-        )
-
-    def _raise_for_result(self, summary: dict[str, Any]) -> None:
-        window = summary.get("window") or [None, None]
-        if summary.get("error"):
-            # GX caught an error (e.g. the warehouse went away mid-query): retryable.
-            raise RuntimeError(f"{self.check}: the check could not run: {summary['error']}")
+    def _raise_for(self, summary: dict[str, Any]) -> None:
+        window = f"{summary['window'][0]} .. {summary['window'][1]}"
+        if summary["status"] == "error":
+            message = f"{self.check}: the check could not run: {summary['error']}"
+            if is_config_error(summary["error"] or ""):
+                raise AirflowFailException(message)
+            raise RuntimeError(message)  # e.g. the warehouse went away mid-query: retryable
+        if summary["status"] == "pass":
+            return
         if self.check == "extraction_count":
-            short = ", ".join(str(r["table"]) for r in summary.get("shortfall") or [])
+            tables = ", ".join(
+                f"{r['table']} (MySQL {r['source']}, raw {r['raw']})" for r in summary.get("shortfall") or []
+            )
             raise AirflowFailException(
                 f"extraction count alarm (Test 0): raw tables hold fewer rows than MySQL for "
-                f"{short or '?'} in window {window[0]} .. "
-                f"{window[1]}; check the extraction logs and Redshift COPY errors"
+                f"{tables or '?'} in window {window}; check the extraction logs and Redshift COPY errors"
             )
-        ids = ", ".join(str(r.get("order_id")) for r in summary.get("sample") or [])
+        sample = ", ".join(str(s["order_id"]) for s in summary["sample"])
         raise AirflowFailException(
             f"{summary['exception_type']}: {summary['failing']} order(s) failing "
-            f"({summary['new']} new, {summary['already_open']} already open) in window "
-            f"{window[0]} .. {window[1]}; sample: {ids}"
+            f"({summary['new']} new, {summary['already_open']} already open) in window {window}; "
+            f"sample: {sample}"
         )
-
-
-def _page_of(identifier: Any, settings: Settings) -> str | None:
-    """The run's Data Docs page for a validation result identifier (GX's local_site layout)."""
-    try:
-        parts = identifier.to_tuple()  # (suite, run_name, run_time, batch id)
-    except Exception:
-        return None
-    path = settings.data_docs_index.parent / "validations" / Path(*map(str, parts))
-    return str(path.with_suffix(".html"))
 
 
 # --- the final gate ------------------------------------------------------------------------------
@@ -352,23 +472,27 @@ def check_unresolved_exceptions(context: Any) -> dict[str, Any]:
     settings = settings_for_airflow()
     ti = context["ti"]
     failed = failed_tasks(ti.dag_id, ti.run_id, list(DQ_TASKS))
-    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
     try:
-        db.check_connection(engine, "warehouse")
-        tables = schema.build_tables(settings)
+        engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
         try:
-            summary = exceptions_store.check_unresolved(engine, tables)
-            total_message = ""
-        except exceptions_store.UnresolvedExceptionsError as err:
-            summary, total_message = err.summary, str(err)
-        # Open exceptions once all four checks wrote: the alert's "still open" and oldest age.
-        open_now = {
-            r.exception_type: {"count": r.count, "oldest_detected_at": str(r.oldest_detected_at)}
-            for r in exceptions_store.summary_by_type(engine, tables)
-        }
-        ti.xcom_push(key="open_exceptions", value=open_now)
-    finally:
-        engine.dispose()
+            db.check_connection(engine, "warehouse")
+            tables = schema.build_tables(settings)
+            try:
+                summary = exceptions_store.check_unresolved(engine, tables)
+                total_message = ""
+            except exceptions_store.UnresolvedExceptionsError as err:
+                summary, total_message = err.summary, str(err)
+            # Open exceptions once all four checks wrote: the alert's "still open" and oldest age.
+            open_now = {
+                r.exception_type: {"count": r.count, "oldest_detected_at": str(r.oldest_detected_at)}
+                for r in exceptions_store.summary_by_type(engine, tables)
+            }
+            ti.xcom_push(key="open_exceptions", value=open_now)
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        fail_fast_on_config_errors(UNRESOLVED_TASK, exc)
+        raise
     docs = settings.data_docs_index
     for etype, count in summary.items():
         log.info("unresolved %s: %d", etype, count)
@@ -380,47 +504,88 @@ def check_unresolved_exceptions(context: Any) -> dict[str, Any]:
 
 # --- vacuum ---------------------------------------------------------------------------------------
 
+POOL_WAIT_SECS = 25  # a vacuum task of an existing pool is queued in the same scheduler loop
+_WAITING = {"None", "scheduled"}  # states of a task the scheduler has not handed to an executor
 
-def require_pool(pool_name: str = VACUUM_POOL) -> int:
-    """Fail unless the pool exists: without it the VACUUMs would not be serialized."""
-    try:
-        from airflow.models.pool import Pool
-        from airflow.utils.session import create_session
 
-        with create_session() as session:
-            pool = session.query(Pool).filter(Pool.pool == pool_name).one_or_none()
-            slots = None if pool is None else pool.slots
-    except Exception as exc:
-        # A worker in Airflow 3 may not reach the metadata database. There the scheduler is the
-        # guard: it never queues a task whose pool does not exist (only dag.test ignores pools).
-        log.warning("cannot read pool %s (%s); the scheduler enforces it", pool_name, type(exc).__name__)
-        return -1
-    if slots is None:
-        raise AirflowFailException(
-            f"Airflow pool {pool_name!r} does not exist: create it with "
-            f"`airflow pools set {pool_name} 1 'one Redshift VACUUM at a time'` "
-            "so that VACUUMs never run at once"
-        )
-    if slots != 1:
-        log.warning("pool %s has %s slots; Redshift runs one VACUUM at a time: use 1", pool_name, slots)
-    return int(slots)
+def pool_missing_message(pool_name: str = VACUUM_POOL) -> str:
+    return (
+        f"Airflow pool {pool_name!r} does not exist (or has no free slot): the vacuum tasks are never "
+        f"queued without it. Create it with `airflow pools set {pool_name} 1 "
+        f"'{VACUUM_POOL_DESCRIPTION}'` (or `python -m order_tracking airflow-setup`), then clear this run"
+    )
+
+
+def check_vacuum_pool(
+    context: Any,
+    task_ids: list[str],
+    pool_name: str = VACUUM_POOL,
+    wait_secs: float = POOL_WAIT_SECS,
+    poll_secs: float = 2.0,
+) -> str:
+    """Fail fast, with the pool's name, when the vacuum tasks of this run sit in a missing pool.
+
+    Tasks cannot read the metadata DB in Airflow 3, and the scheduler never queues a task whose
+    pool is missing (it logs a warning and waits forever). This task runs outside the pool, beside
+    the vacuum tasks, and watches their states through the Task SDK: once one of them has been
+    queued, the pool exists and it returns at once, silently. If none leaves "scheduled" within
+    ``wait_secs``, it marks the waiting tasks skipped (the Task SDK's skip request, as a branch
+    operator does) so the run can end, and fails: the run is "failed" and sends its one email.
+    """
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import SkipDownstreamTasks
+    from airflow.sdk.execution_time.supervisor import InProcessSupervisorComms
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    if isinstance(task_runner.SUPERVISOR_COMMS, InProcessSupervisorComms):
+        log.info("dag.test() runs tasks one by one and ignores pools: nothing to check")
+        return "not checked (dag.test)"
+    ti = context["ti"]
+    deadline = time.monotonic() + wait_secs
+    while True:
+        states = RuntimeTaskInstance.get_task_states(dag_id=ti.dag_id, task_ids=task_ids, run_ids=[ti.run_id])
+        per_task = {t: str(s) for t, s in states.get(ti.run_id, {}).items()}
+        admitted = sorted(t for t, s in per_task.items() if s not in _WAITING)
+        if admitted:
+            log.info("pool %s admits this run's tasks (%s)", pool_name, ", ".join(admitted))
+            return f"pool {pool_name} in use"
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(poll_secs)
+    waiting = sorted(per_task)
+    if waiting:
+        task_runner.SUPERVISOR_COMMS.send(msg=SkipDownstreamTasks(tasks=waiting))
+    raise AirflowFailException(f"{pool_missing_message(pool_name)}; skipped: {', '.join(waiting)}")
+
+
+def fail_fast_on_config_errors(what: str, exc: Exception) -> None:
+    """Re-raise a configuration error as ``AirflowFailException`` (no retry); else return."""
+    if is_config_error(exc):
+        from order_tracking import db
+
+        raise AirflowFailException(f"{what}: configuration error: {db.short_reason(exc)}") from exc
 
 
 def run_vacuum_task(task_name: str, context: Any | None = None) -> list[dict[str, Any]]:
     """One of the spec's vacuum tasks through the maintenance engine; fails if a step failed."""
     from order_tracking import db, maintenance
 
-    require_pool()
-    settings = settings_for_airflow()
-    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
     try:
-        db.check_connection(engine, "warehouse")
-        run_id = None
-        if context is not None and context.get("run_id"):
-            run_id = str(context["run_id"])[:64]
-        outcomes = maintenance.run_task(engine, settings, task_name, run_id=run_id)
-    finally:
-        engine.dispose()
+        settings = settings_for_airflow()
+        engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
+        try:
+            db.check_connection(engine, "warehouse")
+            run_id = None
+            if context is not None and context.get("run_id"):
+                run_id = str(context["run_id"])[:64]
+            outcomes = maintenance.run_task(engine, settings, task_name, run_id=run_id)
+        finally:
+            engine.dispose()
+    except AirflowFailException:
+        raise
+    except Exception as exc:
+        fail_fast_on_config_errors(task_name, exc)
+        raise
     rows = []
     for o in outcomes:
         before, after = o.before, o.after
@@ -443,8 +608,6 @@ def run_vacuum_task(task_name: str, context: Any | None = None) -> list[dict[str
             rows[-1]["ghost_rows_after"],
             f": {o.error}" if o.error else "",
         )
-    for o in maintenance.unknowns(outcomes):  # ran, effect unproven: a warning, not a failure
-        log.warning("%s %s: effect unknown: %s", o.operation, o.table, o.error)
     failed = maintenance.failures(outcomes)
     if failed:
         detail = "; ".join(f"{o.operation} {o.table}: {o.error}" for o in failed)

@@ -132,7 +132,9 @@ def load(settings: Settings):
     if not (root / "great_expectations.yml").exists():
         raise UserError(f"no GX project at {root} (great_expectations.yml missing)")
     os.environ[URL_ENV] = gx_url(settings)
-    context = gx.get_context(mode="file", project_root_dir=str(root.parent))
+    # context_root_dir, not project_root_dir: the latter means "<dir>/gx" and, for a folder
+    # named otherwise, GX silently creates a new empty project there (issue 12).
+    context = gx.get_context(mode="file", context_root_dir=str(root))
     verify(context)
     return context
 

@@ -121,12 +121,18 @@ def _run(dag, as_of: datetime, monkeypatch: pytest.MonkeyPatch) -> tuple[str, di
     from order_tracking import airflow_tasks
 
     monkeypatch.setattr(airflow_tasks, "wall_clock_now", lambda: as_of)
-    dr = dag.test(logical_date=as_of.replace(tzinfo=UTC))
+    state, states, _ = _test_run(dag, as_of)
+    return state, states
+
+
+def _test_run(dag, logical_date: datetime, conf: dict | None = None) -> tuple[str, dict[str, str], str]:
+    """dag.test(): the run's state, its task states and its run id."""
     from airflow.utils.session import create_session
 
+    dr = dag.test(logical_date=logical_date.replace(tzinfo=UTC), run_conf=conf)
     with create_session() as session:
         states = {ti.task_id: str(ti.state) for ti in dr.get_task_instances(session=session)}
-    return str(dr.state), states
+    return str(dr.state), states, dr.run_id
 
 
 # --- structure -----------------------------------------------------------------------------------
@@ -159,32 +165,119 @@ def test_monitoring_dag_shape(dagbag) -> None:
         assert words in dag.doc_md
 
 
+def test_monitoring_dag_takes_an_as_of_param(dagbag) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from order_tracking.airflow_tasks import run_as_of
+
+    dag = dagbag.dags[MONITORING]
+    param = dag.params.get_param("as_of")
+    assert param.value == "" and param.schema["type"] == "string" and "Test 0" in param.description
+    scheduled = {"params": {"as_of": ""}, "data_interval_end": datetime(2026, 11, 25, 3, tzinfo=UTC)}
+    assert run_as_of(scheduled) == datetime(2026, 11, 25, 3)
+    recheck = {**scheduled, "params": {"as_of": "2026-11-20T05:00:00+02:00"}}
+    assert run_as_of(recheck) == datetime(2026, 11, 20, 3)  # an offset is converted to UTC
+    with pytest.raises(AirflowFailException, match="param as_of 'last tuesday' is not a timestamp"):
+        run_as_of({**scheduled, "params": {"as_of": "last tuesday"}})
+
+
+def test_config_errors_are_told_from_transient_ones() -> None:
+    from order_tracking.airflow_tasks import is_config_error
+    from order_tracking.errors import UserError
+
+    assert is_config_error(sa.exc.NoSuchModuleError("Can't load plugin: sqlalchemy.dialects:generic"))
+    assert is_config_error(UserError("no GX project at /x (great_expectations.yml missing)"))
+    assert is_config_error('relation "sp_x.mart_uni_tracking_info" does not exist')
+    assert is_config_error("cannot connect to warehouse x: password authentication failed for user")
+    assert not is_config_error(UserError("cannot connect to warehouse x: Connection refused"))
+    assert not is_config_error(RuntimeError("server closed the connection unexpectedly"))
+
+
+def test_gx_root_may_have_any_folder_name(tmp_path, monkeypatch) -> None:
+    from order_tracking import gx_project
+    from order_tracking.settings import Settings
+
+    root = tmp_path / "dq_checks"
+    shutil.copytree(ROOT / "gx", root, ignore=shutil.ignore_patterns("uncommitted"))
+    monkeypatch.setenv("ORDER_TRACKING_GX_ROOT", str(root))
+    context = gx_project.load(Settings.from_env())
+    assert Path(context.root_directory) == root
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dq_checks"]  # no stray gx/ beside it
+
+
 def test_vacuum_dag_shape_and_pool(dagbag) -> None:
     from airflow.models.pool import Pool
     from airflow.utils.session import create_session
 
     dag = dagbag.dags[VACUUM]
     assert dag.schedule == "0 2 * * *" and dag.catchup is False
-    assert sorted(dag.task_ids) == sorted(VACUUM_TASKS)
+    assert sorted(dag.task_ids) == sorted([*VACUUM_TASKS, "check_vacuum_pool"])
     assert dag.get_task("vacuum_mart_ecs_sort").upstream_task_ids == {"vacuum_mart_ecs_delete"}
     for tid in ("vacuum_mart_uti", "vacuum_mart_uts", "vacuum_mart_ecs_delete"):
         assert dag.get_task(tid).upstream_task_ids == set()
-    assert {t.pool for t in dag.tasks} == {"redshift_vacuum"}
-    assert all(t.pool_slots == 1 for t in dag.tasks)
+    assert {dag.get_task(t).pool for t in VACUUM_TASKS} == {"redshift_vacuum"}
+    assert all(dag.get_task(t).pool_slots == 1 for t in VACUUM_TASKS)
+    # The pool guard runs outside the pool, beside the vacuum tasks (never blocking them), once.
+    guard = dag.get_task("check_vacuum_pool")
+    assert guard.pool == "default_pool" and guard.retries == 0
+    assert guard.upstream_task_ids == set() and guard.downstream_task_ids == set()
     with create_session() as session:
         pool = session.query(Pool).filter(Pool.pool == "redshift_vacuum").one()
         assert pool.slots == 1
     assert dag.on_failure_callback is not None
 
 
-def test_missing_pool_is_a_clear_failure(airflow_db) -> None:
+class _FakeSupervisor:
+    """Stands in for the Task SDK's supervisor channel (the real one is exercised by
+    `make airflow-rehearsal` under a real scheduler): answers task-state queries, records skips."""
+
+    def __init__(self, states: dict[str, str | None]) -> None:
+        self.states, self.skipped, self.queries = states, [], 0
+
+    def send(self, msg):
+        from airflow.sdk.execution_time.comms import SkipDownstreamTasks, TaskStatesResult
+
+        if isinstance(msg, SkipDownstreamTasks):
+            self.skipped.extend(msg.tasks)
+            return None
+        self.queries += 1
+        return TaskStatesResult(task_states={"run_1": dict(self.states)})
+
+
+def _guard(monkeypatch, states: dict[str, str | None], wait_secs: float):
+    from types import SimpleNamespace
+
+    from airflow.sdk.execution_time import task_runner
+
+    from order_tracking.airflow_tasks import check_vacuum_pool
+
+    fake = _FakeSupervisor(states)
+    monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", fake, raising=False)
+    ti = SimpleNamespace(dag_id=VACUUM, run_id="run_1")
+    return fake, lambda: check_vacuum_pool({"ti": ti}, VACUUM_TASKS, wait_secs=wait_secs, poll_secs=0.05)
+
+
+def test_pool_guard_fails_fast_naming_the_pool_and_skips_the_waiting_tasks(monkeypatch, caplog) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from order_tracking.airflow_tasks import require_pool
+    waiting = dict.fromkeys(VACUUM_TASKS[:3], "scheduled") | {VACUUM_TASKS[3]: None}
+    fake, guard = _guard(monkeypatch, waiting, wait_secs=0.3)
+    started = time.monotonic()
+    with pytest.raises(
+        AirflowFailException, match=r"pool 'redshift_vacuum' does not exist.*airflow pools set"
+    ):
+        guard()
+    assert time.monotonic() - started < 5 and fake.queries >= 2  # it polled, then gave up
+    assert sorted(fake.skipped) == sorted(VACUUM_TASKS)  # so that the run ends (failed) and alerts
 
-    assert require_pool() == 1
-    with pytest.raises(AirflowFailException, match=r"pool 'no_such_pool' does not exist.*airflow pools set"):
-        require_pool("no_such_pool")
+
+def test_pool_guard_is_silent_once_a_vacuum_task_is_queued(monkeypatch, caplog) -> None:
+    states = {VACUUM_TASKS[0]: "queued"} | dict.fromkeys(VACUUM_TASKS[1:3], "scheduled")
+    fake, guard = _guard(monkeypatch, states, wait_secs=30)
+    with caplog.at_level("INFO"):
+        assert guard() == "pool redshift_vacuum in use"
+    assert fake.skipped == [] and fake.queries == 1
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 def test_parsing_the_dags_imports_no_great_expectations() -> None:
@@ -247,7 +340,7 @@ def test_connections_build_urls_with_special_characters(monkeypatch, caplog) -> 
 
 @pytest.mark.usefixtures("gx_copy", "airflow_db")
 def test_monitoring_run_fails_on_injected_anomalies_with_one_email_and_reruns_idempotently(
-    pg_warehouse, maria_source, dagbag, mailbox, monkeypatch
+    warehouse, maria_source, dagbag, mailbox, monkeypatch
 ) -> None:
     as_of = BASE_AS_OF
     settings, manifest = seed_dataset(synthetic.SeedConfig(as_of=as_of, orders=ORDERS, seed=7))
@@ -259,7 +352,6 @@ def test_monitoring_run_fails_on_injected_anomalies_with_one_email_and_reruns_id
     assert tasks["check_unresolved_exceptions"] == "failed"
     assert len(mailbox.messages) == 1
     mail = _decoded(mailbox.messages[0])
-    assert mailbox.messages[0]["to"] == ["jasleen.tung@uniuni.com"]
     n = {t: len(manifest["expected"][t]) for t in EXCEPTION_TYPES}
     assert mail["subject"] == (
         f"[order-tracking] 2026-11-25 03:00: {sum(n.values())} new, {sum(n.values())} open "
@@ -272,8 +364,10 @@ def test_monitoring_run_fails_on_injected_anomalies_with_one_email_and_reruns_id
                 f"{etype} (Test " in body
                 and f"{n[etype]} new, {n[etype]} found tonight, {n[etype]} open" in body
             )
-            assert all(str(i) in body for i in manifest["expected"][etype][:10])
-        ecs = " ".join(f"--order-id {i}" for i in manifest["expected"]["REACTIVATED_ORDER_MISSING_ECS"][:10])
+            assert all(str(i) in body for i in sorted(manifest["expected"][etype])[:10])
+        ecs = " ".join(
+            f"--order-id {i}" for i in sorted(manifest["expected"]["REACTIVATED_ORDER_MISSING_ECS"])[:10]
+        )
         assert f"repair-reactivated {ecs} --by YOUR_NAME" in body
         assert "dq_extraction_count_check" in body and "check_unresolved_exceptions" in body
         assert str(Path(os.environ["ORDER_TRACKING_GX_ROOT"]) / "uncommitted" / "data_docs") in body
@@ -282,6 +376,11 @@ def test_monitoring_run_fails_on_injected_anomalies_with_one_email_and_reruns_id
     assert (
         Path(os.environ["ORDER_TRACKING_GX_ROOT"]) / "uncommitted/data_docs/local_site/index.html"
     ).exists()
+    validations = Path(os.environ["ORDER_TRACKING_GX_ROOT"]) / "uncommitted" / "validations"
+    run_names = {p.name for p in validations.glob("*/*")}  # <suite>/<run name>/...
+    assert any(n.startswith("manual__") and n.endswith(f"as_of {as_of.isoformat()}") for n in run_names), (
+        run_names
+    )
 
     rows_before = exception_rows(settings)
     time.sleep(1.1)  # last_seen_at has one-second resolution
@@ -315,12 +414,40 @@ def test_dropped_raw_row_fails_the_extraction_check_and_the_email_names_it(
     )
     settings, manifest = seed_dataset(config)
     assert sum(manifest["extraction_dropped"].values()) > 0
+    # Re-checking a past night: the run param as_of, not the run's dates, sets every window; Test 0
+    # included (its wall clock is not pinned here: without the param it would check "now").
+    logical_date = BASE_AS_OF + timedelta(days=30)
     monkeypatch.setenv("ORDER_TRACKING_DATA_DOCS_BASE_URL", "https://dq.example.com/site")
-    state, tasks = _run(dagbag.dags[MONITORING], as_of, monkeypatch)
+    state, tasks, run_id = _test_run(dagbag.dags[MONITORING], logical_date, {"as_of": as_of.isoformat()})
     assert state == "failed"
     assert tasks["dq_extraction_count_check"] == "failed"
     assert all(tasks[t] == "success" for t in DQ_TASKS[1:]), tasks
     assert exception_rows(settings) == []  # Test 0 writes no exception rows
+
+    from order_tracking.alerting import run_xcoms
+
+    # pushed by every task, failed or not
+    summaries = run_xcoms({"dag": dagbag.dags[MONITORING], "run_id": run_id}, "summary", list(DQ_TASKS))
+    assert set(summaries) == set(DQ_TASKS)
+    for tid, summary in summaries.items():
+        assert summary["as_of"] == as_of.isoformat(), tid
+        start, end = (datetime.fromisoformat(v) for v in summary["window"])
+        if tid == "dq_extraction_count_check":
+            assert (start, end) == (as_of - timedelta(hours=2, minutes=5), as_of - timedelta(minutes=5))
+            assert summary["status"] == "fail" and summary["shortfall"]
+        else:
+            assert (start, end) == (as_of - timedelta(hours=24), as_of)
+            assert summary["status"] == "pass" and summary["failing"] == 0
+        assert set(summary) >= {
+            "check",
+            "success",
+            "new",
+            "already_open",
+            "sample",
+            "data_docs_page",
+            "error",
+        }
+    assert "data_docs" in summaries["dq_missing_spath"]["data_docs_page"]
     assert len(mailbox.messages) == 1
     mail = _decoded(mailbox.messages[0])
     assert mail["subject"].endswith(": 0 new, 0 open; extraction alarm"), mail["subject"]
@@ -356,6 +483,7 @@ def test_vacuum_dag_reclaims_dead_tuples_on_postgres(pg_warehouse, dagbag, monke
     state, tasks = _run(dagbag.dags[VACUUM], as_of, monkeypatch)
 
     assert state == "success", tasks
+    assert tasks["check_vacuum_pool"] == "success"  # dag.test() ignores pools: nothing to wait for
     for name in marts:
         assert read_metrics(engine, settings.mart_schema, name).ghost_rows == 0, name
     log = tables.maintenance_log
@@ -368,13 +496,108 @@ def test_vacuum_dag_reclaims_dead_tuples_on_postgres(pg_warehouse, dagbag, monke
     assert len({r["run_id"] for r in rows}) == 1  # the four tasks log under the Airflow run id
 
 
-def test_pinned_as_of_comes_from_the_run_params_or_conf() -> None:
-    from types import SimpleNamespace
+# --- airflow-setup --------------------------------------------------------------------------------
 
-    from order_tracking.airflow_tasks import pinned_as_of
 
-    assert pinned_as_of({"params": {"as_of": "2026-11-25T03:00:00"}}) == datetime(2026, 11, 25, 3)
-    assert pinned_as_of(
-        {"dag_run": SimpleNamespace(conf={"as_of": "2026-11-25T04:00:00+01:00"})}
-    ) == datetime(2026, 11, 25, 3)
-    assert pinned_as_of({"params": {"as_of": ""}, "dag_run": SimpleNamespace(conf={})}) is None
+def _setup(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "order_tracking", "airflow-setup", *args],
+        cwd=ROOT,
+        env={**os.environ, **AIRFLOW_ENV, "PYTHONPATH": str(ROOT), **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_airflow_setup_writes_connections_pool_and_variable_idempotently(airflow_db, monkeypatch) -> None:
+    from urllib.parse import quote
+
+    from airflow.models import Connection, Variable
+    from airflow.utils.session import create_session
+
+    from order_tracking.airflow_tasks import connection_url
+
+    secret = "p@ss/w:rd%?#"
+    warehouse = sa.engine.URL.create(
+        "redshift+psycopg2", "dq", secret, "cluster.example.com", 5439, "dev", query={"sslmode": "require"}
+    ).render_as_string(hide_password=False)
+    env = {
+        "ORDER_TRACKING_WAREHOUSE_URL": warehouse,
+        "ORDER_TRACKING_SOURCE_URL": f"mysql://etl:{quote(secret, safe='')}@db.example.com:3306/kuaisong",
+        "ORDER_TRACKING_SMTP_URL": f"smtp://mailer:{quote(secret, safe='')}@smtp.example.com:587",
+    }
+    args = ("--smtp-from", "dq@example.com", "--alert-email", "a@example.com,b@example.com")
+    ids = ("order_tracking_redshift", "order_tracking_mysql", "smtp_default")
+    try:
+        first = _setup(env, *args)
+        assert first.returncode == 0, first.stderr[-2000:]
+        out = first.stdout
+        assert secret not in out + first.stderr and quote(secret, safe="") not in out + first.stderr
+        assert "connection order_tracking_redshift (generic, redshift+psycopg2://dq:***@cluster" in out
+        assert all(f"connection {c} (" in out for c in ids) and out.count(": created") == 4  # + Variable
+        assert "pool redshift_vacuum (1 slot): unchanged" in out  # the fixture made it the same way
+        second = _setup(env, *args)
+        assert second.returncode == 0 and second.stdout.count(": unchanged") == 5, second.stdout
+
+        with create_session() as session:
+            conns = {c.conn_id: c for c in session.query(Connection).filter(Connection.conn_id.in_(ids))}
+            for c in conns.values():  # what a task would see, through connection_url()
+                monkeypatch.setenv(f"AIRFLOW_CONN_{c.conn_id.upper()}", c.as_json())
+            variable = session.query(Variable).filter(Variable.key == "order_tracking_alert_email").one()
+            assert variable.val == "a@example.com,b@example.com"
+        assert sa.engine.make_url(connection_url("order_tracking_redshift")) == sa.engine.make_url(warehouse)
+        source = sa.engine.make_url(connection_url("order_tracking_mysql"))
+        assert (source.drivername, source.password, source.database) == ("mysql+pymysql", secret, "kuaisong")
+        smtp = conns["smtp_default"]
+        assert (smtp.conn_type, smtp.host, smtp.port, smtp.login, smtp.password) == (
+            "smtp",
+            "smtp.example.com",
+            587,
+            "mailer",
+            secret,
+        )
+        assert smtp.extra_dejson == {
+            "disable_ssl": True,
+            "disable_tls": False,
+            "from_email": "dq@example.com",
+        }
+
+        changed = _setup({**env, "ORDER_TRACKING_SMTP_URL": "smtps://mailer@smtp.example.com:465"})
+        assert "smtp_default (smtp, smtp://mailer@smtp.example.com:465" in changed.stdout
+        assert '"disable_ssl": false, "disable_tls": true' in changed.stdout and ": updated" in changed.stdout
+    finally:
+        with create_session() as session:
+            session.query(Connection).filter(Connection.conn_id.in_(ids)).delete(synchronize_session=False)
+            session.query(Variable).filter(Variable.key == "order_tracking_alert_email").delete()
+
+
+def test_airflow_setup_smtp_extras_follow_the_port() -> None:
+    import argparse
+
+    from order_tracking.commands.airflow_setup import smtp_connection
+
+    def extras(port: int, security: str | None = None) -> tuple[bool, bool]:
+        args = argparse.Namespace(
+            smtp_url=f"smtp://u:p@mail.example.com:{port}",
+            smtp_host=None,
+            smtp_port=None,
+            smtp_user=None,
+            smtp_security=security,
+            smtp_from=None,
+        )
+        extra = smtp_connection(args)["extra"]
+        return extra["disable_ssl"], extra["disable_tls"]
+
+    assert extras(587) == (True, False)  # STARTTLS
+    assert extras(465) == (False, True)  # implicit SSL
+    assert extras(25) == (True, True)  # plain
+    assert extras(2525, "none") == (True, True)  # a local sink
+
+
+def test_airflow_setup_rejects_a_bad_url_in_one_line(airflow_db) -> None:
+    done = _setup({"ORDER_TRACKING_WAREHOUSE_URL": "not a url"})
+    assert done.returncode == 3
+    assert done.stderr.strip().splitlines() == [
+        "error: warehouse URL is not a valid SQLAlchemy URL: 'not a url'"
+    ], done.stderr
