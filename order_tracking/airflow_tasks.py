@@ -19,6 +19,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -186,6 +187,13 @@ def is_backfill(context: Mapping[str, Any]) -> bool:
     """A run made by `airflow backfill create` (it re-checks a past night)."""
     run_type = getattr(context.get("dag_run"), "run_type", None)
     return getattr(run_type, "value", run_type) == "backfill"
+
+
+def data_docs_run_name(run_id: str | None, as_of: datetime) -> str:
+    """The GX run name of a DQ task: the Airflow run id and as_of, in characters that stay the same
+    in a file path and a URL (run ids hold ':' and '+', which Data Docs links would percent-encode)."""
+    safe = re.sub(r"[^\w.-]+", "_", run_id or "airflow").strip("_")
+    return f"{safe}__as_of_{as_of:%Y%m%dT%H%M%S}"
 
 
 def wall_clock_now() -> datetime:
@@ -390,7 +398,7 @@ class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
             as_of.isoformat(),
             "as_of param" if explicit else "scheduled window",
         )
-        run_name = f"{context.get('run_id') or 'airflow'} as_of {as_of.isoformat()}"
+        run_name = data_docs_run_name(context.get("run_id"), as_of)
         wrapper = _CheckpointWithParameters(self.check, parameters, run_name)
         self.configure_file_data_context = functools.partial(_load_gx_context, settings)
         self.configure_checkpoint = wrapper.configure

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from order_tracking import gx_results
 from order_tracking.settings import (
@@ -151,11 +151,12 @@ def _minute(value: Any) -> str:
 def docs_link(page: str | None, site_root: Path | None, base_url: str | None) -> str | None:
     """Where the engineer opens a Data Docs page: under ``base_url`` if set, else the file path.
 
-    ``page`` is what GX returns (``file:///.../local_site/validations/...html``) or a path.
+    ``page`` is what GX returns (``file:///.../local_site/validations/...html``, percent-encoded:
+    Airflow run names hold spaces and colons) or a path.
     """
     if not page:
         return None
-    path = page.removeprefix("file://")
+    path = unquote(page.removeprefix("file://")) if page.startswith("file://") else page
     if not base_url:
         return path
     try:
