@@ -33,7 +33,8 @@ from great_expectations.data_context.types.resource_identifiers import Expectati
 from great_expectations.render.view.view import DefaultJinjaView
 from jinja2 import BytecodeCache
 
-from order_tracking import data_docs_offline, db, exceptions_store, schema
+from expectations_custom.base import settings_tables
+from order_tracking import data_docs_offline, db, exceptions_store
 from order_tracking.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -98,23 +99,24 @@ def _our_failed_findings(checkpoint_result: CheckpointResult):
                 yield expectation, evr
 
 
-def _complete_order_ids(evr) -> list[int] | None:
-    """Every failing order id, if validation fetched them all; else ``None``."""
+def _fetched_findings(evr) -> list[exceptions_store.Finding] | None:
+    """Every finding as ``(order_id, notes)`` if validation fetched them all; else ``None``."""
     result = evr.result or {}
-    ids = (result.get("details") or {}).get("complete_order_ids")
-    if not ids or len(ids) != result.get("observed_value"):
+    rows = (result.get("details") or {}).get("findings")
+    if not rows or len(rows) != result.get("observed_value"):
         return None
-    return [int(i) for i in ids]
+    return [(int(order_id), notes) for order_id, notes in rows]
 
 
 class RecordExceptionsAction(ValidationAction):
     """Upsert every failing order of Tests 1-3 into ``settlement_ods.order_tracking_exceptions``.
 
-    Set-based: the rule's SELECT runs again inside ``INSERT ... SELECT`` in the warehouse, so the
-    findings never travel through Python whatever their number. Nothing runs on a healthy night.
-    When validation fetched every failing order (at most ``rules.SAMPLE_SIZE``), the rule is
-    narrowed to those order ids (``complete_order_ids``): index lookups instead of a second and
-    third scan of the window. Otherwise the findings are staged once in a temporary table.
+    Nothing runs on a healthy night. The rule runs at most once more, never under the lock:
+
+    - validation fetched every failing order (at most ``rules.SAMPLE_SIZE``, with their notes:
+      ``details.findings``): exactly those rows are written, the rule is not run again;
+    - otherwise the rule runs once, set-based, into a staged temporary table, so the findings
+      never travel through Python whatever their number.
     """
 
     type: Literal["order_tracking_record_exceptions"] = "order_tracking_record_exceptions"
@@ -124,23 +126,22 @@ class RecordExceptionsAction(ValidationAction):
         recorded: list[exceptions_store.RecordResult] = []
         failed = list(_our_failed_findings(checkpoint_result))
         if failed:
-            tables = schema.build_tables(settings)
+            tables = settings_tables(settings)  # cached: building ~10 tables costs more than the write
             engine = db.shared_engine(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
             seen_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
             for expectation, evr in failed:
-                order_ids = _complete_order_ids(evr)
-                with engine.connect() as conn:
-                    rule = expectation.findings_rule(conn, settings, order_ids)
-                recorded.append(
-                    exceptions_store.record_findings(
-                        engine,
-                        tables,
-                        rule.exception_type,
-                        rule.findings(),
-                        seen_at,
-                        stage=order_ids is None,
+                rows = _fetched_findings(evr)
+                if rows is not None:
+                    result = exceptions_store.record_rows(
+                        engine, tables, expectation.exception_type, rows, seen_at
                     )
-                )
+                else:
+                    with engine.connect() as conn:
+                        rule = expectation.rule(conn, settings)
+                    result = exceptions_store.record_findings(
+                        engine, tables, rule.exception_type, rule.findings(), seen_at
+                    )
+                recorded.append(result)
         RECORDED[str(checkpoint_result.run_id)] = recorded
         return {"recorded": [r.__dict__ for r in recorded]}
 

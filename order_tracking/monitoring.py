@@ -39,6 +39,7 @@ class CheckOutcome:
     message: str = ""
     data_docs_url: str | None = None
     exception_type: str | None = None
+    skipped_null_order_ids: int = 0  # failing rows that cannot be keyed: counted, not written
 
     @property
     def sample_ids(self) -> list[str]:
@@ -128,6 +129,7 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
         window=(details.get("window_start"), details.get("window_end")),
         data_docs_url=url,
         exception_type=details.get("exception_type"),
+        skipped_null_order_ids=int(details.get("skipped_null_order_ids") or 0),
     )
     if recorded:
         outcome.new = sum(r.new for r in recorded)

@@ -11,7 +11,7 @@ evidence columns. The same ``Select`` feeds the GX expectation (validation), the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -79,20 +79,10 @@ def _text(expr: ColumnElement) -> ColumnElement:
 
 @dataclass(frozen=True)
 class Window:
-    """``start < t <= end`` for Tests 1-3; ``start <= t < end`` for Test 0 (closed, half-open).
-
-    ``order_ids`` optionally narrows Tests 1-3 to known orders inside the window: the write pass
-    uses it when validation already returned every failing order, so that re-running the rule
-    costs an index lookup per order instead of a scan of the whole window.
-    """
+    """``start < t <= end`` for Tests 1-3; ``start <= t < end`` for Test 0 (closed, half-open)."""
 
     start: datetime
     end: datetime
-    order_ids: tuple[int, ...] | None = None
-
-    def restricted_to(self, order_ids: Sequence[int] | None) -> Window:
-        """The same window narrowed to ``order_ids`` (``None``: not narrowed)."""
-        return replace(self, order_ids=None if order_ids is None else tuple(sorted(set(order_ids))))
 
     @classmethod
     def lookback(cls, as_of: datetime, hours: int) -> Window:
@@ -105,14 +95,18 @@ class Window:
 
 
 def _scope(tables: Tables, window: Window) -> sa.Subquery:
-    """Orders updated in the window: the first and most selective step of every rule."""
+    """Orders updated in the window: the first and most selective step of every rule.
+
+    Rows with a NULL ``order_id`` stay in scope (Tests 2 and 3 find them, since nothing joins to
+    NULL): validation counts them as ``skipped_null_order_ids`` and the write pass leaves them
+    out, as they cannot be keyed (issue 11). Filtering them here would hide them.
+    """
     uti = tables.mart_uti
-    scope = sa.select(uti.c.order_id, uti.c.update_time).where(
-        uti.c.update_time > window.start, uti.c.update_time <= window.end
+    return (
+        sa.select(uti.c.order_id, uti.c.update_time)
+        .where(uti.c.update_time > window.start, uti.c.update_time <= window.end)
+        .subquery("scope")
     )
-    if window.order_ids is not None:
-        scope = scope.where(uti.c.order_id.in_(window.order_ids))
-    return scope.subquery("scope")
 
 
 # --- the rules -------------------------------------------------------------------------------
@@ -147,9 +141,16 @@ class RuleQuery:
         return sa.select(sa.func.count()).select_from(self.core.subquery("findings"))
 
     def sample_with_count(self, limit: int = SAMPLE_SIZE) -> sa.Select:
-        """Count and sample in ONE scan: the failing rows, each carrying the total count.
+        """Count and sample in ONE scan: one row per failing order, each carrying the totals.
 
-        The window count sits in its own subquery and ORDER BY ... LIMIT outside it. Written flat
+        Every row carries ``failing_count`` (distinct failing orders: an order listed twice in
+        ``mart_uni_tracking_info`` counts once, as the exceptions store writes it once) and
+        ``skipped_null_order_ids`` (failing rows whose ``order_id`` is NULL: they cannot be keyed,
+        so they are counted, reported and never written). The failing rows are grouped by
+        ``order_id`` (``MAX`` of each column, as the store's ``MAX(notes)``); the NULL group, if
+        any, sorts last and carries the totals even when no order can be keyed.
+
+        The totals sit in their own subquery and ORDER BY ... LIMIT outside it. Written flat
         (``SELECT ..., COUNT(*) OVER () ... ORDER BY order_id LIMIT n``) PostgreSQL plans the rule
         for "first rows by order_id": it walks the whole ``order_id`` index of
         ``mart_uni_tracking_info`` and filters out the 97% outside the window (EXPLAIN: 1.1 s
@@ -160,12 +161,26 @@ class RuleQuery:
         either): inside the scan the planner hashed whole history tables for Test 3.
         """
         f = self.core.subquery("findings")
-        counted = sa.select(*f.c, sa.func.count().over().label("failing_count")).subquery("counted")
-        sample = sa.select(*counted.c).order_by(counted.c.order_id).limit(limit)
+        per_order = (
+            sa.select(
+                f.c.order_id,
+                *(sa.func.max(c).label(c.name) for c in f.c if c.name != "order_id"),
+                sa.func.count().label("rows_per_order"),
+            )
+            .group_by(f.c.order_id)
+            .subquery("per_order")
+        )
+        nulls = sa.case((per_order.c.order_id.is_(None), per_order.c.rows_per_order), else_=0)
+        counted = sa.select(
+            *(c for c in per_order.c if c.name != "rows_per_order"),
+            sa.func.count(per_order.c.order_id).over().label("failing_count"),
+            sa.func.sum(nulls).over().label("skipped_null_order_ids"),
+        ).subquery("counted")
+        sample = sa.select(*counted.c).order_by(counted.c.order_id.nulls_last()).limit(limit)
         if self.annotate is None:
             return sample
         annotated = self.annotate(sample.subquery("sample"))
-        return annotated.order_by(annotated.selected_columns.order_id)
+        return annotated.order_by(annotated.selected_columns.order_id.nulls_last())
 
     def findings(self) -> sa.Select:
         """``(order_id, notes)``: what the exceptions store inserts."""

@@ -19,6 +19,9 @@ Shims (few; each one is a Redshift spelling, never a PostgreSQL feature made to 
 - ``DISTSTYLE`` / ``DISTKEY`` / ``SORTKEY`` / ``ENCODE`` are removed: storage hints PostgreSQL has not.
 - ``VACUUM DELETE ONLY | SORT ONLY | FULL | REINDEX | RECLUSTER t [TO n PERCENT] [BOOST]``
   -> ``VACUUM t``: PostgreSQL has one VACUUM (reclaims dead rows).
+- ``CREATE TABLE``: each ``col VARCHAR(n)`` also gets ``CHECK (octet_length(col) <= n)``, because a
+  Redshift VARCHAR(n) holds n bytes, not n characters (a too-long value fails, as on Redshift,
+  though with a check-constraint message).
 - sqlalchemy-redshift's own catalog queries (recognised by ``svv_external_schemas``): the UNION
   branches over Spectrum / late-binding-view relations are dropped (none exist in the twin),
   ``WHERE 1`` -> ``WHERE true``, output-column names in WHERE -> the catalog columns, and
@@ -33,11 +36,11 @@ Shims (few; each one is a Redshift spelling, never a PostgreSQL feature made to 
   PostgreSQL skipped leaves no row, like a privilege no-op on Redshift), so that the product's
   Redshift metric queries run.
 
-Checked and allowed (documented as supported): ``ILIKE`` (LIKE page), ``LOCK t`` without a mode
-(LOCK page), ``CREATE TEMPORARY TABLE ... AS``, ``UPDATE ... FROM``.
-Not guarded (too close to valid Redshift to match by text): row constructors, subscripts,
-``HAS_TABLE_PRIVILEGE`` (listed under "access privilege inquiry functions" yet documented as a
-Redshift system information function).
+Checked against the guide and allowed: ``ILIKE`` (LIKE page), ``LOCK t`` without a mode (LOCK
+page). Allowed without a page checked here: ``CREATE TEMPORARY TABLE ... AS``, ``UPDATE ... FROM``.
+Not guarded (too close to valid Redshift to match by text): row constructors, subscripts, and the
+``HAS_*_PRIVILEGE`` functions ("access privilege inquiry functions" are listed as unsupported, yet
+e.g. HAS_DATABASE_PRIVILEGE has its own page as a leader-node function).
 
 Recording: while ``REDSHIFT_TWIN_RECORD=<file>`` is in the environment, every statement a twin
 engine sends is appended to the file as one JSON line
@@ -273,12 +276,20 @@ def _catalog_postgres(sql: str) -> str:
     return sql
 
 
+# Redshift's VARCHAR(n) holds n bytes of UTF-8, PostgreSQL's n characters: a CHECK on the byte length.
+_CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\b", re.IGNORECASE)
+_VARCHAR_COLUMN = re.compile(r"^(\s*)(\w+) VARCHAR\((\d+)\)", re.IGNORECASE | re.MULTILINE)
+_VARCHAR_BYTES = r"\1\2 VARCHAR(\3) CONSTRAINT \2_varchar_bytes CHECK (octet_length(\2) <= \3)"
+
+
 def postgres_text(sql: str) -> str:
     """``sql`` (already checked by the guard) as PostgreSQL runs it."""
     if is_dialect_catalog_query(sql):
         return _catalog_postgres(sql)
     for pattern, repl in _SHIMS:
         sql = pattern.sub(repl, sql)
+    if _CREATE_TABLE.match(sql):
+        sql = _VARCHAR_COLUMN.sub(_VARCHAR_BYTES, sql)
     return sql
 
 

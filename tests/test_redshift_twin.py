@@ -89,6 +89,17 @@ def test_shims_datediff_identity_distkey_vacuum_and_stand_ins(twin_engine, schem
     assert history == [("Complete", False)]
 
 
+@pytest.mark.usefixtures("redshift_warehouse")
+def test_varchar_length_counts_bytes_as_on_redshift(twin_engine, schemas) -> None:
+    s = schemas.mart
+    with twin_engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {s}")
+        conn.exec_driver_sql(f"CREATE TABLE {s}.v (\n\tnote VARCHAR(4), \n\tother INTEGER\n)")
+        conn.execute(sa.text(f"INSERT INTO {s}.v (note) VALUES (:n)"), {"n": "abcd"})  # 4 bytes
+    with pytest.raises(sa.exc.IntegrityError, match="note_varchar_bytes"), twin_engine.begin() as conn:
+        conn.execute(sa.text(f"INSERT INTO {s}.v (note) VALUES (:n)"), {"n": "ééé"})  # 3 chars, 6 bytes
+
+
 def test_recording_keeps_every_statement_as_sent(twin_engine, twin_recording) -> None:
     path = twin_recording("probe")
     with twin_engine.connect() as conn:

@@ -57,6 +57,9 @@ def print_report(report: MonitorReport) -> None:
     for r in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for o in report.outcomes:
+        if o.skipped_null_order_ids:
+            n = o.skipped_null_order_ids
+            print(f"{o.check}: {n} row{'s' if n != 1 else ''} with NULL order_id skipped (not written)")
         if o.status == "error":
             print(f"error in {o.check}: {o.message}")
         elif o.check == "extraction_count" and o.status == "fail":
