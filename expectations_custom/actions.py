@@ -34,7 +34,7 @@ from great_expectations.render.view.view import DefaultJinjaView
 from jinja2 import BytecodeCache
 
 from expectations_custom.base import settings_tables
-from order_tracking import data_docs_offline, db, exceptions_store
+from order_tracking import data_docs_offline, db, exceptions_store, gx_results, health_page
 from order_tracking.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def _our_failed_findings(checkpoint_result: CheckpointResult):
             config = evr.expectation_config
             if config is None or evr.success:
                 continue
-            if evr.exception_info and evr.exception_info.get("raised_exception"):
+            if gx_results.result_error(evr) is not None:
                 continue  # an error, not a finding: the caller reports it
             expectation = config.to_domain_obj()
             if isinstance(expectation, OrderTrackingExpectation) and expectation.exception_type:
@@ -171,6 +171,11 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
             data_docs_offline.localize_site(site, since=started)
         except Exception:
             logger.warning("Data Docs at %s still load CSS/JS from CDNs", site, exc_info=True)
+        if not _INDEX_DEFERRED.get():  # the index links the health page: rebuild them together
+            try:
+                health_page.build(context, site)
+            except Exception:
+                logger.warning("Data Docs health page at %s not rebuilt", site, exc_info=True)
     return urls
 
 

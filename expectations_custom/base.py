@@ -32,7 +32,7 @@ from great_expectations.validator.metric_configuration import MetricConfiguratio
 
 from order_tracking import schema
 from order_tracking.rules import RuleQuery, Window, compile_sql
-from order_tracking.settings import DQ_LOOKBACK_HOURS, Settings
+from order_tracking.settings import Settings
 
 TABLE_METRIC = "unexpected_rows_query.table"
 _TOTALS = frozenset({"failing_count", "skipped_null_order_ids"})  # on every row, not columns
@@ -107,7 +107,9 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
         return rule.sample_with_count()
 
     def window(self, settings: Settings) -> Window:
-        return Window.lookback(parse_as_of(self.as_of), getattr(self, "lookback_hours", DQ_LOOKBACK_HOURS))
+        # The setting is the one source of the lookback (a value stored in the suite would
+        # silently win over ORDER_TRACKING_DQ_LOOKBACK_HOURS, issue 11).
+        return Window.lookback(parse_as_of(self.as_of), settings.dq_lookback_hours)
 
     @classmethod
     def explain(cls, kwargs: dict) -> str:

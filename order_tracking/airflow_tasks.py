@@ -24,6 +24,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from great_expectations_provider.common.errors import GXValidationFailed
 from great_expectations_provider.operators.validate_checkpoint import GXValidateCheckpointOperator
 
+from order_tracking import gx_results
 from order_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -239,9 +240,7 @@ class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
             ],
             "new": sum(r.new for r in recorded),
             "already_open": sum(r.already_open for r in recorded),
-            "exception_info": (evr.exception_info or {}).get("exception_message")
-            if (evr.exception_info or {}).get("raised_exception")
-            else None,
+            "exception_info": gx_results.result_error(evr),
         }
 
     def _raise_for_result(self, wrapper: _CheckpointWithParameters) -> None:

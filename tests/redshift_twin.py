@@ -234,7 +234,9 @@ def check_statement(sql: str) -> None:
 
 # --- shims -----------------------------------------------------------------------------------
 
-_UNIT = r"(second|seconds|secs?|s|minute|minutes|mins?|m|hour|hours|hrs?|h|day|days|d)"
+_UNIT = (
+    r"(microseconds?|usecs?|us|second|seconds|secs?|s|minute|minutes|mins?|m|hour|hours|hrs?|h|day|days|d)"
+)
 _SHIMS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"\bDATEDIFF\s*\(\s*{_UNIT}\s*,", re.IGNORECASE), r"DATEDIFF('\1',"),
     (re.compile(r"\bIDENTITY\s*\(\s*(\d+)\s*,\s*(\d+)\s*\)", re.IGNORECASE),
@@ -299,6 +301,8 @@ CREATE OR REPLACE FUNCTION {STAND_IN_SCHEMA}.datediff(unit text, a timestamp, b 
 RETURNS bigint LANGUAGE plpgsql IMMUTABLE STRICT AS $$
 DECLARE
   u text := CASE lower(unit)
+    WHEN 'microsecond' THEN 'microseconds' WHEN 'microseconds' THEN 'microseconds'
+    WHEN 'usec' THEN 'microseconds' WHEN 'usecs' THEN 'microseconds' WHEN 'us' THEN 'microseconds'
     WHEN 'second' THEN 'second' WHEN 'seconds' THEN 'second' WHEN 'sec' THEN 'second'
     WHEN 'secs' THEN 'second' WHEN 's' THEN 'second'
     WHEN 'minute' THEN 'minute' WHEN 'minutes' THEN 'minute' WHEN 'min' THEN 'minute'
@@ -309,7 +313,8 @@ BEGIN
   IF u IS NULL THEN RAISE EXCEPTION 'redshift twin: DATEDIFF unit % has no shim', unit; END IF;
   -- Redshift counts unit boundaries crossed: DATEDIFF(second, '00:00:00.9', '00:00:01.1') = 1
   RETURN ((extract(epoch FROM date_trunc(u, b)) - extract(epoch FROM date_trunc(u, a)))
-          / CASE u WHEN 'second' THEN 1 WHEN 'minute' THEN 60 WHEN 'hour' THEN 3600 ELSE 86400 END)::bigint;
+          / CASE u WHEN 'microseconds' THEN 0.000001 WHEN 'second' THEN 1 WHEN 'minute' THEN 60
+                   WHEN 'hour' THEN 3600 ELSE 86400 END)::bigint;
 END $$;
 CREATE OR REPLACE VIEW {STAND_IN_SCHEMA}.svv_table_info AS
 SELECT s.schemaname::text AS "schema", s.relname::text AS "table", s.relid AS table_id,

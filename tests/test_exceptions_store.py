@@ -21,10 +21,11 @@ import pytest
 import sqlalchemy as sa
 from conftest import ROOT, run_cli
 from sqlalchemy import event
-from sqlalchemy.dialects import postgresql, registry, sqlite
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
+import tests.fake_redshift  # noqa: F401 - the one registration of redshift+fakedbapi
 from order_tracking import db, schema
 from order_tracking import exceptions_store as store
 from order_tracking.errors import UserError
@@ -407,16 +408,6 @@ REDSHIFT_VERSION = (
     "PostgreSQL 8.0.2 on i686-pc-linux-gnu, compiled by GCC gcc (GCC) 3.4.2 20041017 "
     "(Red Hat 3.4.2-6.fc3), Redshift 1.0.12103"
 )
-
-
-class FakeRedshiftDialect(RedshiftDialect_psycopg2):
-    """The real Redshift dialect minus psycopg2's per-connection type registration."""
-
-    def on_connect(self):
-        return None
-
-
-registry.register("redshift.fakedbapi", __name__, "FakeRedshiftDialect")
 
 
 @pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # redshift dialect: no statement cache

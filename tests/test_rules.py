@@ -45,7 +45,7 @@ def test_redshift_text_of_every_rule(tables):
         assert "count(per_order.order_id) OVER () AS failing_count" in text
         assert "THEN per_order.rows_per_order ELSE 0 END) OVER () AS skipped_null_order_ids" in text
         assert "ORDER BY counted.order_id NULLS LAST \n LIMIT 200" in text
-    assert "DATEDIFF(second, last_path.max_pathtime, scope.update_time)" in t1
+    assert "DATEDIFF(microsecond, last_path.max_pathtime, scope.update_time)" in t1
     assert "EXTRACT(EPOCH" not in t1
     assert "hist_uni_tracking_spath_2026_h1.order_id = scope.order_id" in t2
     # Test 3 names the newest history table first, and only for the sampled failing orders.
@@ -56,12 +56,15 @@ def test_redshift_text_of_every_rule(tables):
 @pytest.mark.parametrize(
     ("dialect", "fragment"),
     [
-        (sqlite.dialect(), "julianday(scope.update_time) - julianday(last_path.max_pathtime)"),
-        (postgresql.psycopg2.dialect(), "EXTRACT(EPOCH FROM (scope.update_time - last_path.max_pathtime))"),
-        (mysql.pymysql.dialect(), "TIMESTAMPDIFF(SECOND, last_path.max_pathtime, scope.update_time)"),
+        (sqlite.dialect(), "substr(substr(scope.update_time, 21) || '000000', 1, 6)"),
+        (
+            postgresql.psycopg2.dialect(),
+            "EXTRACT(EPOCH FROM (scope.update_time - last_path.max_pathtime)) * 1000000",
+        ),
+        (mysql.pymysql.dialect(), "TIMESTAMPDIFF(MICROSECOND, last_path.max_pathtime, scope.update_time)"),
     ],
 )
-def test_seconds_between_per_dialect(tables, dialect, fragment):
+def test_microseconds_between_per_dialect(tables, dialect, fragment):
     rule = rules.uti_uts_time_mismatch(tables, rules.Window.lookback(AS_OF, 24))
     assert fragment in rules.compile_sql(rule.select, dialect)
 
