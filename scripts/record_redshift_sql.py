@@ -169,6 +169,7 @@ def record(pg_url: str, work: Path) -> dict[str, list[dict]]:
             "repair-reactivated", ["repair-reactivated", "--order-id", reactivated, "--by", BY, "--apply"]
         )
         recorded("vacuum", ["vacuum", "--retry-attempts", "1"])
+        recorded("doctor", ["doctor", "--skip-source"], ok=(0, 1))
         return recordings
     finally:
         with admin.connect() as conn:

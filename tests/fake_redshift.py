@@ -29,7 +29,8 @@ class FakeRedshiftDialect(RedshiftDialect_psycopg2):
         return None
 
 
-registry.register("redshift.fakedbapi", __name__, "FakeRedshiftDialect")
+# A name of its own: test_exceptions_store registers its own "redshift.fakedbapi" at collection.
+registry.register("redshift.fakeredshift", __name__, "FakeRedshiftDialect")
 
 
 class FakePgError(psycopg2.OperationalError):
@@ -118,7 +119,7 @@ class FakeRedshift:
         return [sql for sql, _, _ in self.executed if sql.startswith(prefix)]
 
     def engine(self) -> sa.Engine:
-        return sa.create_engine("redshift+fakedbapi://u@h/db", creator=lambda: FakeConn(self))
+        return sa.create_engine("redshift+fakeredshift://u@h/db", creator=lambda: FakeConn(self))
 
 
 class FakeCursor:

@@ -11,7 +11,7 @@ from tests import redshift_twin
 from tests.conftest import ROOT
 
 DOC = ROOT / "docs" / "redshift.md"
-COMMANDS = ("init-db", "monitor", "exceptions", "resolve", "repair-reactivated", "vacuum")
+COMMANDS = ("init-db", "monitor", "exceptions", "resolve", "repair-reactivated", "vacuum", "doctor")
 
 
 def _statements(markdown: str) -> dict[str, list[str]]:
