@@ -29,7 +29,8 @@ class FakeRedshiftDialect(RedshiftDialect_psycopg2):
         return None
 
 
-# A name of its own: test_exceptions_store registers its own "redshift.fakedbapi" at collection.
+# Registered once, here: a second registration of the name elsewhere would replace it for every
+# test collected after it.
 registry.register("redshift.fakeredshift", __name__, "FakeRedshiftDialect")
 
 

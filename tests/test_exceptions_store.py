@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
-import tests.fake_redshift  # noqa: F401 - the one registration of redshift+fakedbapi
+import tests.fake_redshift  # noqa: F401 - the one registration of redshift+fakeredshift
 from order_tracking import db, schema
 from order_tracking import exceptions_store as store
 from order_tracking.errors import UserError
@@ -414,7 +414,7 @@ REDSHIFT_VERSION = (
 def test_redshift_sql_locks_and_is_set_based() -> None:
     """What record_findings sends to Redshift, captured by a fake DB-API connection."""
     fake = _FakeConnection()
-    engine = sa.create_engine("redshift+fakedbapi://u@h/db", creator=lambda: fake, use_native_hstore=False)
+    engine = sa.create_engine("redshift+fakeredshift://u@h/db", creator=lambda: fake, use_native_hstore=False)
     settings = Settings(warehouse_url="redshift+psycopg2://u@h/db", source_url="sqlite:///x.db")
     tables = schema.build_tables(settings)
     uti = tables.mart_uti
