@@ -165,6 +165,8 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
         resource_identifiers=resource_identifiers, build_index=not _INDEX_DEFERRED.get()
     )
     for url in urls.values():
+        if not url.startswith("file://"):
+            continue  # a site in a bucket is made offline as each page is stored (s3_store)
         site = Path(url.removeprefix("file://")).parent
         try:  # a styling problem must never fail a check
             data_docs_offline.localize_site(site, since=started)

@@ -7,13 +7,14 @@ contract (0 clean, 1 unresolved exceptions remain, 2 extraction alarm, 3 error).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from order_tracking import db, exceptions_store, rules, schema
-from order_tracking.errors import UserError
+from order_tracking.errors import StoreUnavailable, UserError
 from order_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -148,7 +149,14 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
 
     from expectations_custom.actions import build_data_docs, data_docs_index_deferred
 
-    context = gx_project.load(settings)
+    try:
+        context = gx_project.load(settings)
+        store_error = None
+    except StoreUnavailable as exc:
+        # Findings matter more than their pages: record them with the local stores, then exit 3.
+        store_error = CheckOutcome("gx_store", "error", message=str(exc))
+        settings = dataclasses.replace(settings, gx_store=None)
+        context = gx_project.load(settings)
     checks = list(checks)
     with data_docs_index_deferred():  # one index rebuild for the whole run, not one per check
         outcomes = [run_check(context, settings, c, as_of) for c in checks]
@@ -164,4 +172,6 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
         unresolved = {}
     finally:
         engine.dispose()
-    return MonitorReport(as_of, outcomes, unresolved, str(settings.data_docs_index))
+    if store_error is not None:
+        outcomes.append(store_error)
+    return MonitorReport(as_of, outcomes, unresolved, settings.data_docs_location)
