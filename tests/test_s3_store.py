@@ -24,7 +24,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from order_tracking.errors import UserError
+from order_tracking.errors import StoreUnavailable, UserError
 from order_tracking.settings import Settings
 from tests.conftest import ROOT, exception_rows, run_cli
 from tests.test_data_docs_offline import CHROMIUM_FLAGS
@@ -38,6 +38,7 @@ NO_NETWORK_BUT_LOCALHOST = [
 AS_OF_WORKER_1 = "2026-11-25T03:00:00"
 AS_OF_WORKER_2 = "2026-11-25T03:30:00"
 PREFIX = "dq/order-tracking"
+AWS_CONN_ID = "order_tracking_aws"  # airflow_tasks.AWS_CONN_ID (not imported: it loads Airflow here)
 SUITES = [
     "order_tracking_extraction_count",
     "order_tracking_uti_uts_alignment",
@@ -283,15 +284,21 @@ def test_store_url_parts_and_the_unchanged_default(monkeypatch):
     assert settings.data_docs_location == "s3://dq-docs/nightly/order-tracking/data_docs/index.html"
 
 
-def test_an_airflow_aws_connection_supplies_the_credentials(tmp_path: Path, bucket: str, aws_env: str):
+def test_an_airflow_aws_connection_supplies_the_credentials(
+    tmp_path: Path, bucket: str, aws_env: str, monkeypatch: pytest.MonkeyPatch
+):
     """In an Airflow task the ``order_tracking_aws`` connection is used when there is one: a task
-    process with no AWS_* variables at all reaches the bucket through it."""
+    process with no AWS_* variables at all reaches the bucket through it (airflow_tasks calls
+    ``use_airflow_connection`` before it reads the settings)."""
+    from order_tracking import s3_store
+
     code = (
-        "import os\n"
-        "from order_tracking import airflow_tasks, s3_store\n"
+        "import os, sys\n"
+        "from order_tracking import s3_store\n"
         "from order_tracking.settings import Settings\n"
         "assert 'AWS_ACCESS_KEY_ID' not in os.environ\n"
-        "settings = airflow_tasks.settings_for_airflow()\n"
+        "assert s3_store.use_airflow_connection(sys.argv[1])\n"
+        "settings = Settings.from_env()\n"
         "s3_store.check_access(settings.gx_store, settings.s3_endpoint_url)\n"
         "print('ok', settings.s3_endpoint_url)\n"
     )
@@ -307,18 +314,26 @@ def test_an_airflow_aws_connection_supplies_the_credentials(tmp_path: Path, buck
     env.pop("ORDER_TRACKING_S3_ENDPOINT_URL")
     env.update(
         AIRFLOW_HOME=str(tmp_path / "airflow"),
-        AIRFLOW_CONN_ORDER_TRACKING_AWS=json.dumps(conn),
+        **{f"AIRFLOW_CONN_{AWS_CONN_ID.upper()}": json.dumps(conn)},
         AWS_CONFIG_FILE=str(tmp_path / "none"),
         AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
         PYTHONPATH=str(ROOT),
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code, AWS_CONN_ID],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == f"ok {aws_env}"
-    env.pop("AIRFLOW_CONN_ORDER_TRACKING_AWS")  # without it: the standard chain, which has nothing here
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode != 0 and "no AWS credentials" in done.stderr
+
+    # Without a connection and without credentials anywhere: one line saying so.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    s3_store.client.cache_clear()
+    with pytest.raises(StoreUnavailable, match="no AWS credentials"):
+        s3_store.check_access(Settings.from_env().gx_store, aws_env)
+    s3_store.client.cache_clear()
