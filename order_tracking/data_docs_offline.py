@@ -108,8 +108,6 @@ def localize_site(site_dir: Path, since: float | None = None) -> int:
         if since is not None and page.stat().st_mtime < since:
             continue
         text = page.read_text(encoding="utf-8")
-        if "//" not in text:
-            continue
         new_text, count = localize_page(text, page.relative_to(site_dir).as_posix())
         if count:
             page.write_text(new_text, encoding="utf-8")
