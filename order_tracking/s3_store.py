@@ -12,8 +12,8 @@ extension point: a store's ``store_backend`` may name any ``TupleStoreBackend`` 
   files already in the bucket with the same content (MD5 = ETag) are not uploaded again.
 
 Credentials: boto3's standard chain (environment, ``~/.aws``, container/instance role; on MWAA the
-environment's execution role). :func:`use_airflow_connection` turns an Airflow ``aws`` connection
-into that chain's environment variables for one task process. Nothing secret is ever part of the
+environment's execution role); in an Airflow task an ``aws`` connection can feed that chain
+(``aws_connection.use_airflow_connection``). Nothing secret is ever part of the
 store configuration, so nothing secret can end up in ``gx/``.
 """
 
@@ -23,7 +23,6 @@ import functools
 import hashlib
 import logging
 import mimetypes
-import os
 from typing import Any
 
 import boto3
@@ -119,36 +118,6 @@ def store_backend_config(
     if endpoint_url:
         config["endpoint_url"] = endpoint_url
     return config
-
-
-def use_airflow_connection(conn_id: str) -> bool:
-    """In an Airflow task: let an ``aws`` connection supply the credentials, if it exists.
-
-    Login = access key id, password = secret access key; extra ``region_name``,
-    ``aws_session_token`` and ``endpoint_url`` are honoured. They are put into this task process's
-    environment, where boto3's standard chain (and ORDER_TRACKING_S3_ENDPOINT_URL) read them.
-    Without the connection (MWAA with an execution role, say) the chain is left as it is.
-    """
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        conn = BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        return False
-    extra = conn.extra_dejson or {}
-    values = {
-        "AWS_ACCESS_KEY_ID": conn.login,
-        "AWS_SECRET_ACCESS_KEY": conn.password,
-        "AWS_SESSION_TOKEN": extra.get("aws_session_token"),
-        "AWS_DEFAULT_REGION": extra.get("region_name"),
-        "ORDER_TRACKING_S3_ENDPOINT_URL": extra.get("endpoint_url"),
-    }
-    for name, value in values.items():
-        if value:
-            os.environ[name] = str(value)
-    log.info("AWS credentials from Airflow connection %s", conn_id)
-    return True
 
 
 class S3StoreBackend(TupleStoreBackend):

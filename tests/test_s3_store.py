@@ -294,10 +294,10 @@ def test_an_airflow_aws_connection_supplies_the_credentials(
 
     code = (
         "import os, sys\n"
-        "from order_tracking import s3_store\n"
+        "from order_tracking import aws_connection, s3_store\n"
         "from order_tracking.settings import Settings\n"
         "assert 'AWS_ACCESS_KEY_ID' not in os.environ\n"
-        "assert s3_store.use_airflow_connection(sys.argv[1])\n"
+        "assert aws_connection.use_airflow_connection(sys.argv[1])\n"
         "settings = Settings.from_env()\n"
         "s3_store.check_access(settings.gx_store, settings.s3_endpoint_url)\n"
         "print('ok', settings.s3_endpoint_url)\n"
