@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import logging
 import mimetypes
 from typing import Any
 
@@ -42,8 +41,6 @@ from great_expectations.util import filter_properties_dict
 from order_tracking import data_docs_offline
 from order_tracking.errors import StoreUnavailable
 from order_tracking.settings import S3Location
-
-log = logging.getLogger(__name__)
 
 # A hang is a bug: bounded connect/read times and a few retries (botocore's "standard" mode
 # retries throttling and 5xx with backoff; a refused connection fails after 3 attempts).
