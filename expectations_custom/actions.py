@@ -13,6 +13,7 @@ import functools
 import html
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +34,8 @@ from great_expectations.data_context.types.resource_identifiers import Expectati
 from great_expectations.render.view.view import DefaultJinjaView
 from jinja2 import BytecodeCache
 
-from order_tracking import data_docs_offline, db, exceptions_store, schema
+from expectations_custom.base import settings_tables
+from order_tracking import data_docs_offline, db, exceptions_store, gx_results, health_page
 from order_tracking.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -91,30 +93,31 @@ def _our_failed_findings(checkpoint_result: CheckpointResult):
             config = evr.expectation_config
             if config is None or evr.success:
                 continue
-            if evr.exception_info and evr.exception_info.get("raised_exception"):
+            if gx_results.result_error(evr) is not None:
                 continue  # an error, not a finding: the caller reports it
             expectation = config.to_domain_obj()
             if isinstance(expectation, OrderTrackingExpectation) and expectation.exception_type:
                 yield expectation, evr
 
 
-def _complete_order_ids(evr) -> list[int] | None:
-    """Every failing order id, if validation fetched them all; else ``None``."""
+def _fetched_findings(evr) -> list[exceptions_store.Finding] | None:
+    """Every finding as ``(order_id, notes)`` if validation fetched them all; else ``None``."""
     result = evr.result or {}
-    ids = (result.get("details") or {}).get("complete_order_ids")
-    if not ids or len(ids) != result.get("observed_value"):
+    rows = (result.get("details") or {}).get("findings")
+    if not rows or len(rows) != result.get("observed_value"):
         return None
-    return [int(i) for i in ids]
+    return [(int(order_id), notes) for order_id, notes in rows]
 
 
 class RecordExceptionsAction(ValidationAction):
     """Upsert every failing order of Tests 1-3 into ``settlement_ods.order_tracking_exceptions``.
 
-    Set-based: the rule's SELECT runs again inside ``INSERT ... SELECT`` in the warehouse, so the
-    findings never travel through Python whatever their number. Nothing runs on a healthy night.
-    When validation fetched every failing order (at most ``rules.SAMPLE_SIZE``), the rule is
-    narrowed to those order ids (``complete_order_ids``): index lookups instead of a second and
-    third scan of the window. Otherwise the findings are staged once in a temporary table.
+    Nothing runs on a healthy night. The rule runs at most once more, never under the lock:
+
+    - validation fetched every failing order (at most ``rules.SAMPLE_SIZE``, with their notes:
+      ``details.findings``): exactly those rows are written, the rule is not run again;
+    - otherwise the rule runs once, set-based, into a staged temporary table, so the findings
+      never travel through Python whatever their number.
     """
 
     type: Literal["order_tracking_record_exceptions"] = "order_tracking_record_exceptions"
@@ -124,23 +127,22 @@ class RecordExceptionsAction(ValidationAction):
         recorded: list[exceptions_store.RecordResult] = []
         failed = list(_our_failed_findings(checkpoint_result))
         if failed:
-            tables = schema.build_tables(settings)
+            tables = settings_tables(settings)  # cached: building ~10 tables costs more than the write
             engine = db.shared_engine(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
             seen_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
             for expectation, evr in failed:
-                order_ids = _complete_order_ids(evr)
-                with engine.connect() as conn:
-                    rule = expectation.findings_rule(conn, settings, order_ids)
-                recorded.append(
-                    exceptions_store.record_findings(
-                        engine,
-                        tables,
-                        rule.exception_type,
-                        rule.findings(),
-                        seen_at,
-                        stage=order_ids is None,
+                rows = _fetched_findings(evr)
+                if rows is not None:
+                    result = exceptions_store.record_rows(
+                        engine, tables, expectation.exception_type, rows, seen_at
                     )
-                )
+                else:
+                    with engine.connect() as conn:
+                        rule = expectation.rule(conn, settings)
+                    result = exceptions_store.record_findings(
+                        engine, tables, rule.exception_type, rule.findings(), seen_at
+                    )
+                recorded.append(result)
         RECORDED[str(checkpoint_result.run_id)] = recorded
         return {"recorded": [r.__dict__ for r in recorded]}
 
@@ -165,14 +167,36 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
         resource_identifiers=resource_identifiers, build_index=not _INDEX_DEFERRED.get()
     )
     for url in urls.values():
-        if not url.startswith("file://"):
-            continue  # a site in a bucket is made offline as each page is stored (s3_store)
+        if not url.startswith("file://"):  # a site in a bucket (s3_store makes each page offline)
+            if not _INDEX_DEFERRED.get():
+                _publish_health_page(context)
+            continue
         site = Path(url.removeprefix("file://")).parent
         try:  # a styling problem must never fail a check
             data_docs_offline.localize_site(site, since=started)
         except Exception:
             logger.warning("Data Docs at %s still load CSS/JS from CDNs", site, exc_info=True)
+        if not _INDEX_DEFERRED.get():  # the index links the health page: rebuild them together
+            try:
+                health_page.build(context, site)
+            except Exception:
+                logger.warning("Data Docs health page at %s not rebuilt", site, exc_info=True)
     return urls
+
+
+def _publish_health_page(context) -> None:
+    """The health page (linked from the index) for a site in a bucket: built aside, then stored."""
+    from order_tracking import s3_store
+
+    settings = Settings.from_env()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            page = health_page.build(context, Path(tmp), settings)
+            s3_store.put_site_page(
+                settings.gx_store, settings.s3_endpoint_url, page.name, page.read_text(encoding="utf-8")
+            )
+    except Exception:
+        logger.warning("Data Docs health page in %s not rebuilt", settings.gx_store, exc_info=True)
 
 
 class OrderTrackingDataDocsAction(UpdateDataDocsAction):

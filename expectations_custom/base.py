@@ -32,9 +32,10 @@ from great_expectations.validator.metric_configuration import MetricConfiguratio
 
 from order_tracking import schema
 from order_tracking.rules import RuleQuery, Window, compile_sql
-from order_tracking.settings import DQ_LOOKBACK_HOURS, Settings
+from order_tracking.settings import Settings
 
 TABLE_METRIC = "unexpected_rows_query.table"
+_TOTALS = frozenset({"failing_count", "skipped_null_order_ids"})  # on every row, not columns
 DESCRIBED_IN_CODE = "built at validation time by order_tracking.rules (see the description above)"
 
 
@@ -60,6 +61,17 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def complete_findings(keyed_rows: Sequence[dict], count: int) -> list[list] | None:
+    """``[[order_id, notes], ...]`` if the fetched rows are every failing order, else ``None``.
+
+    Validation fetches up to ``rules.SAMPLE_SIZE`` orders (one row each); when ``count`` fits,
+    the result carries them all and the write pass stages exactly these rows.
+    """
+    if count == 0 or count > len(keyed_rows):
+        return None
+    return [[int(row["order_id"]), row.get("notes")] for row in keyed_rows]
+
+
 class OrderTrackingExpectation(UnexpectedRowsExpectation):
     """Base of the rule expectations. Subclasses implement ``rule`` and ``explain``."""
 
@@ -69,8 +81,6 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
     unexpected_rows_query: str | SuiteParameterDict = DESCRIBED_IN_CODE
     sample_size: int = 20
 
-    # Set only on a private copy by ``findings_rule`` (the write pass); never serialized.
-    _only_order_ids: tuple[int, ...] | None = pydantic.PrivateAttr(default=None)
     # The rule built for this instance's query, reused by _validate (same instance in GX).
     _validated_rule: RuleQuery | None = pydantic.PrivateAttr(default=None)
 
@@ -97,24 +107,9 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
         return rule.sample_with_count()
 
     def window(self, settings: Settings) -> Window:
-        window = Window.lookback(parse_as_of(self.as_of), getattr(self, "lookback_hours", DQ_LOOKBACK_HOURS))
-        return window.restricted_to(self._only_order_ids)
-
-    def findings_rule(self, conn, settings: Settings, order_ids: Sequence[int] | None = None) -> RuleQuery:
-        """The rule for the write pass; narrowed to ``order_ids`` when they are all the failing orders.
-
-        Validation fetches up to ``SAMPLE_SIZE`` failing rows with their total count. When the
-        count fits, the validation result lists every failing order (``complete_order_ids``) and
-        the write pass re-runs the rule for those orders only (index lookups) instead of over the
-        whole window. The rule itself is unchanged, so the written rows are the same.
-        """
-        if order_ids is None:
-            return self.rule(conn, settings)
-        self._only_order_ids = tuple(order_ids)
-        try:
-            return self.rule(conn, settings)
-        finally:
-            self._only_order_ids = None
+        # The setting is the one source of the lookback (a value stored in the suite would
+        # silently win over ORDER_TRACKING_DQ_LOOKBACK_HOURS, issue 11).
+        return Window.lookback(parse_as_of(self.as_of), settings.dq_lookback_hours)
 
     @classmethod
     def explain(cls, kwargs: dict) -> str:
@@ -146,10 +141,12 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
     def _validate(self, metrics: dict, runtime_configuration=None, execution_engine=None):
         rows = metrics[TABLE_METRIC] or []
         count = int(rows[0].get("failing_count") or 0) if rows else 0
-        # All failing orders were fetched: the write pass can narrow the rule to them.
-        complete = [row.get("order_id") for row in rows] if 0 < count <= len(rows) else None
-        columns = [k for k in (rows[0].keys() if rows else ()) if k != "failing_count"]
-        sample = [{k: jsonable(row[k]) for k in columns} for row in rows[: self.sample_size]]
+        skipped = int(rows[0].get("skipped_null_order_ids") or 0) if rows else 0
+        keyed = rows
+        if self.exception_type is not None:  # rows keyed by order_id; the NULL group sorts last
+            keyed = [row for row in rows if row.get("order_id") is not None]
+        columns = [k for k in (rows[0].keys() if rows else ()) if k not in _TOTALS]
+        sample = [{k: jsonable(row[k]) for k in columns} for row in keyed[: self.sample_size]]
         settings = Settings.from_env()
         window = self.window(settings)
         rule = self._validated_rule
@@ -169,7 +166,10 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
                     "tables": tables_read,
                     "sample_columns": columns,  # stored JSON sorts dict keys; keep the SQL order
                     "sample": sample,
-                    "complete_order_ids": complete,
+                    "skipped_null_order_ids": skipped,
+                    # Every failing order with its notes when validation fetched them all: the
+                    # write pass records exactly these and never runs the rule again.
+                    "findings": complete_findings(keyed, count) if self.exception_type else None,
                 },
             },
         }

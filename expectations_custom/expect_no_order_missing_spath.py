@@ -19,7 +19,6 @@ class ExpectNoOrderMissingSpath(OrderTrackingExpectation):
     ``ORDER_TRACKING_HIST_UTS_TABLES``) overrides discovery with an explicit list.
     """
 
-    lookback_hours: int = DQ_LOOKBACK_HOURS
     hist_uts_tables: list[str] | None = None
 
     exception_type: ClassVar[str] = ORDER_MISSING_SPATH
@@ -35,6 +34,7 @@ class ExpectNoOrderMissingSpath(OrderTrackingExpectation):
     def explain(cls, kwargs: dict) -> str:
         return (
             "Test 2 (ORDER_MISSING_SPATH): every order whose update_time falls in the "
-            f"{kwargs.get('lookback_hours', DQ_LOOKBACK_HOURS)} hours before as_of must have at "
+            f"ORDER_TRACKING_DQ_LOOKBACK_HOURS (default {DQ_LOOKBACK_HOURS}) hours before as_of"
+            " must have at "
             "least one row in mart_uni_tracking_spath or in a hist_uni_tracking_spath_* table."
         )

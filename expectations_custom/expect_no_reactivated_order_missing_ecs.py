@@ -19,8 +19,6 @@ class ExpectNoReactivatedOrderMissingEcs(OrderTrackingExpectation):
     (``python -m order_tracking repair-reactivated`` moves it back).
     """
 
-    lookback_hours: int = DQ_LOOKBACK_HOURS
-
     exception_type: ClassVar[str] = REACTIVATED_ORDER_MISSING_ECS
     check_name: ClassVar[str] = "reactivated_missing_ecs"
 
@@ -34,6 +32,7 @@ class ExpectNoReactivatedOrderMissingEcs(OrderTrackingExpectation):
     def explain(cls, kwargs: dict) -> str:
         return (
             "Test 3 (REACTIVATED_ORDER_MISSING_ECS): every order whose update_time falls in the "
-            f"{kwargs.get('lookback_hours', DQ_LOOKBACK_HOURS)} hours before as_of must have a row in "
+            f"ORDER_TRACKING_DQ_LOOKBACK_HOURS (default {DQ_LOOKBACK_HOURS}) hours before as_of"
+            " must have a row in "
             "mart_ecs_order_info; the finding names the hist_ecs_order_info_* table holding it."
         )

@@ -18,8 +18,6 @@ class ExpectNoUtiUtsTimeMismatch(OrderTrackingExpectation):
     Causes: backdated update_time, a missed uti or uts extraction cycle, uti/uts sync drift.
     """
 
-    lookback_hours: int = DQ_LOOKBACK_HOURS
-
     exception_type: ClassVar[str] = UTI_UTS_TIME_MISMATCH
     check_name: ClassVar[str] = "uti_uts_alignment"
 
@@ -30,6 +28,7 @@ class ExpectNoUtiUtsTimeMismatch(OrderTrackingExpectation):
     def explain(cls, kwargs: dict) -> str:
         return (
             "Test 1 (UTI_UTS_TIME_MISMATCH): for every order whose update_time falls in the "
-            f"{kwargs.get('lookback_hours', DQ_LOOKBACK_HOURS)} hours before as_of, update_time in "
+            f"ORDER_TRACKING_DQ_LOOKBACK_HOURS (default {DQ_LOOKBACK_HOURS}) hours before as_of"
+            ", update_time in "
             "mart_uni_tracking_info must equal MAX(pathtime) in mart_uni_tracking_spath."
         )

@@ -24,6 +24,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from great_expectations_provider.common.errors import GXValidationFailed
 from great_expectations_provider.operators.validate_checkpoint import GXValidateCheckpointOperator
 
+from order_tracking import gx_results
 from order_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -241,9 +242,7 @@ class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
             ],
             "new": sum(r.new for r in recorded),
             "already_open": sum(r.already_open for r in recorded),
-            "exception_info": (evr.exception_info or {}).get("exception_message")
-            if (evr.exception_info or {}).get("raised_exception")
-            else None,
+            "exception_info": gx_results.result_error(evr),
         }
 
     def _raise_for_result(self, wrapper: _CheckpointWithParameters) -> None:
@@ -400,6 +399,8 @@ def run_vacuum_task(task_name: str, context: Any | None = None) -> list[dict[str
             rows[-1]["ghost_rows_after"],
             f": {o.error}" if o.error else "",
         )
+    for o in maintenance.unknowns(outcomes):  # ran, effect unproven: a warning, not a failure
+        log.warning("%s %s: effect unknown: %s", o.operation, o.table, o.error)
     failed = maintenance.failures(outcomes)
     if failed:
         detail = "; ".join(f"{o.operation} {o.table}: {o.error}" for o in failed)

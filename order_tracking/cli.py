@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "order_tracking.commands.seed",
     "order_tracking.commands.monitor",
     "order_tracking.commands.repair",
+    "order_tracking.commands.doctor",
 )
 
 

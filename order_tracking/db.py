@@ -9,6 +9,9 @@ then works in ``create_engine`` calls we do not control. Importing this module r
 from __future__ import annotations
 
 import functools
+import logging
+import math
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +21,9 @@ from sqlalchemy.dialects import plugins
 from sqlalchemy.engine import URL, CreateEnginePlugin, Engine, make_url
 
 from order_tracking.errors import UserError
+from order_tracking.settings import Timeouts
+
+log = logging.getLogger(__name__)
 
 PLUGIN_NAME = "order_tracking_attach"
 DEFAULT_DRIVERS = {
@@ -51,6 +57,83 @@ class SQLiteAttachPlugin(CreateEnginePlugin):
 
 plugins.register(PLUGIN_NAME, __name__, "SQLiteAttachPlugin")
 
+TIMEOUT_PLUGIN_NAME = "order_tracking_timeouts"
+_TIMEOUT_KEYS = ("statement_timeout_ms", "maintenance_statement_timeout_ms")
+_MAINTENANCE = ("VACUUM", "ANALYZE")
+
+
+def _is_maintenance(statement: str) -> bool:
+    return statement.lstrip()[:7].upper().startswith(_MAINTENANCE)
+
+
+def _set_statement_timeout(dbapi_conn, ms: int) -> None:
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"SET statement_timeout TO {int(ms)}")
+    finally:
+        cursor.close()
+
+
+def limit_maintenance_statements(engine: Engine, statement_ms: int, maintenance_ms: int) -> None:
+    """VACUUM/ANALYZE on ``engine`` run under ``maintenance_ms``; the connection is set back after.
+
+    They run alone on AUTOCOMMIT connections, so each SET takes effect at once. Engine events do
+    not carry over to engines derived from this one (``autocommit_engine``): it calls this too.
+    """
+    if maintenance_ms == statement_ms:
+        return
+
+    def _restore(conn, statement: str) -> None:
+        if _is_maintenance(statement):
+            _set_statement_timeout(conn.connection.dbapi_connection, statement_ms)
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, parameters, context, executemany) -> None:
+        if _is_maintenance(statement):
+            _set_statement_timeout(cursor.connection, maintenance_ms)
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, parameters, context, executemany) -> None:
+        _restore(conn, statement)
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(ctx) -> None:
+        if ctx.connection is not None and ctx.statement and not ctx.is_disconnect:
+            try:
+                _restore(ctx.connection, ctx.statement)
+            except Exception:  # the statement's own error is the one to report
+                log.debug("statement_timeout not restored after a failed VACUUM/ANALYZE", exc_info=True)
+
+
+class StatementTimeoutPlugin(CreateEnginePlugin):
+    """``SET statement_timeout`` on every new PostgreSQL/Redshift connection.
+
+    ``?statement_timeout_ms=N`` (0: no limit) applies to every statement; VACUUM and ANALYZE get
+    ``maintenance_statement_timeout_ms`` (``limit_maintenance_statements``).
+    """
+
+    def __init__(self, url: URL, kwargs: dict) -> None:
+        super().__init__(url, kwargs)
+        self.statement_ms = int(url.query.get("statement_timeout_ms", "0"))
+        self.maintenance_ms = int(url.query.get("maintenance_statement_timeout_ms", "0"))
+
+    def update_url(self, url: URL) -> URL:
+        return url.difference_update_query(_TIMEOUT_KEYS)
+
+    def engine_created(self, engine: Engine) -> None:
+        statement_ms = self.statement_ms
+
+        # A pool event: engines made on this pool (``autocommit_engine``) keep it.
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn, _record) -> None:
+            _set_statement_timeout(dbapi_conn, statement_ms)
+            dbapi_conn.commit()  # SET is transactional: a later ROLLBACK must not undo it
+
+        limit_maintenance_statements(engine, statement_ms, self.maintenance_ms)
+
+
+plugins.register(TIMEOUT_PLUGIN_NAME, __name__, "StatementTimeoutPlugin")
+
 
 def schema_file(main_path: str | None, schema: str) -> str:
     """File that holds ``schema`` for an embedded database whose main file is ``main_path``."""
@@ -60,12 +143,40 @@ def schema_file(main_path: str | None, schema: str) -> str:
     return str(p.with_name(f"{p.stem}.{schema}.db"))
 
 
+# Characters that must be percent-encoded inside a URL's user:password part. A password holding
+# them unencoded parses "successfully" into the wrong password and host (``u:p@ss@h`` -> password
+# ``p``, host ``ss@h``), or fails deep inside SQLAlchemy with a traceback.
+_USERINFO_FORBIDDEN = re.compile(r"[@/?#\[\]]|%(?![0-9A-Fa-f]{2})")
+ENCODE_HINT = "percent-encode special characters in the user name and password (e.g. @ as %40, # as %23)"
+
+
+def _split_userinfo(url: str) -> tuple[str, str, str] | None:
+    """``(scheme, userinfo, host_and_rest)`` of a URL with a ``user[:password]@`` part, else None.
+
+    The host part is what follows the LAST ``@``: passwords hold ``@`` more often than hosts do.
+    """
+    if "://" not in url:
+        return None
+    scheme, rest = url.split("://", 1)
+    if "@" not in rest or rest.startswith("/"):
+        return None
+    userinfo, host = rest.rsplit("@", 1)
+    return scheme, userinfo, host
+
+
+def _check_userinfo(url: str, role: str) -> None:
+    parts = _split_userinfo(url)
+    if parts is not None and _USERINFO_FORBIDDEN.search(parts[1]):
+        raise UserError(f"{role} URL {parts[0]}://***@{parts[2]} cannot be parsed: {ENCODE_HINT}")
+
+
 def parse_url(url: str, role: str) -> URL:
     """Parse a SQLAlchemy URL, or fail with a line that names the setting (never the password)."""
+    _check_userinfo(url, role)
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError:
-        raise UserError(f"{role} URL is not a valid SQLAlchemy URL: {redact(url)!r}") from None
+    except (sa.exc.ArgumentError, ValueError):
+        raise UserError(f"{role} URL is not a valid SQLAlchemy URL: {redact(url)!r}; {ENCODE_HINT}") from None
     if not parsed.drivername:
         raise UserError(f"{role} URL has no database type: {redact(url)!r}")
     # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3 and mysql:// to mysqlclient, neither
@@ -75,15 +186,19 @@ def parse_url(url: str, role: str) -> URL:
 
 
 def redact(url: str | URL) -> str:
-    """The URL with its password masked; tolerant of strings that do not parse."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        text = str(url)
-        if "@" in text and "://" in text:
-            scheme, rest = text.split("://", 1)
-            return f"{scheme}://***@{rest.rsplit('@', 1)[1]}"
+    """The URL with its password masked; no part of a password ever shows, parseable or not."""
+    if isinstance(url, URL):
+        return url.render_as_string(hide_password=True)
+    text = str(url)
+    parts = _split_userinfo(text)
+    if parts is None:
         return text
+    scheme, userinfo, host = parts
+    if _USERINFO_FORBIDDEN.search(userinfo):
+        # Where the user name ends and the password starts is unknowable: show neither.
+        return f"{scheme}://***@{host}"
+    user, has_password, _ = userinfo.partition(":")
+    return f"{scheme}://{user}:***@{host}" if has_password else text
 
 
 def with_schemas(url: str | URL, schemas: Iterable[str], role: str = "database") -> URL:
@@ -96,19 +211,88 @@ def with_schemas(url: str | URL, schemas: Iterable[str], role: str = "database")
     return parsed.update_query_pairs([("plugin", PLUGIN_NAME)] + [("attach", s) for s in schemas])
 
 
-def create_engine(url: str | URL, schemas: Iterable[str] = (), role: str = "database") -> Engine:
-    """The one place engines are made. ``schemas`` matters only for SQLite (ATTACH)."""
+def _with_defaults(url: URL, pairs: dict[str, str]) -> URL:
+    """``url`` plus the query parameters it does not already set (an explicit URL value wins)."""
+    missing = [(k, v) for k, v in pairs.items() if k not in url.query]
+    return url.update_query_pairs(missing) if missing else url
+
+
+def _ms(secs: float) -> int:
+    return int(secs * 1000)
+
+
+def engine_url(
+    url: str | URL, schemas: Iterable[str] = (), role: str = "database", timeouts: Timeouts | None = None
+) -> URL:
+    """The URL every engine is made from, ours and GX's: schemas (SQLite) and timeouts included.
+
+    GX creates its own engine from a connection string, so connection limits travel in the URL:
+    driver parameters where the driver has them (psycopg2 ``connect_timeout`` and TCP keepalives;
+    PyMySQL ``connect_timeout``/``read_timeout``/``write_timeout``; SQLite's busy ``timeout``),
+    and the ``order_tracking_timeouts`` plugin for the server-side ``statement_timeout``, which
+    PostgreSQL and Redshift both accept as a session setting.
+    """
+    t = timeouts or Timeouts.from_env()
     final = with_schemas(url, schemas, role)
+    backend = final.get_backend_name()
+    connect = str(max(1, math.ceil(t.connect_secs)))
+    if backend == "sqlite":
+        return _with_defaults(final, {"timeout": str(t.sqlite_busy_secs)})
+    if backend in ("mysql", "mariadb"):
+        io = str(max(1, math.ceil(t.read_secs)))
+        return _with_defaults(final, {"connect_timeout": connect, "read_timeout": io, "write_timeout": io})
+    if backend in ("postgresql", "redshift"):
+        final = _with_defaults(
+            final,
+            {
+                "connect_timeout": connect,
+                # A peer that vanished mid-query (no TCP answer) is noticed in about a minute.
+                "keepalives": "1",
+                "keepalives_idle": "30",
+                "keepalives_interval": "10",
+                "keepalives_count": "3",
+            },
+        )
+        return final.update_query_pairs(
+            [
+                ("plugin", TIMEOUT_PLUGIN_NAME),  # appended: other plugins in the URL stay
+                ("statement_timeout_ms", str(_ms(t.statement_secs))),
+                ("maintenance_statement_timeout_ms", str(_ms(t.vacuum_statement_secs))),
+            ],
+            append=True,
+        )
+    return final
+
+
+def create_engine(
+    url: str | URL, schemas: Iterable[str] = (), role: str = "database", timeouts: Timeouts | None = None
+) -> Engine:
+    """The one place engines are made. ``schemas`` matters only for SQLite (ATTACH)."""
+    final = engine_url(url, schemas, role, timeouts)
     kwargs: dict = {"future": True}
-    if final.get_backend_name() == "sqlite":
-        # Two monitor runs may write at once: wait for the lock instead of failing at once.
-        kwargs["connect_args"] = {"timeout": 60}
-    else:
+    if final.get_backend_name() != "sqlite":
         kwargs["pool_pre_ping"] = True
     try:
         return sa.create_engine(final, **kwargs)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError) as exc:
         raise UserError(f"{role} URL {redact(final)!r} cannot be used: {exc}") from None
+
+
+def autocommit_engine(engine: Engine) -> Engine:
+    """A second engine on ``engine``'s database whose connections are AUTOCOMMIT from the start.
+
+    For statements that must run outside a transaction (VACUUM, ANALYZE). Switching pooled
+    connections per statement (``execution_options(isolation_level=...)``) makes SQLAlchemy set
+    the server's own level back when the connection returns to the pool, and a level it does not
+    know (Redshift Serverless reports SNAPSHOT ISOLATION) fails there, after the statement ran.
+    Same connection arguments and connect hooks (a new pool of the same kind); dispose it after use.
+    """
+    derived = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", pool=engine.pool.recreate())
+    if derived.dialect.name in ("postgresql", "redshift"):
+        # The pool's connect hook (statement_timeout) came along; the engine's VACUUM limit not.
+        t = Timeouts.from_env()
+        limit_maintenance_statements(derived, _ms(t.statement_secs), _ms(t.vacuum_statement_secs))
+    return derived
 
 
 @functools.lru_cache(maxsize=8)

@@ -6,11 +6,18 @@ Contract:
   (and refreshes ``notes``) instead of inserting a duplicate;
 - a resolved row is never touched again: a resolved exception that recurs opens a new row;
 - all rows of one check are written in ONE transaction, set-based, in the warehouse
-  (UPDATE ... FROM and INSERT ... SELECT): findings are never fetched into Python, so memory
-  stays flat whatever their number;
-- two runs writing at once stay correct: the table is locked first, so writers serialize.
-  Redshift has no unique constraint to fall back on; PostgreSQL/SQLite also carry a partial
-  unique index (schema.py) as a second line of defence.
+  (UPDATE ... FROM and INSERT ... SELECT from a staged temporary table);
+- the rule runs at most once per write: when validation already fetched every finding
+  (``rules.SAMPLE_SIZE`` or fewer) those rows are staged as they are (:func:`record_rows`) and the
+  rule is not run again; otherwise the rule runs once into the staged table
+  (:func:`record_findings`, CREATE TEMPORARY TABLE ... AS): the findings are never fetched into
+  Python, so memory stays flat whatever their number;
+- the exceptions table is locked only for the UPDATE / DELETE / INSERT from the staged rows,
+  never while the rule runs (Redshift's LOCK blocks readers too);
+- rows whose ``order_id`` is NULL cannot be keyed: they are left out (validation counts them);
+- two runs writing at once stay correct: the table is locked before the first read of it, so
+  writers serialize. Redshift has no unique constraint to fall back on; PostgreSQL/SQLite also
+  carry a partial unique index (schema.py) as a second line of defence.
 
 The DAG's ``check_unresolved_exceptions`` task calls :func:`check_unresolved`; the CLI's
 ``exceptions`` and ``resolve`` commands call :func:`list_exceptions`, :func:`summary_by_type`
@@ -20,7 +27,7 @@ and :func:`resolve`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.ddl import CreateTableAs
 
+from order_tracking import schema
 from order_tracking import settings as settings_mod
 from order_tracking.errors import UserError
 from order_tracking.schema import TS, Tables
@@ -36,6 +44,7 @@ from order_tracking.schema import TS, Tables
 log = logging.getLogger(__name__)
 
 NOTES_MAX = 1024  # the width of notes / resolution_notes in schema.py
+BY_MAX = 128  # the width of resolved_by in schema.py
 
 
 @dataclass(frozen=True)
@@ -63,36 +72,54 @@ class UnresolvedExceptionsError(Exception):
 
 @contextmanager
 def locked_transaction(engine: Engine, table: sa.Table) -> Iterator[Connection]:
-    """One transaction that holds an exclusive write lock on ``table`` from its first statement.
+    """One transaction that holds an exclusive write lock on ``table`` from its first statement."""
+    with _session(engine) as conn, _locked(conn, table):
+        yield conn
+
+
+@contextmanager
+def _session(engine: Engine) -> Iterator[Connection]:
+    """A connection for :func:`_locked` (and the temporary tables that live in its session).
+
+    SQLite: the connection is switched to driver-level autocommit (``isolation_level=None``, what
+    SQLAlchemy's AUTOCOMMIT does for pysqlite, undone when the connection goes back to the pool),
+    so that pysqlite emits nothing by itself and :func:`_locked` issues BEGIN IMMEDIATE / COMMIT /
+    ROLLBACK explicitly. This touches only this one checkout, unlike an engine-wide ``begin``
+    event which would change every other user of the shared engine.
+    """
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        yield conn
+
+
+@contextmanager
+def _locked(conn: Connection, table: sa.Table) -> Iterator[Connection]:
+    """A transaction on ``conn`` whose FIRST statement takes an exclusive write lock on ``table``.
 
     - PostgreSQL: ``LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE`` conflicts with itself and with
       every writer, yet lets readers (the CLI, Data Docs) go on reading.
-    - Redshift: ``LOCK t`` (Redshift's LOCK takes no mode; it is always exclusive).
+    - Redshift: ``LOCK t`` (Redshift's LOCK takes no mode; it is always exclusive and blocks
+      readers too: keep what runs under it short). It must come first: the transaction's
+      snapshot starts with its first statement, and locking every table at the start is how
+      Redshift avoids serializable isolation errors (1023).
     - SQLite: ``BEGIN IMMEDIATE`` takes the write lock on the main file and every ATTACHed file at
       once. pysqlite would otherwise open a DEFERRED transaction lazily before the first DML, so
       two writers could both read and then one would fail with "database is locked" on upgrade.
-      The connection is switched to driver-level autocommit (``isolation_level=None``, what
-      SQLAlchemy's AUTOCOMMIT does for pysqlite, undone when the connection goes back to the
-      pool), so that pysqlite emits nothing by itself and we issue BEGIN IMMEDIATE / COMMIT /
-      ROLLBACK explicitly. This touches only this one checkout, unlike an engine-wide ``begin``
-      event which would change every other user of the shared engine. The engine's busy timeout
-      (db.create_engine, 60 s) makes the second writer wait instead of failing.
+      The engine's busy timeout (db.create_engine, 60 s) makes the second writer wait.
     """
-    backend = engine.dialect.name
-    if backend == "sqlite":
-        with engine.connect() as raw:
-            conn = raw.execution_options(isolation_level="AUTOCOMMIT")
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                # SQLite may already have rolled back by itself (e.g. on SQLITE_FULL).
-                if conn.connection.dbapi_connection.in_transaction:
-                    conn.exec_driver_sql("ROLLBACK")
-                raise
-            conn.exec_driver_sql("COMMIT")
+    if conn.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            # SQLite may already have rolled back by itself (e.g. on SQLITE_FULL).
+            if conn.connection.dbapi_connection.in_transaction:
+                conn.exec_driver_sql("ROLLBACK")
+            raise
+        conn.exec_driver_sql("COMMIT")
         return
-    with engine.begin() as conn:
+    with conn.begin():
         conn.execute(sa.text(lock_statement(conn.dialect, table)))
         yield conn
 
@@ -107,126 +134,182 @@ def lock_statement(dialect: sa.engine.Dialect, table: sa.Table) -> str:
     raise ValueError(f"no table lock statement for {dialect.name}")
 
 
-def record_statements(
-    tables: Tables, exception_type: str, findings: sa.Select, seen_at: datetime
-) -> tuple[sa.Update, sa.Insert]:
-    """The UPDATE (re-detected, still open) and INSERT ... SELECT (new) for one check.
+STAGED_FINDINGS = "order_tracking_staged_findings"  # a TEMPORARY table of the writing session
+# Staged notes are cut to NOTES_MAX characters; Redshift's VARCHAR(n) counts bytes (UTF-8: <= 4).
+STAGED_NOTES_WIDTH = 4 * NOTES_MAX
 
-    ``findings`` must label its columns ``order_id`` and ``notes``. It is grouped by order_id so
-    that an order listed twice is recorded once (and the UPDATE ... FROM joins one row per order).
-    UPDATE ... FROM is used instead of a correlated subquery in SET: it is Redshift's documented
-    form for "update from another relation" and PostgreSQL / SQLite (>= 3.33) run it too.
+Finding = tuple[int, str | None]  # (order_id, notes)
+
+
+def record_findings(
+    engine: Engine, tables: Tables, exception_type: str, findings: sa.Select, seen_at: datetime
+) -> RecordResult:
+    """Write one check's findings, given as the rule's SELECT: it runs exactly once.
+
+    ``findings`` must label its columns ``order_id`` and ``notes``. It runs once, outside the
+    lock, into a temporary table (``CREATE TEMPORARY TABLE ... AS SELECT``: PostgreSQL, Redshift,
+    SQLite), one row per order (an order listed twice is recorded once; rows whose ``order_id``
+    is NULL cannot be keyed and are left out); then :func:`_write_staged`. Nothing is fetched
+    into Python, so memory stays flat whatever the number of findings.
     """
-    update, insert, _ = _write_statements(tables, exception_type, _per_order(findings).subquery("f"), seen_at)
-    return update, insert
+    _check_type(exception_type)
+    create = CreateTableAs(_per_order(findings), STAGED_FINDINGS, temporary=True)
+
+    def stage(conn: Connection) -> sa.Table:
+        conn.execute(create)
+        return create.table
+
+    return _write_staged(engine, tables, exception_type, seen_at, stage, analyze=True)
+
+
+def record_rows(
+    engine: Engine, tables: Tables, exception_type: str, rows: Sequence[Finding], seen_at: datetime
+) -> RecordResult:
+    """Write one check's findings that validation already fetched: the rule is not run again.
+
+    ``rows`` are ``(order_id, notes)`` pairs (at most ``rules.SAMPLE_SIZE`` in practice). They are
+    staged with ONE multi-row INSERT into a temporary table (Redshift has no ``VALUES`` list as a
+    table, so the same :func:`_write_staged` as the large case reads them from there). An order
+    given twice keeps its largest notes, like ``MAX(notes)`` in :func:`record_findings`; a NULL
+    ``order_id`` is left out.
+    """
+    _check_type(exception_type)
+    per_order: dict[int, str | None] = {}
+    for order_id, notes in rows:
+        if order_id is None:
+            continue
+        notes = None if notes is None else str(notes)[:NOTES_MAX]
+        known = per_order.get(int(order_id))
+        per_order[int(order_id)] = notes if known is None or (notes is not None and notes > known) else known
+    if not per_order:
+        return _logged(RecordResult(exception_type, 0, 0, 0))
+    staged = sa.Table(
+        STAGED_FINDINGS,
+        sa.MetaData(),
+        sa.Column("order_id", sa.BigInteger, nullable=False),
+        sa.Column("notes", sa.String(STAGED_NOTES_WIDTH)),
+        prefixes=["TEMPORARY"],
+    )
+    values = [{"order_id": o, "notes": n} for o, n in sorted(per_order.items())]
+
+    def stage(conn: Connection) -> sa.Table:
+        conn.execute(sa.schema.CreateTable(staged))
+        conn.execute(staged.insert().values(values))  # one statement, not executemany
+        return staged
+
+    return _write_staged(engine, tables, exception_type, seen_at, stage, analyze=False)
 
 
 def _per_order(findings: sa.Select) -> sa.Select:
-    """One row per order (``order_id``, ``notes``), whatever ``findings`` repeats."""
+    """One row per keyed order (``order_id``, ``notes``), whatever ``findings`` repeats."""
     src = findings.subquery("findings")
-    return sa.select(src.c.order_id, sa.func.max(src.c.notes).label("notes")).group_by(src.c.order_id)
+    return (
+        sa.select(src.c.order_id, sa.func.max(src.c.notes).label("notes"))
+        .where(src.c.order_id.is_not(None))
+        .group_by(src.c.order_id)
+    )
 
 
-def _write_statements(
-    tables: Tables,
-    exception_type: str,
-    per_order: sa.FromClause,
-    seen_at: datetime,
-    *,
-    skip_open: bool = True,
-) -> tuple[sa.Update, sa.Insert, sa.ColumnElement[bool]]:
-    """UPDATE of the open rows, INSERT of the findings (without an open row if ``skip_open``), and
-    the "this finding has an open row" predicate."""
+def write_statements(
+    tables: Tables, exception_type: str, staged: sa.Table, seen_at: datetime
+) -> tuple[sa.Update, sa.Delete, sa.Insert]:
+    """The three statements run under the lock, reading the staged findings (one row per order).
+
+    1. UPDATE the open rows FROM staged (rowcount: ``already_open``). UPDATE ... FROM rather than
+       a correlated subquery in SET: Redshift's documented form; PostgreSQL / SQLite run it too.
+    2. DELETE from staged the orders that have an open row. ``order_id IN (SELECT ...)`` is not
+       correlated at all: sqlalchemy-redshift 1.0.0 compiles ``DELETE ... WHERE EXISTS (...)``
+       WITHOUT correlation (the staged table reappears in the subquery's FROM), which deleted
+       every staged row as soon as one finding had an open row (issue 10 item 3).
+    3. INSERT everything left in staged (rowcount: ``new``).
+
+    Step 2 keeps the INSERT from reading the table it writes. ``INSERT ... WHERE NOT EXISTS (open
+    row)`` did, and on PostgreSQL with an exceptions table that was empty at its last ANALYZE the
+    planner picked a nested loop whose inner seq scan re-read every row inserted so far: 500k
+    findings did not finish in 10 minutes (benchmark, issue 6).
+    """
     ex = tables.exceptions
     seen = sa.literal(seen_at, TS)
-    notes = sa.func.substr(per_order.c.notes, 1, NOTES_MAX)
-    open_row = sa.exists().where(
-        ex.c.order_id == per_order.c.order_id,
-        ex.c.exception_type == exception_type,
-        ex.c.resolved_at.is_(None),
-    )
+    notes = sa.func.substr(staged.c.notes, 1, NOTES_MAX)
     update = (
         ex.update()
         .where(
             ex.c.exception_type == exception_type,
             ex.c.resolved_at.is_(None),
-            ex.c.order_id == per_order.c.order_id,
+            ex.c.order_id == staged.c.order_id,
         )
         .values(last_seen_at=seen, notes=notes)
     )
+    open_ids = sa.select(ex.c.order_id).where(
+        ex.c.exception_type == exception_type, ex.c.resolved_at.is_(None)
+    )
+    delete = staged.delete().where(staged.c.order_id.in_(open_ids))
     rows = sa.select(
-        per_order.c.order_id, sa.literal(exception_type, ex.c.exception_type.type), seen, seen, notes
+        staged.c.order_id, sa.literal(exception_type, ex.c.exception_type.type), seen, seen, notes
     )
     insert = ex.insert().from_select(
-        ["order_id", "exception_type", "detected_at", "last_seen_at", "notes"],
-        rows.where(~open_row) if skip_open else rows,
+        ["order_id", "exception_type", "detected_at", "last_seen_at", "notes"], rows
     )
-    return update, insert, open_row
+    return update, delete, insert
 
 
-STAGED_FINDINGS = "order_tracking_staged_findings"  # a TEMPORARY table, inside one transaction
-
-
-def record_findings(
+def _write_staged(
     engine: Engine,
     tables: Tables,
     exception_type: str,
-    findings: sa.Select,
     seen_at: datetime,
+    stage: Callable[[Connection], sa.Table],
     *,
-    stage: bool = False,
+    analyze: bool,
 ) -> RecordResult:
-    """Write one check's findings in one locked transaction; nothing is fetched into Python.
+    """Stage the findings (``stage``), then UPDATE / DELETE / INSERT under the lock, in one session.
 
-    Order matters: the UPDATE first refreshes the open rows (its rowcount is ``already_open``),
-    then the INSERT adds the orders that still have no open row (rowcount ``new``).
-
-    Both statements read ``findings``, so an expensive rule would run twice. ``stage=True`` runs
-    it once into a temporary table (``CREATE TEMPORARY TABLE ... AS SELECT``: PostgreSQL,
-    Redshift, SQLite), which the UPDATE and INSERT then read; the table is dropped before the
-    commit. Use it when ``findings`` is a full rule over the window; a rule already narrowed to a
-    few order ids is cheaper to run twice than to stage.
+    The staging runs in a transaction of its own, committed BEFORE the lock is taken: on Redshift
+    the lock blocks readers of the exceptions table too, so it covers only the three short
+    statements of :func:`write_statements`, which all read the staged table. They are one
+    transaction: all rows of the check or none. The temporary table lives in this session only
+    (concurrent writers each have their own); it is dropped in the write's own transaction (one
+    commit fewer), or, after a failure, on its own; if even that fails the connection is
+    discarded, which drops it too. ``analyze``: give PostgreSQL's planner statistics of a big
+    staged table (without them it guesses the size from its pages, good enough for 200 rows).
     """
-    _check_type(exception_type)
-    if stage:
-        return _record_staged(engine, tables, exception_type, findings, seen_at)
-    update, insert = record_statements(tables, exception_type, findings, seen_at)
-    with locked_transaction(engine, tables.exceptions) as conn:
-        already_open = conn.execute(update).rowcount
-        new = conn.execute(insert).rowcount
+    with _session(engine) as conn:
+        try:
+            with _transaction(conn):
+                staged = stage(conn)
+                if analyze and conn.dialect.name == "postgresql":
+                    conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(staged)}"))
+            update, delete, insert = write_statements(tables, exception_type, staged, seen_at)
+            with _locked(conn, tables.exceptions):
+                already_open = conn.execute(update).rowcount
+                conn.execute(delete)
+                new = conn.execute(insert).rowcount
+                conn.execute(sa.schema.DropTable(staged))
+        except BaseException:
+            _drop_staged(conn)
+            raise
     return _logged(RecordResult(exception_type, new + already_open, new, already_open))
 
 
-def _record_staged(
-    engine: Engine, tables: Tables, exception_type: str, findings: sa.Select, seen_at: datetime
-) -> RecordResult:
-    """``record_findings(stage=True)``: the rule runs once, into a temporary table.
+@contextmanager
+def _transaction(conn: Connection) -> Iterator[None]:
+    """A plain transaction on a :func:`_session` connection (SQLite's is in autocommit mode)."""
+    if conn.dialect.name == "sqlite":
+        yield  # each statement commits by itself; the staging needs no atomicity
+        return
+    with conn.begin():
+        yield
 
-    1. CREATE TEMPORARY TABLE staged AS the findings, one row per order;
-    2. UPDATE the open rows FROM staged (rowcount: ``already_open``);
-    3. DELETE from staged the orders that have an open row;
-    4. INSERT everything left in staged (rowcount: ``new``); 5. DROP staged.
 
-    Step 3 keeps the INSERT from reading the table it writes. ``INSERT ... WHERE NOT EXISTS (open
-    row)`` did, and on PostgreSQL with an exceptions table that was empty at its last ANALYZE the
-    planner picks a nested loop whose inner seq scan re-reads every row inserted so far: 500k
-    findings did not finish in 10 minutes (benchmark, issue 6). Each step here reads a table that
-    the same statement does not change.
-    """
-    ex = tables.exceptions
-    create = CreateTableAs(_per_order(findings), STAGED_FINDINGS, temporary=True)
-    staged = create.table
-    # Orders with an open row are deleted from staged before the INSERT, which then takes all.
-    update, insert, open_row = _write_statements(tables, exception_type, staged, seen_at, skip_open=False)
-    with locked_transaction(engine, ex) as conn:
-        conn.execute(create)
-        if conn.dialect.name == "postgresql":
-            conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(staged)}"))
-        already_open = conn.execute(update).rowcount
-        conn.execute(staged.delete().where(open_row))
-        new = conn.execute(insert).rowcount
-        conn.execute(sa.schema.DropTable(staged))
-    return _logged(RecordResult(exception_type, new + already_open, new, already_open))
+def _drop_staged(conn: Connection) -> None:
+    staged = sa.Table(STAGED_FINDINGS, sa.MetaData())
+    try:
+        with _transaction(conn):
+            conn.execute(sa.schema.DropTable(staged, if_exists=True))
+    except Exception:
+        # Never hide the error that brought us here; a discarded session drops its temp tables.
+        log.debug("could not drop %s; discarding the connection", STAGED_FINDINGS, exc_info=True)
+        conn.invalidate()
 
 
 def _logged(result: RecordResult) -> RecordResult:
@@ -365,15 +448,8 @@ def resolve(
     ``all_of_type`` with ``exception_type``. Already-resolved rows are never touched, so a
     repeated call finds nothing open and fails instead of rewriting history.
     """
-    by, notes = (by or "").strip(), (notes or "").strip()
-    if not by:
-        raise UserError("--by is empty: say who resolves the exceptions")
-    if not notes:
-        raise UserError("--notes is empty: say why the exceptions are resolved")
-    if len(by) > 128:
-        raise UserError(f"--by is {len(by)} characters long; at most 128")
-    if len(notes) > NOTES_MAX:
-        raise UserError(f"--notes is {len(notes)} characters long; at most {NOTES_MAX}")
+    by = check_text("--by", by, BY_MAX, "say who resolves the exceptions")
+    notes = check_text("--notes", notes, NOTES_MAX, "say why the exceptions are resolved")
     if exception_type is not None:
         _check_type(exception_type)
     ids = sorted(set(order_ids or ()))
@@ -409,6 +485,24 @@ def resolve(
     return closed
 
 
+def check_text(flag: str, value: str | None, limit: int, purpose: str) -> str:
+    """``value`` stripped, or a :class:`UserError` when it is empty or too long for its column.
+
+    The limit is in UTF-8 bytes: Redshift's VARCHAR(n) counts bytes, not characters, so 128
+    characters of "é" (256 bytes) would fail the write there (PostgreSQL would accept them).
+    """
+    value = (value or "").strip()
+    if not value:
+        raise UserError(f"{flag} is empty: {purpose}")
+    size = len(value.encode("utf-8"))
+    if size > limit:
+        raise UserError(
+            f"{flag} is {size} bytes long in UTF-8 ({len(value)} characters); at most {limit} bytes "
+            "(Redshift VARCHAR counts bytes)"
+        )
+    return value
+
+
 # --- helpers --------------------------------------------------------------------------------
 
 
@@ -426,10 +520,4 @@ def _utc_now() -> datetime:
 
 def require_table(engine: Engine, tables: Tables) -> None:
     """Fail in one line, pointing at ``init-db``, when the exceptions table does not exist."""
-    ex = tables.exceptions
-    with engine.connect() as conn:
-        if not sa.inspect(conn).has_table(ex.name, schema=ex.schema):
-            raise UserError(
-                f"table {ex.schema}.{ex.name} does not exist in the warehouse; "
-                "run `python -m order_tracking init-db` first"
-            )
+    schema.require_table(engine, tables.exceptions)

@@ -11,6 +11,7 @@ Imported lazily (it imports GX): DAG files and light CLI commands never pay for 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -36,6 +37,10 @@ DATASOURCE = "warehouse"
 ASSET = "nightly_window"
 BATCH_DEFINITION = "whole_window"
 VALIDATION_RESULTS_LIMIT = 120
+INDEX_RENDERER = {
+    "module_name": "expectations_custom.site_index",
+    "class_name": "OrderTrackingSiteIndexPageRenderer",
+}
 
 
 @dataclass(frozen=True)
@@ -83,6 +88,8 @@ def build(root: Path) -> None:
     # newest 30 nights of 4 checks; older results stay in uncommitted/validations.
     sites = context.variables.data_docs_sites
     sites["local_site"]["site_index_builder"]["validation_results_limit"] = VALIDATION_RESULTS_LIMIT
+    # The home page links the health page (expectations_custom.site_index).
+    sites["local_site"]["site_index_builder"]["renderer"] = INDEX_RENDERER
     context.variables.data_docs_sites = sites
     context.variables.save()
     # GX test-connects while adding; the stored config keeps only the ${...} reference.
@@ -111,8 +118,8 @@ def build(root: Path) -> None:
 
 
 def gx_url(settings: Settings) -> str:
-    """The warehouse URL GX should use: for SQLite it carries the ATTACH plugin parameters."""
-    url = db.with_schemas(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
+    """The warehouse URL GX should use: the ATTACH (SQLite) and timeout parameters included."""
+    url = db.engine_url(settings.warehouse_url, settings.warehouse_schemas, "warehouse", settings.timeouts)
     return url.render_as_string(hide_password=False)
 
 
@@ -157,7 +164,29 @@ def shared_store_config(settings: Settings) -> DataContextConfig:
     return config
 
 
+def required_actions(check: Check) -> tuple[type, ...]:
+    """The actions a check's checkpoint must run (``build`` adds exactly these)."""
+    record = () if check.name == "extraction_count" else (RecordExceptionsAction,)
+    return (*record, OrderTrackingDataDocsAction, OrderTrackingEmailAction)
+
+
+def _stored_types(context, suite_name: str) -> list[str]:
+    """Expectation types as written in the suite's JSON file (GX drops the unknown ones)."""
+    path = Path(context.root_directory) / "expectations" / f"{suite_name}.json"
+    try:
+        data = json.loads(path.read_text())
+        return [str(e.get("type")) for e in data.get("expectations", [])]
+    except (OSError, ValueError, AttributeError):
+        return []
+
+
 def verify(context) -> None:
+    """Every check has its one expectation of our type and the actions it must run.
+
+    A suite that lost its expectation "passes" with nothing evaluated; a checkpoint that lost
+    ``record_exceptions`` passes without writing a finding. Both are configuration errors.
+    """
+    lacking: list[str] = []
     for check in CHECKS.values():
         try:
             suite = context.suites.get(check.suite)
@@ -165,7 +194,31 @@ def verify(context) -> None:
             raise UserError(f"GX suite {check.suite!r} cannot be loaded: {exc}") from None
         types = [e.expectation_type for e in suite.expectations]
         if types != [check.expectation_type]:
+            unknown = [t for t in _stored_types(context, check.suite) if t != check.expectation_type]
+            if unknown:
+                raise UserError(
+                    f"GX suite {check.suite!r} names unknown expectation type(s) "
+                    f"{', '.join(map(repr, unknown))}; expected {check.expectation_type!r}"
+                )
             raise UserError(
                 f"GX suite {check.suite!r} holds {types or 'no expectations'}, expected "
                 f"[{check.expectation_type!r}]: is the expectations_custom package importable?"
             )
+        try:
+            checkpoint = context.checkpoints.get(check.checkpoint)
+        except Exception as exc:
+            raise UserError(
+                f"GX checkpoint {check.checkpoint!r} cannot be loaded: {db.short_reason(exc)}"
+            ) from None
+        missing = [
+            cls.__fields__["type"].default
+            for cls in required_actions(check)
+            if not any(isinstance(a, cls) for a in checkpoint.actions)
+        ]
+        if missing:
+            lacking.append(f"{check.checkpoint!r} lacks {', '.join(missing)}")
+    if lacking:
+        raise UserError(
+            f"GX checkpoint(s) without a required action: {'; '.join(lacking)}; "
+            "rebuild gx/ with scripts/build_gx_project.py"
+        )

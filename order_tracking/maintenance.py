@@ -2,13 +2,17 @@
 
 The rules that make this correct on Redshift (DESIGN.md section 6):
 
-- every statement runs alone on its own AUTOCOMMIT connection, so a caller's open transaction can
-  never swallow it (VACUUM fails inside a transaction block, SQLSTATE 25001);
+- every statement runs alone on a connection of a dedicated AUTOCOMMIT engine
+  (``db.autocommit_engine``), so a caller's open transaction can never swallow it (VACUUM fails
+  inside a transaction block, SQLSTATE 25001) and no pooled connection is switched back and forth;
 - one VACUUM at a time per process (a lock), and Redshift's "VACUUM is running" (another VACUUM
   on the cluster) is retried with bounded exponential backoff;
 - without the privilege, VACUUM "succeeds" and does nothing: figures are read before and after,
-  and a VACUUM that should have reclaimed rows but left no trace is reported as failed;
-- every step is written to ``order_tracking_maintenance_log`` in its own ordinary transaction;
+  with ``sys_vacuum_history`` (manual runs) and the user's rights on the table (owner,
+  superuser); a step is "ok" or "failed" only on evidence, else "unknown" (``_check_effect``);
+- every step is written to ``order_tracking_maintenance_log`` in its own ordinary transaction; the
+  table must exist (``init-db`` creates it: nothing here creates schemas or tables), and a log
+  row that cannot be written is a warning line, never silent;
 - one step's failure never stops the others: the caller gets every ``Outcome``.
 
 Airflow tasks call ``run_task(engine, settings, "vacuum_mart_uti")``; the CLI calls ``run_plan``.
@@ -28,7 +32,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect, Engine
 
-from order_tracking import schema
+from order_tracking import db, privileges, schema
 from order_tracking.db import short_reason
 from order_tracking.errors import UserError
 from order_tracking.maintenance_metrics import Metrics, read_metrics, vacuum_history, wait_for_postgres
@@ -36,6 +40,7 @@ from order_tracking.maintenance_sql import (
     ANALYZE,
     PLAN,
     VACUUM_DELETE_ONLY,
+    VACUUM_SORT_ONLY,
     Statement,
     check_dialect,
     plan_statements,
@@ -57,7 +62,13 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-OK, SKIPPED, FAILED, PLANNED = "ok", "skipped", "failed", "planned"
+# A step's status, the same words in the CLI, the maintenance log and the Airflow task:
+# ok (done, with evidence), failed (not done), skipped (nothing to run in this dialect),
+# unknown (ran, but the evidence cannot tell whether it did anything); "planned" in dry runs.
+OK, SKIPPED, FAILED, UNKNOWN, PLANNED = "ok", "skipped", "failed", "unknown", "planned"
+# Redshift VACUUM's default threshold: it skips a table whose rows are at least 95 % sorted
+# (SORT ONLY) or not marked for deletion (DELETE ONLY), and then logs nothing.
+VACUUM_THRESHOLD_PCT = 95
 
 # Only one VACUUM runs on a Redshift cluster at a time: never start two from this process.
 VACUUM_LOCK = threading.Lock()
@@ -66,11 +77,6 @@ _VACUUM_RUNNING = re.compile(r"vacuum is (already )?running|another vacuum", re.
 _IN_TRANSACTION = re.compile(r"cannot run inside a transaction block|within a transaction", re.IGNORECASE)
 # sys_vacuum_history times come from the cluster's clock: allow for some skew against ours.
 CLOCK_SKEW = timedelta(minutes=2)
-PRIVILEGE_HINT = (
-    "VACUUM reported success but did nothing (no sys_vacuum_history row for the table although "
-    "it had {ghost} ghost rows): this looks like a privilege no-op; VACUUM needs the table owner, "
-    "a superuser or the VACUUM privilege"
-)
 
 
 @dataclass(frozen=True)
@@ -131,14 +137,15 @@ def _explain(exc: sa.exc.DBAPIError) -> str:
 
 
 def execute_statement(
-    engine: Engine,
+    autocommit: Engine,
     sql: str,
     *,
     vacuum: bool,
     retry: RetryPolicy,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Run ``sql`` alone on a fresh AUTOCOMMIT connection; return the number of attempts made.
+    """Run ``sql`` alone on a connection of the ``autocommit`` engine (``db.autocommit_engine``);
+    return the number of attempts made.
 
     A VACUUM holds the process-wide lock for its whole life (retries included) and is retried while
     Redshift says another VACUUM is running. Raises ``StepFailed`` with a clear message.
@@ -149,7 +156,7 @@ def execute_statement(
     try:
         for attempt in range(1, retry.attempts + 1):
             try:
-                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                with autocommit.connect() as conn:
                     conn.exec_driver_sql(sql)
                 return attempt
             except sa.exc.DBAPIError as exc:
@@ -186,31 +193,128 @@ def _safe_metrics(engine: Engine, schema_name: str, table: str, outcome: Outcome
 def _check_effect(
     engine: Engine, settings: Settings, stmt: Statement, outcome: Outcome, run_started: datetime
 ) -> None:
-    """Catch the VACUUM/ANALYZE that reports success but did nothing (missing privilege)."""
+    """Catch the VACUUM/ANALYZE that reports success but did nothing (missing privilege), without
+    calling a step failed or ok on evidence that cannot say (then the status is "unknown")."""
     name = engine.dialect.name
-    before = outcome.before
-    if name == "redshift" and stmt.operation == VACUUM_DELETE_ONLY:
+    if name == "redshift" and stmt.is_vacuum:
         history = vacuum_history(engine, settings.mart_schema, stmt.table, run_started - CLOCK_SKEW)
-        failed = [h for h in history if "fail" in str(h.get("status") or "").lower()]
-        if failed:
-            outcome.status, outcome.error = (
-                FAILED,
-                f"sys_vacuum_history reports status {failed[-1]['status']!r}",
-            )
-        elif not history and before is not None and (before.ghost_rows or 0) > 0:
-            outcome.status, outcome.error = FAILED, PRIVILEGE_HINT.format(ghost=before.ghost_rows)
         outcome.notes.extend(f"history: {h['vacuum_type']} {str(h['status']).strip()}" for h in history)
-    elif name == "postgresql":
-        attribute = "last_analyze" if stmt.operation == ANALYZE else "last_vacuum"
-        previous = getattr(before, attribute) if before else None
-        after, moved = wait_for_postgres(engine, settings.mart_schema, stmt.table, attribute, previous)
-        outcome.after = after
-        if not moved:
-            outcome.status = FAILED
-            outcome.error = (
-                f"{stmt.operation} reported success but {attribute} did not change: PostgreSQL skips "
-                "tables the user does not own (a privilege no-op)"
-            )
+        with engine.connect() as conn:
+            rights = privileges.vacuum_rights(conn, settings.mart_schema, stmt.table)
+            visible = None
+            if outcome.before is None or not outcome.before.detail.get("in_svv_table_info", True):
+                key = (settings.mart_schema, stmt.table)
+                visible = privileges.table_privileges(conn, [key], "SELECT")[key]
+        judged = judge_redshift_vacuum(
+            stmt.operation, outcome.before, outcome.after, history, rights, visible
+        )
+    elif name == "postgresql" and stmt.operation in (VACUUM_DELETE_ONLY, ANALYZE):
+        with engine.connect() as conn:
+            rights = privileges.vacuum_rights(conn, settings.mart_schema, stmt.table)
+        if rights.may_vacuum is False:
+            judged = (FAILED, _privilege_noop(stmt.operation, rights))
+        else:
+            attribute = "last_analyze" if stmt.operation == ANALYZE else "last_vacuum"
+            previous = getattr(outcome.before, attribute) if outcome.before else None
+            after, moved = wait_for_postgres(engine, settings.mart_schema, stmt.table, attribute, previous)
+            outcome.after = after
+            judged = judge_postgres(stmt.operation, outcome.before, after, moved, attribute)
+    else:
+        return
+    status, reason = judged
+    if status != OK or reason:
+        outcome.status = status
+        if status == OK:
+            outcome.notes.append(reason)
+        else:
+            outcome.error = reason
+
+
+def _reduced(before: Metrics | None, after: Metrics | None, figure: str) -> bool:
+    b, a = getattr(before, figure, None), getattr(after, figure, None)
+    return b is not None and a is not None and a < b
+
+
+def _privilege_noop(operation: str, rights: privileges.VacuumRights) -> str:
+    return (
+        f"{operation} skips tables it may not maintain without an error (a privilege no-op): "
+        f"{rights.user} is neither the owner ({rights.owner}) nor a superuser; fix: {rights.fix}"
+    )
+
+
+def judge_redshift_vacuum(
+    operation: str,
+    before: Metrics | None,
+    after: Metrics | None,
+    history: list[dict],
+    rights: privileges.VacuumRights,
+    visible: bool | None,
+) -> tuple[str, str | None]:
+    """(status, reason) of a Redshift VACUUM from every piece of evidence, strongest first.
+
+    - a ``sys_vacuum_history`` row of this run is proof either way;
+    - figures that moved the right way are proof it ran;
+    - a user who is neither owner nor superuser gets a silent no-op: failed;
+    - no figures (svv_table_info shows only tables the user may see) prove nothing: unknown;
+    - VACUUM skips a table already past its threshold (95 %: ghost rows or unsorted rows at most
+      5 %) and logs no row: that is ok;
+    - otherwise there is no evidence either way: unknown, never a guess.
+    """
+    failed = [h for h in history if "fail" in str(h.get("status") or "").lower()]
+    if failed:
+        return FAILED, f"sys_vacuum_history reports status {str(failed[-1]['status']).strip()!r}"
+    if history:
+        return OK, None
+    figure = "unsorted_pct" if operation == VACUUM_SORT_ONLY else "ghost_rows"
+    if _reduced(before, after, figure):
+        return OK, None
+    if rights.may_vacuum is False:
+        return (
+            FAILED,
+            f"no sys_vacuum_history row, no drop in the figures: {_privilege_noop(operation, rights)}",
+        )
+    rows = None if before is None else before.rows
+    value = None if before is None else getattr(before, figure)
+    if rows is None or value is None:
+        if visible:
+            return OK, "not in svv_table_info although readable: the table is empty, nothing to vacuum"
+        why = (
+            f"{rights.user} may not SELECT the table, so svv_table_info hides it (GRANT SELECT to see it)"
+            if visible is False
+            else "svv_table_info gave no figures"
+        )
+        return UNKNOWN, f"no sys_vacuum_history row and no figures to judge by: {why}"
+    if figure == "ghost_rows":
+        share = 100.0 * value / (rows + value) if rows + value else 0.0
+    else:
+        share = float(value)
+    if share <= 100 - VACUUM_THRESHOLD_PCT:
+        return (
+            OK,
+            f"nothing past VACUUM's {VACUUM_THRESHOLD_PCT} % threshold ({share:.1f} %): Redshift skipped it",
+        )
+    who = "the user may vacuum it" if rights.may_vacuum else "the table's owner could not be read"
+    return UNKNOWN, (
+        f"no sys_vacuum_history row and {figure.replace('_', ' ')} did not drop ({share:.1f} %) although "
+        f"{who}: no evidence that VACUUM ran; check sys_vacuum_history by hand"
+    )
+
+
+def judge_postgres(
+    operation: str, before: Metrics | None, after: Metrics, moved: bool, attribute: str
+) -> tuple[str, str | None]:
+    """(status, reason) of a PostgreSQL VACUUM/ANALYZE run by a user allowed to run it."""
+    if not moved:
+        return UNKNOWN, f"{operation} reported success but {attribute} did not change within the wait"
+    if operation == ANALYZE or before is None or not before.ghost_rows:
+        return OK, None
+    if after.ghost_rows is not None and after.ghost_rows >= before.ghost_rows:
+        return FAILED, (
+            f"VACUUM ran but reclaimed no dead rows ({before.ghost_rows} -> {after.ghost_rows}): a "
+            "transaction older than the deletes still needs them (see pg_stat_activity.backend_xmin); "
+            "they are reclaimed by the first VACUUM after it ends"
+        )
+    return OK, None
 
 
 def run_statement(
@@ -218,12 +322,13 @@ def run_statement(
     settings: Settings,
     stmt: Statement,
     *,
+    autocommit: Engine,
     retry: RetryPolicy,
     run_started: datetime,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
-    """Run one step: figures before, the statement, figures after, effect check. Never raises
-    for a database problem; the outcome says what happened."""
+    """Run one step: figures before, the statement (on ``autocommit``), figures after, effect
+    check. Never raises for a database problem; the outcome says what happened."""
     outcome = Outcome(stmt.task, stmt.table, stmt.operation, stmt.sql, OK, started_at=_now())
     if stmt.sql is None:
         outcome.status, outcome.error = SKIPPED, stmt.skip_reason
@@ -232,7 +337,7 @@ def run_statement(
     outcome.before = _safe_metrics(engine, settings.mart_schema, stmt.table, outcome)
     try:
         outcome.attempts = execute_statement(
-            engine, stmt.sql, vacuum=stmt.is_vacuum, retry=retry, sleep=sleep
+            autocommit, stmt.sql, vacuum=stmt.is_vacuum, retry=retry, sleep=sleep
         )
     except StepFailed as exc:
         outcome.status, outcome.error, outcome.attempts = FAILED, str(exc), exc.attempts
@@ -241,7 +346,8 @@ def run_statement(
         try:
             _check_effect(engine, settings, stmt, outcome, run_started)
         except sa.exc.DBAPIError as exc:
-            outcome.notes.append(f"effect check unavailable: {short_reason(exc)}")
+            # The statement ran, but nothing says whether it did anything: not "ok".
+            outcome.status, outcome.error = UNKNOWN, f"effect check unavailable: {short_reason(exc)}"
     outcome.finished_at = _now()
     return outcome
 
@@ -249,10 +355,10 @@ def run_statement(
 # --- the maintenance log ---------------------------------------------------------------------------
 
 
-def ensure_log_table(engine: Engine, settings: Settings) -> sa.Table:
-    """The log table, created (with its schema) if missing."""
+def require_log_table(engine: Engine, settings: Settings) -> sa.Table:
+    """The log table; a clear error pointing at ``init-db`` if it is missing (never created here)."""
     table = schema.build_tables(settings).maintenance_log
-    schema.create_tables(engine, [table])
+    schema.require_table(engine, table)
     return table
 
 
@@ -286,8 +392,10 @@ def write_log(engine: Engine, table: sa.Table, run_id: str, outcome: Outcome) ->
         "size_after": after.size_bytes,
         "error": _clip(error),
     }
+    # inline(): no key pre-fetch. The log_id is the table's IDENTITY; without inline() SQLAlchemy
+    # runs ``select nextval(...)`` first (implicit_returning=False), and Redshift has no sequences.
     with engine.begin() as conn:
-        conn.execute(sa.insert(table).values(**values))
+        conn.execute(sa.insert(table).inline().values(**values))
 
 
 # --- tasks and plans -------------------------------------------------------------------------------
@@ -303,12 +411,14 @@ def run_task(
     retry: RetryPolicy | None = None,
     log_table: sa.Table | None = None,
     write_to_log: bool = True,
+    autocommit: Engine | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> list[Outcome]:
     """Run one of the spec's tasks (``vacuum_mart_uti`` ...) and return every step's outcome.
 
     Steps continue after a failure (ANALYZE is still worth running after a VACUUM that waited too
-    long); use ``raise_for_failures`` to fail an Airflow task.
+    long); use ``raise_for_failures`` to fail an Airflow task. ``autocommit`` (made and disposed
+    here if not given) runs the VACUUM/ANALYZE statements.
     """
     if task_name not in PLAN:
         resolve_tasks([task_name])  # raises the clear "unknown task" error
@@ -317,18 +427,39 @@ def run_task(
     run_started = run_started or _now()
     retry = retry or RetryPolicy()
     if write_to_log and log_table is None:
-        log_table = ensure_log_table(engine, settings)
+        log_table = require_log_table(engine, settings)
+    own_autocommit = autocommit is None
+    autocommit = autocommit or db.autocommit_engine(engine)
     outcomes = []
-    for stmt in plan_statements(engine.dialect, settings.mart_schema, [task_name]):
-        outcome = run_statement(engine, settings, stmt, retry=retry, run_started=run_started, sleep=sleep)
-        log.info("%s %s %s: %s", task_name, stmt.operation, stmt.table, outcome.status)
-        if write_to_log and log_table is not None:
-            try:
-                write_log(engine, log_table, run_id, outcome)
-            except sa.exc.DBAPIError as exc:
-                outcome.notes.append(f"not written to the maintenance log: {short_reason(exc)}")
-        outcomes.append(outcome)
+    try:
+        for stmt in plan_statements(engine.dialect, settings.mart_schema, [task_name]):
+            outcome = run_statement(
+                engine,
+                settings,
+                stmt,
+                autocommit=autocommit,
+                retry=retry,
+                run_started=run_started,
+                sleep=sleep,
+            )
+            log.info("%s %s %s: %s", task_name, stmt.operation, stmt.table, outcome.status)
+            if write_to_log and log_table is not None:
+                _log_outcome(engine, log_table, run_id, outcome)
+            outcomes.append(outcome)
+    finally:
+        if own_autocommit:
+            autocommit.dispose()
     return outcomes
+
+
+def _log_outcome(engine: Engine, log_table: sa.Table, run_id: str, outcome: Outcome) -> None:
+    """Write the log row; a failure is a warning line (stderr on the CLI, the Airflow task log)."""
+    try:
+        write_log(engine, log_table, run_id, outcome)
+    except sa.exc.DBAPIError as exc:
+        reason = f"not written to the maintenance log: {short_reason(exc)}"
+        outcome.notes.append(reason)
+        log.warning("%s %s: %s", outcome.operation, outcome.table, reason)
 
 
 def plan_outcomes(dialect: Dialect, settings: Settings, tasks: Iterable[str] | None = None) -> list[Outcome]:
@@ -358,25 +489,35 @@ def run_plan(
         return plan_outcomes(engine.dialect, settings, chosen)
     check_dialect(engine.dialect)
     run_id, run_started = uuid.uuid4().hex, _now()
-    log_table = ensure_log_table(engine, settings) if write_to_log else None
+    log_table = require_log_table(engine, settings) if write_to_log else None
     outcomes: list[Outcome] = []
-    for task in chosen:
-        outcomes += run_task(
-            engine,
-            settings,
-            task,
-            run_id=run_id,
-            run_started=run_started,
-            retry=retry,
-            log_table=log_table,
-            write_to_log=write_to_log,
-            sleep=sleep,
-        )
+    autocommit = db.autocommit_engine(engine)
+    try:
+        for task in chosen:
+            outcomes += run_task(
+                engine,
+                settings,
+                task,
+                run_id=run_id,
+                run_started=run_started,
+                retry=retry,
+                log_table=log_table,
+                write_to_log=write_to_log,
+                autocommit=autocommit,
+                sleep=sleep,
+            )
+    finally:
+        autocommit.dispose()
     return outcomes
 
 
 def failures(outcomes: Iterable[Outcome]) -> list[Outcome]:
     return [o for o in outcomes if o.status == FAILED]
+
+
+def unknowns(outcomes: Iterable[Outcome]) -> list[Outcome]:
+    """Steps that ran but whose effect could not be proven: reported, not failed."""
+    return [o for o in outcomes if o.status == UNKNOWN]
 
 
 def raise_for_failures(outcomes: Iterable[Outcome]) -> None:

@@ -38,6 +38,7 @@ SYS_VACUUM_HISTORY = sa.table(
     sa.column("schema_name"),
     sa.column("table_name"),
     sa.column("vacuum_type"),
+    sa.column("is_automatic"),
     sa.column("status"),
     sa.column("start_time"),
     sa.column("end_time"),
@@ -100,7 +101,8 @@ def _redshift_metrics(engine: Engine, schema: str, table: str) -> Metrics:
     with engine.connect() as conn:
         row = conn.execute(query).first()
     if row is None:
-        # svv_table_info lists only tables that hold data: an empty table has nothing to reclaim.
+        # svv_table_info lists only tables that hold data AND that the user may see: the effect
+        # check (maintenance._check_effect) tells the two apart with the user's privileges.
         return Metrics(detail={"in_svv_table_info": False})
     total, visible = _int(row.tbl_rows), _int(row.estimated_visible_rows)
     ghost = total - visible if total is not None and visible is not None else None
@@ -116,11 +118,20 @@ def _redshift_metrics(engine: Engine, schema: str, table: str) -> Metrics:
 
 
 def vacuum_history(engine: Engine, schema: str, table: str, since: datetime) -> list[dict[str, Any]]:
-    """Redshift ``sys_vacuum_history`` rows for the table that started at or after ``since``."""
+    """Redshift ``sys_vacuum_history`` rows of manual VACUUMs of the table since ``since``.
+
+    Automatic vacuums (``is_automatic``) are Redshift's own background work: they prove nothing
+    about ours. No row is NOT proof of a no-op: VACUUM skips a table already past its threshold.
+    """
     h = SYS_VACUUM_HISTORY
     query = (
         sa.select(h.c.vacuum_type, h.c.status, h.c.start_time, h.c.end_time, h.c.reclaimed_rows)
-        .where(h.c.schema_name == schema, h.c.table_name == table, h.c.start_time >= since)
+        .where(
+            h.c.schema_name == schema,
+            h.c.table_name == table,
+            h.c.start_time >= since,
+            h.c.is_automatic == sa.false(),
+        )
         .order_by(h.c.start_time)
     )
     with engine.connect() as conn:

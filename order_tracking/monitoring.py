@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from order_tracking import db, exceptions_store, rules, schema
+from order_tracking import db, exceptions_store, gx_results, rules, schema
 from order_tracking.errors import StoreUnavailable, UserError
 from order_tracking.settings import Settings
 
@@ -40,6 +40,8 @@ class CheckOutcome:
     message: str = ""
     data_docs_url: str | None = None
     exception_type: str | None = None
+    skipped_null_order_ids: int = 0  # failing rows that cannot be keyed: counted, not written
+    details: dict = field(default_factory=dict)  # the validation result's details (Test 0: cycles)
 
     @property
     def sample_ids(self) -> list[str]:
@@ -116,10 +118,13 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
         url = urls[0]["site_url"] if urls else None
     except Exception:
         log.warning("no Data Docs URL for %s", cp_name)
-    if evr.exception_info and evr.exception_info.get("raised_exception"):
-        message = str(evr.exception_info.get("exception_message") or "validation raised")
-        return CheckOutcome(check, "error", message=message.strip().splitlines()[0][:300], data_docs_url=url)
+    error = gx_results.result_error(evr)
+    if error is not None:
+        return CheckOutcome(check, "error", message=error, data_docs_url=url)
     res = evr.result or {}
+    if not evr.success and "observed_value" not in res:
+        # A failed result that carries no count is not a finding: never read it as "0 failing".
+        return CheckOutcome(check, "error", message="validation returned no result", data_docs_url=url)
     details = res.get("details") or {}
     outcome = CheckOutcome(
         check,
@@ -129,6 +134,8 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
         window=(details.get("window_start"), details.get("window_end")),
         data_docs_url=url,
         exception_type=details.get("exception_type"),
+        skipped_null_order_ids=int(details.get("skipped_null_order_ids") or 0),
+        details=details,
     )
     if recorded:
         outcome.new = sum(r.new for r in recorded)

@@ -11,7 +11,7 @@ evidence columns. The same ``Select`` feeds the GX expectation (validation), the
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -33,40 +33,65 @@ SAMPLE_SIZE = 200  # GX's own cap on fetched rows (MAX_RESULT_RECORDS)
 # --- dialect-specific pieces, compiled by SQLAlchemy -----------------------------------------
 
 
-class seconds_between(FunctionElement):
-    """``later - earlier`` in whole seconds, in each dialect's own words."""
+class microseconds_between(FunctionElement):
+    """``later - earlier`` in whole microseconds, in each dialect's own words.
+
+    Microseconds, not seconds: a sub-second mismatch is a real Test 1 finding and its note must
+    not say ``diff=0s`` (issue 11).
+    """
 
     type = sa.BigInteger()
     inherit_cache = True
 
 
-@compiles(seconds_between)
-def _seconds_between_default(element, compiler, **kw):
+@compiles(microseconds_between)
+def _microseconds_between_default(element, compiler, **kw):
     later, earlier = list(element.clauses)
     delta = f"{compiler.process(later, **kw)} - {compiler.process(earlier, **kw)}"
-    return f"CAST(EXTRACT(EPOCH FROM ({delta})) AS BIGINT)"
+    return f"CAST(EXTRACT(EPOCH FROM ({delta})) * 1000000 AS BIGINT)"
 
 
-@compiles(seconds_between, "redshift")
-def _seconds_between_redshift(element, compiler, **kw):
+@compiles(microseconds_between, "redshift")
+def _microseconds_between_redshift(element, compiler, **kw):
     later, earlier = list(element.clauses)
-    return f"DATEDIFF(second, {compiler.process(earlier, **kw)}, {compiler.process(later, **kw)})"
+    return f"DATEDIFF(microsecond, {compiler.process(earlier, **kw)}, {compiler.process(later, **kw)})"
 
 
-@compiles(seconds_between, "sqlite")
-def _seconds_between_sqlite(element, compiler, **kw):
+@compiles(microseconds_between, "sqlite")
+def _microseconds_between_sqlite(element, compiler, **kw):
+    # julianday() keeps milliseconds only. SQLAlchemy stores 'YYYY-MM-DD HH:MM:SS.ffffff': whole
+    # seconds from strftime('%s'), microseconds from the text after the dot (padded if short).
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+
+    def micros(t: str) -> str:
+        return (
+            f"(CAST(strftime('%s', {t}) AS INTEGER) * 1000000 + "
+            f"CAST(substr(substr({t}, 21) || '000000', 1, 6) AS INTEGER))"
+        )
+
+    return f"({micros(later)} - {micros(earlier)})"
+
+
+@compiles(microseconds_between, "mysql")
+@compiles(microseconds_between, "mariadb")
+def _microseconds_between_mysql(element, compiler, **kw):
     later, earlier = list(element.clauses)
-    return (
-        f"CAST(ROUND((julianday({compiler.process(later, **kw)}) - "
-        f"julianday({compiler.process(earlier, **kw)})) * 86400) AS INTEGER)"
+    return f"TIMESTAMPDIFF(MICROSECOND, {compiler.process(earlier, **kw)}, {compiler.process(later, **kw)})"
+
+
+def _seconds_text(micros: ColumnElement) -> ColumnElement:
+    """Microseconds as seconds for a note: ``3600``, ``-0.250000``, ``NULL``; same text everywhere."""
+    # No ``%``: compiled with literal binds for psycopg2 it becomes ``%%`` in the text GX runs.
+    whole = sa.cast(sa.func.abs(micros) // 1000000, sa.BigInteger)
+    fraction = sa.func.abs(micros) - whole * 1000000
+    sign = sa.case((micros < 0, sa.literal("-")), else_=sa.literal(""))
+    # 1000000 + fraction is 7 digits: dropping the leading 1 zero-pads the fraction to 6.
+    padded = sa.func.substr(sa.cast(fraction + 1000000, sa.String(16)), 2, 6)
+    return sa.case(
+        (micros.is_(None), sa.literal("NULL")),
+        (fraction == 0, sign + sa.cast(whole, sa.String(32))),
+        else_=sign + sa.cast(whole, sa.String(32)) + sa.literal(".") + padded,
     )
-
-
-@compiles(seconds_between, "mysql")
-@compiles(seconds_between, "mariadb")
-def _seconds_between_mysql(element, compiler, **kw):
-    later, earlier = list(element.clauses)
-    return f"TIMESTAMPDIFF(SECOND, {compiler.process(earlier, **kw)}, {compiler.process(later, **kw)})"
 
 
 def _text(expr: ColumnElement) -> ColumnElement:
@@ -79,20 +104,10 @@ def _text(expr: ColumnElement) -> ColumnElement:
 
 @dataclass(frozen=True)
 class Window:
-    """``start < t <= end`` for Tests 1-3; ``start <= t < end`` for Test 0 (closed, half-open).
-
-    ``order_ids`` optionally narrows Tests 1-3 to known orders inside the window: the write pass
-    uses it when validation already returned every failing order, so that re-running the rule
-    costs an index lookup per order instead of a scan of the whole window.
-    """
+    """``start < t <= end`` for Tests 1-3; ``start <= t < end`` for Test 0 (closed, half-open)."""
 
     start: datetime
     end: datetime
-    order_ids: tuple[int, ...] | None = None
-
-    def restricted_to(self, order_ids: Sequence[int] | None) -> Window:
-        """The same window narrowed to ``order_ids`` (``None``: not narrowed)."""
-        return replace(self, order_ids=None if order_ids is None else tuple(sorted(set(order_ids))))
 
     @classmethod
     def lookback(cls, as_of: datetime, hours: int) -> Window:
@@ -105,14 +120,18 @@ class Window:
 
 
 def _scope(tables: Tables, window: Window) -> sa.Subquery:
-    """Orders updated in the window: the first and most selective step of every rule."""
+    """Orders updated in the window: the first and most selective step of every rule.
+
+    Rows with a NULL ``order_id`` stay in scope (Tests 2 and 3 find them, since nothing joins to
+    NULL): validation counts them as ``skipped_null_order_ids`` and the write pass leaves them
+    out, as they cannot be keyed (issue 11). Filtering them here would hide them.
+    """
     uti = tables.mart_uti
-    scope = sa.select(uti.c.order_id, uti.c.update_time).where(
-        uti.c.update_time > window.start, uti.c.update_time <= window.end
+    return (
+        sa.select(uti.c.order_id, uti.c.update_time)
+        .where(uti.c.update_time > window.start, uti.c.update_time <= window.end)
+        .subquery("scope")
     )
-    if window.order_ids is not None:
-        scope = scope.where(uti.c.order_id.in_(window.order_ids))
-    return scope.subquery("scope")
 
 
 # --- the rules -------------------------------------------------------------------------------
@@ -147,9 +166,16 @@ class RuleQuery:
         return sa.select(sa.func.count()).select_from(self.core.subquery("findings"))
 
     def sample_with_count(self, limit: int = SAMPLE_SIZE) -> sa.Select:
-        """Count and sample in ONE scan: the failing rows, each carrying the total count.
+        """Count and sample in ONE scan: one row per failing order, each carrying the totals.
 
-        The window count sits in its own subquery and ORDER BY ... LIMIT outside it. Written flat
+        Every row carries ``failing_count`` (distinct failing orders: an order listed twice in
+        ``mart_uni_tracking_info`` counts once, as the exceptions store writes it once) and
+        ``skipped_null_order_ids`` (failing rows whose ``order_id`` is NULL: they cannot be keyed,
+        so they are counted, reported and never written). The failing rows are grouped by
+        ``order_id`` (``MAX`` of each column, as the store's ``MAX(notes)``); the NULL group, if
+        any, sorts last and carries the totals even when no order can be keyed.
+
+        The totals sit in their own subquery and ORDER BY ... LIMIT outside it. Written flat
         (``SELECT ..., COUNT(*) OVER () ... ORDER BY order_id LIMIT n``) PostgreSQL plans the rule
         for "first rows by order_id": it walks the whole ``order_id`` index of
         ``mart_uni_tracking_info`` and filters out the 97% outside the window (EXPLAIN: 1.1 s
@@ -160,12 +186,26 @@ class RuleQuery:
         either): inside the scan the planner hashed whole history tables for Test 3.
         """
         f = self.core.subquery("findings")
-        counted = sa.select(*f.c, sa.func.count().over().label("failing_count")).subquery("counted")
-        sample = sa.select(*counted.c).order_by(counted.c.order_id).limit(limit)
+        per_order = (
+            sa.select(
+                f.c.order_id,
+                *(sa.func.max(c).label(c.name) for c in f.c if c.name != "order_id"),
+                sa.func.count().label("rows_per_order"),
+            )
+            .group_by(f.c.order_id)
+            .subquery("per_order")
+        )
+        nulls = sa.case((per_order.c.order_id.is_(None), per_order.c.rows_per_order), else_=0)
+        counted = sa.select(
+            *(c for c in per_order.c if c.name != "rows_per_order"),
+            sa.func.count(per_order.c.order_id).over().label("failing_count"),
+            sa.func.sum(nulls).over().label("skipped_null_order_ids"),
+        ).subquery("counted")
+        sample = sa.select(*counted.c).order_by(counted.c.order_id.nulls_last()).limit(limit)
         if self.annotate is None:
             return sample
         annotated = self.annotate(sample.subquery("sample"))
-        return annotated.order_by(annotated.selected_columns.order_id)
+        return annotated.order_by(annotated.selected_columns.order_id.nulls_last())
 
     def findings(self) -> sa.Select:
         """``(order_id, notes)``: what the exceptions store inserts."""
@@ -191,26 +231,29 @@ def uti_uts_time_mismatch(tables: Tables, window: Window) -> RuleQuery:
         .group_by(uts.c.order_id)
         .subquery("last_path")
     )
-    diff = seconds_between(scope.c.update_time, last_path.c.max_pathtime)
-    notes = (
-        sa.literal("update_time=")
-        + _text(scope.c.update_time)
+    diff = microseconds_between(scope.c.update_time, last_path.c.max_pathtime)
+    all_null = last_path.c.max_pathtime.is_(None)
+    observed = sa.literal("update_time=") + _text(scope.c.update_time)
+    notes = sa.case(
+        # Spath rows exist but none has a time: not Test 2's (rows exist), so a Test 1 finding.
+        (all_null, observed + sa.literal(" max_pathtime=NULL: every pathtime of the order is NULL")),
+        else_=observed
         + sa.literal(" max_pathtime=")
         + _text(last_path.c.max_pathtime)
         + sa.literal(" diff=")
-        + _text(diff)
-        + sa.literal("s")
+        + _seconds_text(diff)
+        + sa.literal("s"),
     )
     select = (
         sa.select(
             scope.c.order_id,
             scope.c.update_time,
             last_path.c.max_pathtime,
-            diff.label("diff_seconds"),
+            (sa.cast(diff, sa.Float) / 1000000).label("diff_seconds"),
             notes.label("notes"),
         )
         .select_from(scope.join(last_path, last_path.c.order_id == scope.c.order_id))
-        .where(scope.c.update_time != last_path.c.max_pathtime)
+        .where(sa.or_(scope.c.update_time != last_path.c.max_pathtime, all_null))
     )
     return RuleQuery(UTI_UTS_TIME_MISMATCH, select, (_name(tables.mart_uti), _name(uts)))
 
@@ -276,6 +319,41 @@ def reactivated_order_missing_ecs(tables: Tables, window: Window, hist_ecs: Sequ
 EXTRACTION_TABLES = ("ecs_order_info", "uni_tracking_info", "uni_tracking_spath")
 
 
+@dataclass(frozen=True)
+class ExtractionTable:
+    """One Test 0 table pair and the key that identifies a row on both sides.
+
+    - ``ecs_order_info``: ``order_id`` (one row per order in the source);
+    - ``uni_tracking_info``: ``(order_id, update_time)``: the source keeps the latest version of
+      an order, raw keeps one row per cycle that saw it, so the source version must be in raw;
+    - ``uni_tracking_spath``: the source ``id`` (copied into raw), reported with order_id and
+      pathTime.
+    """
+
+    name: str
+    source: sa.Table
+    raw: sa.Table
+    source_time: str
+    raw_time: str
+    key: str  # the reported key column ("order_id" or "id")
+
+    def match_columns(self, side: str) -> tuple[str, ...]:
+        """Columns whose values identify the same row in source and raw."""
+        if self.name == "uni_tracking_info":
+            return ("order_id", self.source_time if side == "source" else self.raw_time)
+        return (self.key,)
+
+
+def extraction_tables(tables: Tables) -> tuple[ExtractionTable, ...]:
+    return (
+        ExtractionTable("ecs_order_info", tables.src_ecs, tables.raw_ecs, "add_time", "add_time", "order_id"),
+        ExtractionTable(
+            "uni_tracking_info", tables.src_uti, tables.raw_uti, "update_time", "update_time", "order_id"
+        ),
+        ExtractionTable("uni_tracking_spath", tables.src_uts, tables.raw_uts, "pathTime", "pathtime", "id"),
+    )
+
+
 def _count_in(table: sa.Table, time_col: str, window: Window) -> sa.Select:
     col = table.c[time_col]
     return sa.select(sa.func.count()).select_from(table).where(col >= window.start, col < window.end)
@@ -288,21 +366,13 @@ def source_counts(tables: Tables, window: Window) -> sa.Select:
             sa.literal(name).label("table_name"),
             _count_in(t, col, window).scalar_subquery().label("row_count"),
         )
-        for name, t, col in (
-            ("ecs_order_info", tables.src_ecs, "add_time"),
-            ("uni_tracking_info", tables.src_uti, "update_time"),
-            ("uni_tracking_spath", tables.src_uts, "pathTime"),
-        )
+        for name, t, col in ((e.name, e.source, e.source_time) for e in extraction_tables(tables))
     ]
     return sa.union_all(*parts)
 
 
-def extraction_shortfall(tables: Tables, window: Window, source: dict[str, int]) -> sa.Select:
-    """Raw tables that hold fewer rows than the source for the window (the Test 0 alarm).
-
-    ``uni_tracking_info_raw`` may hold MORE rows than the source (an order seen in several
-    15-minute cycles): only a shortfall is an alarm.
-    """
+def extraction_counts(tables: Tables, window: Window, source: dict[str, int]) -> sa.Select:
+    """``(table_name, source_count, raw_count, missing_rows)`` for every Test 0 table."""
     missing = [name for name in EXTRACTION_TABLES if name not in source]
     if missing:
         raise ValueError(f"source counts lack {', '.join(missing)}")
@@ -312,11 +382,7 @@ def extraction_shortfall(tables: Tables, window: Window, source: dict[str, int])
             sa.literal(int(source[name]), sa.BigInteger).label("source_count"),
             _count_in(t, col, window).scalar_subquery().label("raw_count"),
         )
-        for name, t, col in (
-            ("ecs_order_info", tables.raw_ecs, "add_time"),
-            ("uni_tracking_info", tables.raw_uti, "update_time"),
-            ("uni_tracking_spath", tables.raw_uts, "pathtime"),
-        )
+        for name, t, col in ((e.name, e.raw, e.raw_time) for e in extraction_tables(tables))
     ]
     counts = sa.union_all(*parts).subquery("counts")
     return sa.select(
@@ -324,11 +390,108 @@ def extraction_shortfall(tables: Tables, window: Window, source: dict[str, int])
         counts.c.source_count,
         counts.c.raw_count,
         (counts.c.source_count - counts.c.raw_count).label("missing_rows"),
-    ).where(counts.c.raw_count < counts.c.source_count)
+    )
+
+
+def extraction_shortfall(tables: Tables, window: Window, source: dict[str, int]) -> sa.Select:
+    """Raw tables that hold fewer rows than the source for the window (the Test 0 alarm).
+
+    ``uni_tracking_info_raw`` may hold MORE rows than the source (an order seen in several
+    15-minute cycles): only a shortfall is an alarm.
+    """
+    counts = extraction_counts(tables, window, source).subquery("all_counts")
+    return sa.select(*counts.c).where(counts.c.raw_count < counts.c.source_count)
 
 
 def measure_source_counts(conn: Connection, tables: Tables, window: Window) -> dict[str, int]:
     return {row.table_name: int(row.row_count) for row in conn.execute(source_counts(tables, window))}
+
+
+# --- Test 0: which cycle lost which rows -------------------------------------------------------
+
+
+class cycle_index(FunctionElement):
+    """``floor((t - origin) / cycle_secs)``: the 15-minute extraction cycle of ``t`` from ``origin``.
+
+    Whole seconds, truncated (a row at 01:14:59.7 belongs to the cycle that starts at 01:00), in
+    each dialect's own words; ``t >= origin`` always (origin is the window start, floored).
+    """
+
+    type = sa.Integer()
+    inherit_cache = True
+
+
+def _cycle_parts(element, compiler, **kw) -> tuple[str, str, int]:
+    t, origin, secs = list(element.clauses)
+    return compiler.process(t, **kw), compiler.process(origin, **kw), int(secs.value)
+
+
+@compiles(cycle_index)
+def _cycle_index_default(element, compiler, **kw):
+    t, origin, secs = _cycle_parts(element, compiler, **kw)
+    return f"CAST(FLOOR(EXTRACT(EPOCH FROM ({t} - {origin})) / {secs}) AS INTEGER)"
+
+
+@compiles(cycle_index, "redshift")
+def _cycle_index_redshift(element, compiler, **kw):
+    t, origin, secs = _cycle_parts(element, compiler, **kw)
+    return f"DATEDIFF(second, {origin}, {t}) / {secs}"  # integer division truncates
+
+
+@compiles(cycle_index, "mysql")
+@compiles(cycle_index, "mariadb")
+def _cycle_index_mysql(element, compiler, **kw):
+    t, origin, secs = _cycle_parts(element, compiler, **kw)
+    return f"TIMESTAMPDIFF(SECOND, {origin}, {t}) DIV {secs}"
+
+
+@compiles(cycle_index, "sqlite")
+def _cycle_index_sqlite(element, compiler, **kw):
+    t, origin, secs = _cycle_parts(element, compiler, **kw)
+    # strftime('%s') is whole epoch seconds (truncated); julianday arithmetic would round.
+    return f"(CAST(strftime('%s', {t}) AS INTEGER) - CAST(strftime('%s', {origin}) AS INTEGER)) / {secs}"
+
+
+def cycle_origin(window: Window, cycle_secs: int) -> datetime:
+    """The start of the clock-aligned cycle holding ``window.start`` (cycles run at :00, :15 ...)."""
+    midnight = window.start.replace(hour=0, minute=0, second=0, microsecond=0)
+    into_day = int((window.start - midnight).total_seconds())
+    return midnight + timedelta(seconds=into_day - into_day % cycle_secs)
+
+
+def cycle_counts(table: sa.Table, time_col: str, window: Window, cycle_secs: int) -> sa.Select:
+    """``(cycle, row_count)`` per extraction cycle in the window: one GROUP BY, ≤ 9 rows for 2h."""
+    col = table.c[time_col]
+    origin = sa.literal(cycle_origin(window, cycle_secs), sa.DateTime)
+    per_row = (
+        sa.select(cycle_index(col, origin, sa.literal(cycle_secs, sa.Integer)).label("cycle"))
+        .where(col >= window.start, col < window.end)
+        .subquery("per_row")
+    )
+    # Grouped by the subquery's column: no dialect has to match a repeated expression.
+    return (
+        sa.select(per_row.c.cycle, sa.func.count().label("row_count"))
+        .group_by(per_row.c.cycle)
+        .order_by(per_row.c.cycle)
+    )
+
+
+def extraction_keys(
+    spec: ExtractionTable, side: str, ranges: Sequence[tuple[datetime, datetime]]
+) -> sa.Select:
+    """The rows of the given ``[start, end)`` time ranges (the short cycles) on one side.
+
+    Source rows carry ``key``, ``order_id`` and the time for the report; raw rows only what
+    identifies them (``ExtractionTable.match_columns``).
+    """
+    table = spec.source if side == "source" else spec.raw
+    time = table.c[spec.source_time if side == "source" else spec.raw_time]
+    wanted = [spec.key, "order_id"] if side == "source" else []
+    columns = list(dict.fromkeys([*wanted, *spec.match_columns(side)]))
+    select = sa.select(*(table.c[c] for c in columns))
+    if side == "source":
+        select = select.add_columns(time.label("row_time"))
+    return select.where(sa.or_(*(sa.and_(time >= start, time < end) for start, end in ranges)))
 
 
 # --- history tables --------------------------------------------------------------------------

@@ -305,3 +305,14 @@ class S3DataDocsStoreBackend(S3StoreBackend):
         )
         self._static_etags[object_key] = hashlib.md5(body, usedforsecurity=False).hexdigest()
         return object_key
+
+
+def put_site_page(location: S3Location, endpoint_url: str | None, page: str, html_text: str) -> str:
+    """Store one extra page of ours (the health page) in the bucket's Data Docs site at ``page``."""
+    from order_tracking.settings import DATA_DOCS_PREFIX
+
+    config = store_backend_config(location, endpoint_url, DATA_DOCS_PREFIX, data_docs=True)
+    for name in ("module_name", "class_name"):
+        config.pop(name)
+    backend = S3DataDocsStoreBackend(**config, filepath_template=page, suppress_store_backend_id=True)
+    return backend.set((), html_text, content_type="text/html; charset=utf-8")

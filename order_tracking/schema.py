@@ -1,8 +1,10 @@
 """All tables of DESIGN.md section 3 as SQLAlchemy Core metadata, for every backend.
 
 Warehouse identifiers are lower case (Redshift folds them); the MySQL source keeps ``pathTime``.
-Indexes serve the 24-hour window queries on SQLite/PostgreSQL/MariaDB; on Redshift the same
-tables carry DISTKEY/SORTKEY instead (rendered by sqlalchemy-redshift, see ``redshift_ddl``).
+Indexes serve the 24-hour window queries on SQLite/PostgreSQL/MariaDB; Redshift has no indexes
+(CREATE INDEX fails, and with it the CREATE TABLE of the same transaction), so every index is
+created only on ``INDEXED_DIALECTS``. On Redshift the same tables carry DISTKEY/SORTKEY instead
+(rendered by sqlalchemy-redshift, see ``redshift_ddl``).
 
 In production only the ``settlement_ods`` tables are ours; ``create_tables`` creates the pipeline
 tables (source, mart, raw, history) only when asked, for local and test databases. Nothing here
@@ -11,20 +13,26 @@ ever drops anything.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 
+from order_tracking.errors import UserError
 from order_tracking.settings import Settings
+
+log = logging.getLogger(__name__)
 
 ORDER_ID = sa.BigInteger
 TS = sa.DateTime  # naive UTC everywhere
 
 HIST_UTS_PREFIX = "hist_uni_tracking_spath_"
 HIST_ECS_PREFIX = "hist_ecs_order_info_"
+# What Tests 2 and 3 and the repair read from every history table.
+HIST_REQUIRED_COLUMNS = ("order_id",)
 HIST_RE = re.compile(
     r"^(?P<prefix>hist_(?:uni_tracking_spath|ecs_order_info)_)(?P<year>\d{4})_h(?P<half>[12])$"
 )
@@ -33,6 +41,14 @@ EXCEPTIONS_TABLE = "order_tracking_exceptions"
 MAINTENANCE_LOG_TABLE = "order_tracking_maintenance_log"
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite autoincrements INTEGER only
+
+# Every backend we create tables on except Redshift, which has no indexes.
+INDEXED_DIALECTS = ("postgresql", "sqlite", "mysql", "mariadb")
+
+
+def _index(name: str, *columns: sa.Column, **kw) -> sa.Index:
+    """An index that is never sent to Redshift."""
+    return sa.Index(name, *columns, **kw).ddl_if(dialect=INDEXED_DIALECTS)
 
 
 @dataclass(frozen=True)
@@ -108,8 +124,8 @@ def _ecs_like(md: sa.MetaData, name: str, schema: str, *, source: bool = False) 
     ]
     t = sa.Table(name, md, *cols, schema=schema, **extra)
     if not source:
-        sa.Index(f"ix_{name}_order_id", t.c.order_id)
-    sa.Index(f"ix_{name}_add_time", t.c.add_time)
+        _index(f"ix_{name}_order_id", t.c.order_id)
+    _index(f"ix_{name}_add_time", t.c.add_time)
     return t
 
 
@@ -129,9 +145,9 @@ def _uti_like(md: sa.MetaData, name: str, schema: str, *, source: bool = False) 
         schema=schema,
         **extra,
     )
-    sa.Index(f"ix_{name}_update_time", t.c.update_time)
+    _index(f"ix_{name}_update_time", t.c.update_time)
     if not source:
-        sa.Index(f"ix_{name}_order_id", t.c.order_id)
+        _index(f"ix_{name}_order_id", t.c.order_id)
     return t
 
 
@@ -150,8 +166,8 @@ def _uts_like(md: sa.MetaData, name: str, schema: str, time_col: str, *, with_id
         redshift_sortkey=("order_id", time_col),
     )
     # (order_id, time) answers both "any row for this order" and "MAX(time) per order".
-    sa.Index(f"ix_{name}_order_time", t.c.order_id, t.c[time_col])
-    sa.Index(f"ix_{name}_{time_col.lower()}", t.c[time_col])
+    _index(f"ix_{name}_order_time", t.c.order_id, t.c[time_col])
+    _index(f"ix_{name}_{time_col.lower()}", t.c[time_col])
     return t
 
 
@@ -176,7 +192,7 @@ def build_tables(settings: Settings) -> Tables:
         redshift_sortkey=("exception_type", "detected_at"),
         implicit_returning=False,  # Redshift has no RETURNING
     )
-    sa.Index(f"ix_{EXCEPTIONS_TABLE}_type_open", exceptions.c.exception_type, exceptions.c.resolved_at)
+    _index(f"ix_{EXCEPTIONS_TABLE}_type_open", exceptions.c.exception_type, exceptions.c.resolved_at)
     # Belt and braces where the backend can: at most one open row per (order, type). Redshift
     # enforces no uniqueness, so the writer locks the table as well (exceptions_store).
     sa.Index(
@@ -218,7 +234,7 @@ def build_tables(settings: Settings) -> Tables:
         redshift_diststyle="EVEN",
         redshift_sortkey=("started_at",),
     )
-    sa.Index(
+    _index(
         f"ix_{MAINTENANCE_LOG_TABLE}_table_started",
         maintenance_log.c.table_name,
         maintenance_log.c.started_at,
@@ -244,15 +260,23 @@ def build_tables(settings: Settings) -> Tables:
 # --- creating -----------------------------------------------------------------------------
 
 
+def schema_statements(dialect: Dialect, schemas: Iterable[str]) -> list[str]:
+    """CREATE SCHEMA (MariaDB: DATABASE) IF NOT EXISTS; none for SQLite (schemas are ATTACHed files)."""
+    backend = dialect.name
+    keyword = {"postgresql": "SCHEMA", "redshift": "SCHEMA", "mysql": "DATABASE", "mariadb": "DATABASE"}
+    if backend not in keyword:
+        return []
+    quote = dialect.identifier_preparer.quote_identifier
+    return [f"CREATE {keyword[backend]} IF NOT EXISTS {quote(schema)}" for schema in schemas]
+
+
 def ensure_schemas(conn: Connection, schemas: Iterable[str]) -> None:
-    """CREATE SCHEMA (MariaDB: DATABASE) IF NOT EXISTS; SQLite schemas are ATTACHed files."""
-    backend = conn.dialect.name
-    for schema in schemas:
-        quoted = conn.dialect.identifier_preparer.quote_identifier(schema)
-        if backend in ("postgresql", "redshift"):
-            conn.execute(sa.text(f"CREATE SCHEMA IF NOT EXISTS {quoted}"))
-        elif backend in ("mysql", "mariadb"):
-            conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS {quoted}"))
+    for statement in schema_statements(conn.dialect, schemas):
+        conn.execute(sa.text(statement))
+
+
+def _schemas_of(tables: Iterable[sa.Table]) -> list[str]:
+    return sorted({t.schema for t in tables if t.schema})
 
 
 def create_tables(engine: Engine, tables: Iterable[sa.Table]) -> list[tuple[str, bool]]:
@@ -263,27 +287,117 @@ def create_tables(engine: Engine, tables: Iterable[sa.Table]) -> list[tuple[str,
     tables = list(tables)
     report: list[tuple[str, bool]] = []
     with engine.begin() as conn:
-        ensure_schemas(conn, sorted({t.schema for t in tables if t.schema}))
+        ensure_schemas(conn, _schemas_of(tables))
     with engine.begin() as conn:
         inspector = sa.inspect(conn)
         for table in tables:
             exists = inspector.has_table(table.name, schema=table.schema)
             if not exists:
-                table.create(conn, checkfirst=True)  # indexes come with the table
+                # Checked just above; checkfirst would ask the catalog again, differently per dialect.
+                table.create(conn, checkfirst=False)  # indexes come with the table (not on Redshift)
             report.append((f"{table.schema}.{table.name}", not exists))
     return report
 
 
-def redshift_ddl(tables: Iterable[sa.Table]) -> list[str]:
-    """CREATE TABLE statements as Redshift runs them (DISTKEY/SORTKEY, IDENTITY; no indexes)."""
-    from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
+def require_table(engine: Engine, table: sa.Table) -> None:
+    """Fail in one line pointing at ``init-db`` when ``table`` does not exist: only ``init-db``
+    creates anything (the DQ user may lack CREATE on the schema, and should)."""
+    with engine.connect() as conn:
+        exists = sa.inspect(conn).has_table(table.name, schema=table.schema)
+    if not exists:
+        raise UserError(
+            f"table {table.schema}.{table.name} does not exist in the warehouse; "
+            "run `python -m order_tracking init-db` first"
+        )
 
-    dialect = RedshiftDialect_psycopg2()
-    return [str(sa.schema.CreateTable(t).compile(dialect=dialect)).strip() for t in tables]
+
+def redshift_ddl(tables: Iterable[sa.Table]) -> list[str]:
+    """Every DDL statement ``create_tables`` sends to Redshift for ``tables`` missing there, in
+    order: CREATE SCHEMA IF NOT EXISTS, then each CREATE TABLE (DISTKEY/SORTKEY, IDENTITY) with
+    whatever else SQLAlchemy emits for it (no indexes: ``INDEXED_DIALECTS``)."""
+    tables = list(tables)
+    statements: list[str] = []
+
+    def capture(ddl: sa.schema.ExecutableDDLElement, *_args, **_kw) -> None:
+        statements.append(str(ddl.compile(dialect=mock.dialect)).strip())
+
+    # A mock engine runs the same DDL machinery as ``Table.create`` (ddl_if included), sending nothing.
+    mock = sa.create_mock_engine("redshift+psycopg2://", capture)
+    for table in tables:
+        table.create(mock, checkfirst=False)
+    return schema_statements(mock.dialect, _schemas_of(tables)) + statements
+
+
+_PG_ATTRIBUTE = sa.table(
+    "pg_attribute",
+    sa.column("attrelid"),
+    sa.column("attname"),
+    sa.column("atttypid"),
+    sa.column("atttypmod"),
+    sa.column("attnum"),
+    sa.column("attisdropped"),
+    schema="pg_catalog",
+)
+_PG_CLASS = sa.table(
+    "pg_class", sa.column("oid"), sa.column("relname"), sa.column("relnamespace"), schema="pg_catalog"
+)
+_PG_NAMESPACE = sa.table("pg_namespace", sa.column("oid"), sa.column("nspname"), schema="pg_catalog")
+
+
+def table_columns(conn: Connection, schema: str, table: str) -> list[tuple[str, str]]:
+    """(name, type as the database spells it) of every column of ``schema.table``, in order.
+
+    PostgreSQL and Redshift are read from pg_catalog directly: sqlalchemy-redshift 1.0.0's
+    ``get_columns`` fails under SQLAlchemy 2.1 (``_reflect_type() got multiple values for argument
+    'type_description'``), and ``format_type`` gives the exact declared type (``character
+    varying(20)``) to compare two tables by.
+    """
+    if conn.dialect.name not in ("postgresql", "redshift"):
+        return [(c["name"], str(c["type"])) for c in sa.inspect(conn).get_columns(table, schema=schema)]
+    a, c, n = _PG_ATTRIBUTE, _PG_CLASS, _PG_NAMESPACE
+    query = (
+        sa.select(a.c.attname, sa.func.format_type(a.c.atttypid, a.c.atttypmod))
+        .select_from(a.join(c, a.c.attrelid == c.c.oid).join(n, c.c.relnamespace == n.c.oid))
+        .where(n.c.nspname == schema, c.c.relname == table, a.c.attnum > 0, sa.not_(a.c.attisdropped))
+        .order_by(a.c.attnum)
+    )
+    return [(str(name), str(type_)) for name, type_ in conn.execute(query)]
+
+
+def find_hist_tables(conn: Connection, schema: str, prefix: str) -> tuple[list[str], list[str]]:
+    """(history tables of one kind in ``schema``, look-alikes): both oldest first. A look-alike is
+    named like a history table but lacks a column the rules read."""
+    inspector = sa.inspect(conn)
+    named = sorted(
+        n
+        for n in inspector.get_table_names(schema=schema)
+        if (m := HIST_RE.match(n)) and m["prefix"] == prefix
+    )
+    usable, look_alikes = [], []
+    for name in named:
+        columns = {column.lower() for column, _ in table_columns(conn, schema, name)}
+        (usable if all(c in columns for c in HIST_REQUIRED_COLUMNS) else look_alikes).append(name)
+    return usable, look_alikes
 
 
 def discover_hist_tables(conn: Connection, schema: str, prefix: str) -> list[str]:
-    """History tables of one kind that exist in ``schema``, oldest first."""
-    names = sa.inspect(conn).get_table_names(schema=schema)
-    found = [n for n in names if (m := HIST_RE.match(n)) and m["prefix"] == prefix]
-    return sorted(found)
+    """History tables of one kind in ``schema`` that the rules can read, oldest first.
+
+    - A table named like a history table but without the columns the rules read (a look-alike,
+      e.g. a backup with other columns) is skipped with a warning naming it; the others are used.
+    - The catalog lists tables the user may not read (sqlalchemy-redshift reflects through
+      ``pg_class``): a history table without SELECT fails here, in one line with the GRANT to
+      run, rather than as a permission error in the middle of Tests 2 and 3.
+    """
+    from order_tracking import privileges
+
+    usable, look_alikes = find_hist_tables(conn, schema, prefix)
+    for name in look_alikes:
+        log.warning(
+            "skipping %s.%s: it is named like a history table but has no %s column",
+            schema,
+            name,
+            ", ".join(HIST_REQUIRED_COLUMNS),
+        )
+    privileges.require_select(conn, schema, usable)
+    return usable

@@ -23,6 +23,11 @@ EXTRACTION_BUFFER_SECS = 5 * 60
 # list (env ORDER_TRACKING_HIST_UTS_TABLES, comma separated) overrides discovery.
 HIST_UTS_TABLES: tuple[str, ...] | None = None
 
+# --- Test 0 evidence and the health page (issue 13) -----------------------------------------
+EXTRACTION_CYCLE_SECS = 15 * 60  # the extraction runs every 15 minutes, on the clock
+LOST_ROWS_LIMIT = 50  # missing row keys listed per Test 0 result (the total is always given)
+HEALTH_NIGHTS = 30  # nights shown on the Data Docs health page
+
 # --- exception types (the spec's names) ----------------------------------------------------
 UTI_UTS_TIME_MISMATCH = "UTI_UTS_TIME_MISMATCH"
 ORDER_MISSING_SPATH = "ORDER_MISSING_SPATH"
@@ -44,21 +49,79 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
-def _env_int(name: str, default: int) -> int:
+def _env_int(name: str, default: int, minimum: int = 0) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise UserError(f"{name}={raw!r} is not a whole number") from None
+        value = minimum - 1
+    if value < minimum:
+        raise UserError(f"{name}={raw!r} is not a whole number >= {minimum}")
+    return value
 
 
-def _identifier(name: str, value: str) -> str:
-    # Schema names end up in SQL identifiers and SQLite file names: keep them plain.
-    if not value.replace("_", "").isalnum() or not value[0].isalpha():
+def _identifier(name: str, value: str, *, fold: bool) -> str:
+    """A schema name, checked; ``fold`` lower-cases it (warehouse names, see below).
+
+    Schema names end up in SQL identifiers and SQLite file names: keep them plain. Redshift folds
+    identifiers to lower case (quoted ones too, by default), so the warehouse schemas are folded
+    here and compare equal everywhere. MySQL/MariaDB database names are case-sensitive on Linux:
+    the source schema is used exactly as configured (SQLAlchemy quotes a mixed-case name).
+    """
+    if not value.isascii() or not value.replace("_", "").isalnum() or not value[0].isalpha():
         raise UserError(f"{name}={value!r} is not a valid schema name (letters, digits, _)")
-    return value.lower()
+    return value.lower() if fold else value
+
+
+def _env_secs(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise UserError(f"{name}={raw!r} is not a number of seconds >= 0")
+    return value
+
+
+# --- timeouts (issue 11: a server that accepts and never answers must not hang a 3am run) -------
+# Connecting takes milliseconds when the server is there: 30 s waits out a failover, not longer.
+CONNECT_TIMEOUT_SECS = 30.0
+# The longest one socket read may wait (PyMySQL): Test 0's source counts read for seconds.
+READ_TIMEOUT_SECS = 600.0
+# The longest one warehouse statement may run; the checks take seconds on a night's window.
+STATEMENT_TIMEOUT_SECS = 1800.0
+# VACUUM of a big mart table may take hours on Redshift; it gets its own, longer limit.
+VACUUM_STATEMENT_TIMEOUT_SECS = 6 * 3600.0
+# How long an embedded SQLite run waits for another run's write lock.
+SQLITE_BUSY_TIMEOUT_SECS = 60.0
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Limits applied to every connection (``db.engine_url``); 0 means no limit for statements."""
+
+    connect_secs: float = CONNECT_TIMEOUT_SECS
+    read_secs: float = READ_TIMEOUT_SECS
+    statement_secs: float = STATEMENT_TIMEOUT_SECS
+    vacuum_statement_secs: float = VACUUM_STATEMENT_TIMEOUT_SECS
+    sqlite_busy_secs: float = SQLITE_BUSY_TIMEOUT_SECS
+
+    @classmethod
+    def from_env(cls) -> Timeouts:
+        return cls(
+            connect_secs=_env_secs("ORDER_TRACKING_CONNECT_TIMEOUT_SECS", CONNECT_TIMEOUT_SECS),
+            read_secs=_env_secs("ORDER_TRACKING_READ_TIMEOUT_SECS", READ_TIMEOUT_SECS),
+            statement_secs=_env_secs("ORDER_TRACKING_STATEMENT_TIMEOUT_SECS", STATEMENT_TIMEOUT_SECS),
+            vacuum_statement_secs=_env_secs(
+                "ORDER_TRACKING_VACUUM_STATEMENT_TIMEOUT_SECS", VACUUM_STATEMENT_TIMEOUT_SECS
+            ),
+            sqlite_busy_secs=_env_secs("ORDER_TRACKING_SQLITE_BUSY_TIMEOUT_SECS", SQLITE_BUSY_TIMEOUT_SECS),
+        )
 
 
 # S3 bucket naming rules (3-63 characters: lower-case letters, digits, dots and hyphens).
@@ -117,6 +180,7 @@ class Settings:
     # Unset: validation results and Data Docs stay under gx_root/uncommitted (one machine).
     gx_store: S3Location | None = None
     s3_endpoint_url: str | None = None  # an S3-compatible store (MinIO, a test server); unset = AWS
+    timeouts: Timeouts = field(default_factory=Timeouts)
 
     @classmethod
     def from_env(cls, warehouse_url: str | None = None, source_url: str | None = None) -> Settings:
@@ -128,22 +192,27 @@ class Settings:
             or _env("ORDER_TRACKING_WAREHOUSE_URL", default_sqlite_url("warehouse")),
             source_url=source_url or _env("ORDER_TRACKING_SOURCE_URL", default_sqlite_url("source")),
             source_schema=_identifier(
-                "ORDER_TRACKING_SOURCE_SCHEMA", _env("ORDER_TRACKING_SOURCE_SCHEMA", "kuaisong")
+                "ORDER_TRACKING_SOURCE_SCHEMA", _env("ORDER_TRACKING_SOURCE_SCHEMA", "kuaisong"), fold=False
             ),
             mart_schema=_identifier(
-                "ORDER_TRACKING_MART_SCHEMA", _env("ORDER_TRACKING_MART_SCHEMA", "settlement_public")
+                "ORDER_TRACKING_MART_SCHEMA",
+                _env("ORDER_TRACKING_MART_SCHEMA", "settlement_public"),
+                fold=True,
             ),
             ods_schema=_identifier(
-                "ORDER_TRACKING_ODS_SCHEMA", _env("ORDER_TRACKING_ODS_SCHEMA", "settlement_ods")
+                "ORDER_TRACKING_ODS_SCHEMA", _env("ORDER_TRACKING_ODS_SCHEMA", "settlement_ods"), fold=True
             ),
             hist_uts_tables=tuple(t.strip() for t in hist.split(",") if t.strip()) if hist else None,
-            dq_lookback_hours=_env_int("ORDER_TRACKING_DQ_LOOKBACK_HOURS", DQ_LOOKBACK_HOURS),
-            extraction_window_secs=_env_int("ORDER_TRACKING_EXTRACTION_WINDOW_SECS", EXTRACTION_WINDOW_SECS),
+            dq_lookback_hours=_env_int("ORDER_TRACKING_DQ_LOOKBACK_HOURS", DQ_LOOKBACK_HOURS, minimum=1),
+            extraction_window_secs=_env_int(
+                "ORDER_TRACKING_EXTRACTION_WINDOW_SECS", EXTRACTION_WINDOW_SECS, minimum=1
+            ),
             extraction_buffer_secs=_env_int("ORDER_TRACKING_EXTRACTION_BUFFER_SECS", EXTRACTION_BUFFER_SECS),
             alert_email=_env("ORDER_TRACKING_ALERT_EMAIL", DEFAULT_ALERT_EMAIL),
             gx_root=Path(_env("ORDER_TRACKING_GX_ROOT", str(PROJECT_ROOT / "gx"))),
             gx_store=parse_s3_url("ORDER_TRACKING_GX_STORE_URL", store) if store else None,
             s3_endpoint_url=_endpoint_url("ORDER_TRACKING_S3_ENDPOINT_URL"),
+            timeouts=Timeouts.from_env(),
         )
 
     @property

@@ -21,8 +21,11 @@ import pytest
 import sqlalchemy as sa
 from aiosmtpd.controller import Controller
 
+from tests import redshift_twin
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+TWIN_URL = redshift_twin.twin_url(PG_URL)  # the redshift dialect against PG_URL, guarded
 MARIA_URL = os.environ.get("TEST_MARIA_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 _ENV_KEYS = [k for k in os.environ if k.startswith("ORDER_TRACKING_")]
@@ -54,16 +57,56 @@ def schemas(monkeypatch: pytest.MonkeyPatch) -> Schemas:
     return s
 
 
-@pytest.fixture
-def pg_warehouse(schemas: Schemas, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """PostgreSQL as the warehouse, in schemas of this test's own."""
-    monkeypatch.setenv("ORDER_TRACKING_WAREHOUSE_URL", PG_URL)
-    yield PG_URL
+def _drop_warehouse_schemas(schemas: Schemas) -> None:
     engine = sa.create_engine(PG_URL)
     with engine.begin() as conn:
         for name in (schemas.mart, schemas.ods):
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
     engine.dispose()
+
+
+@pytest.fixture
+def pg_warehouse(schemas: Schemas, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """PostgreSQL as the warehouse, in schemas of this test's own."""
+    monkeypatch.setenv("ORDER_TRACKING_WAREHOUSE_URL", PG_URL)
+    yield PG_URL
+    _drop_warehouse_schemas(schemas)
+
+
+@pytest.fixture(scope="session")
+def _twin_stand_ins() -> None:
+    """svv_table_info, sys_vacuum_history and DATEDIFF for the twin (tests/redshift_twin.py)."""
+    redshift_twin.ensure_stand_ins(PG_URL)
+
+
+@pytest.fixture
+def redshift_warehouse(schemas: Schemas, monkeypatch: pytest.MonkeyPatch, _twin_stand_ins) -> Iterator[str]:
+    """The Redshift twin as the warehouse: the redshift dialect against the local PostgreSQL, every
+    statement checked by the guard (this process and ``run_cli`` children), in this test's schemas."""
+    monkeypatch.setenv("ORDER_TRACKING_WAREHOUSE_URL", TWIN_URL)
+    for key, value in redshift_twin.child_env().items():
+        monkeypatch.setenv(key, value)
+    yield TWIN_URL
+    _drop_warehouse_schemas(schemas)
+
+
+@pytest.fixture(params=["postgresql", "redshift"])
+def warehouse(request: pytest.FixtureRequest) -> str:
+    """The warehouse in both dialects: ``pg_warehouse``, then ``redshift_warehouse``; yields the URL."""
+    return request.getfixturevalue("pg_warehouse" if request.param == "postgresql" else "redshift_warehouse")
+
+
+@pytest.fixture
+def twin_recording(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``record(name)``: from now on every twin statement (this process and children) goes to
+    ``<tmp>/<name>.jsonl``; returns the path. Read it with ``redshift_twin.read_recording``."""
+
+    def record(name: str) -> Path:
+        path = tmp_path / f"{name}.jsonl"
+        monkeypatch.setenv(redshift_twin.RECORD_ENV, str(path))
+        return path
+
+    return record
 
 
 @pytest.fixture
@@ -111,7 +154,11 @@ def seed_dataset(config):
     from order_tracking.settings import Settings
 
     settings = Settings.from_env()
-    wh = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    # Seeding refuses Redshift by design; the twin's data goes in through plain PostgreSQL.
+    wh_url = settings.warehouse_url
+    if redshift_twin.is_twin_url(wh_url):
+        wh_url = redshift_twin.postgres_url(wh_url)
+    wh = db.create_engine(wh_url, settings.warehouse_schemas)
     src = None if config.skip_source else db.create_engine(settings.source_url, [settings.source_schema])
     try:
         manifest = synthetic.seed(settings, config, wh, src)

@@ -28,6 +28,8 @@ REQUIRED_KEYS = {
     "history_4x_over_1x",
     "orders",
     "spath_rows",
+    "fixed_s",
+    "rule_scans",
 }
 
 
@@ -65,7 +67,15 @@ def test_benchmark_small_run_reports_and_restores(pg_warehouse, schemas, tmp_pat
     assert results["findings_5k"] >= 100 and results["findings_500k"] >= 10_000
     assert 50 < results["rss_5k_mb"] < 1000 and 50 < results["rss_500k_mb"] < 1000
     assert (tmp_path / "benchmark.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    for line in ("raw SQL COUNT(*)", "process start-up + imports", "history 4x / 1x"):
+    # Rule scans per check (validation + write): the seeded few are fetched by validation and
+    # written as they are; 0.5% / 50% of the orders failing Test 1 are staged by one more scan.
+    assert results["rule_scans"] == [1, 1, 1]
+    for key in ("5k", "500k"):
+        test1_failing = results[f"memory_outcomes_{key}"][0][2]
+        assert results[f"rule_scans_{key}"] == [2 if test1_failing > 200 else 1, 1, 1]
+    assert results["memory_outcomes_500k"][0][2] > 200  # both paths are seen
+    assert results["fixed_s"] > 0  # at 20k orders it is most of "full": no order between them
+    for line in ("raw SQL COUNT(*)", "process start-up + imports", "history 4x / 1x", "fixed per-run cost"):
         assert line in proc.stdout
 
     # Everything the benchmark changed in the database was put back.

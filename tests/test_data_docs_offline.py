@@ -82,7 +82,7 @@ def test_monitor_leaves_no_remote_stylesheet_or_script(built_site: Path):
         # itself writes it one folder too shallow on validation pages.)
         refs = re.findall(r"""<link rel="stylesheet"[^>]*\bhref=["']([^"']+)["']""", text)
         refs += re.findall(r"""<script\b[^>]*\bsrc=["']([^"']+)["']""", text)
-        assert len(refs) >= 15, page
+        assert len(refs) >= (4 if page.name == "health.html" else 15), page  # health: css + 3 vega
         for ref in refs:
             assert (page.parent / ref).resolve().is_file(), (page, ref)
     # Idempotent: a second pass finds nothing left to rewrite and changes no byte.

@@ -1,4 +1,4 @@
-"""The exceptions store (DESIGN.md section 4) on real PostgreSQL and SQLite, plus its CLI.
+"""The exceptions store (DESIGN.md section 4) on real PostgreSQL, the Redshift twin and SQLite, plus its CLI.
 
 Findings come from a small ``findings_src(order_id, notes, round)`` table of the test's own in
 the mart schema, standing in for the rule SQL (a Select labelled ``order_id``, ``notes``).
@@ -21,10 +21,11 @@ import pytest
 import sqlalchemy as sa
 from conftest import ROOT, run_cli
 from sqlalchemy import event
-from sqlalchemy.dialects import registry
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
+import tests.fake_redshift  # noqa: F401 - the one registration of redshift+fakedbapi
 from order_tracking import db, schema
 from order_tracking import exceptions_store as store
 from order_tracking.errors import UserError
@@ -108,10 +109,11 @@ def _make_warehouse() -> Warehouse:
     return Warehouse(engine, tables, findings)
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=["postgresql", "redshift", "sqlite"])
 def wh(request: pytest.FixtureRequest, schemas) -> Warehouse:
-    """The warehouse on both backends, with the ods tables and findings_src created."""
-    request.getfixturevalue("pg_warehouse" if request.param == "postgresql" else "sqlite_urls")
+    """The warehouse on every backend (Redshift: the twin), with the ods tables and findings_src."""
+    fixture = {"postgresql": "pg_warehouse", "redshift": "redshift_warehouse", "sqlite": "sqlite_urls"}
+    request.getfixturevalue(fixture[request.param])
     w = _make_warehouse()
     yield w
     w.engine.dispose()
@@ -193,6 +195,23 @@ def test_resolved_exception_that_recurs_opens_a_new_row(wh: Warehouse) -> None:
     assert reopened.notes == "again"
 
 
+def test_over_200_findings_while_some_are_open_records_every_one(wh: Warehouse) -> None:
+    """The staged path with open rows (issue 10 item 3): on Redshift the DELETE of already-open
+    orders from the staged table used to compile uncorrelated and delete every staged row, so
+    the new findings were lost, ``new=0`` was reported and a recurring resolved one stayed shut."""
+    wh.set_findings([(o, "before") for o in range(1, 51)])
+    store.record_findings(wh.engine, wh.tables, ORDER_MISSING_SPATH, wh.select(), T0)
+    store.resolve(wh.engine, wh.tables, order_ids=[50], exception_type=ORDER_MISSING_SPATH,
+                  all_of_type=False, by="ana", notes="fixed")  # fmt: skip
+    wh.set_findings([(o, "now") for o in range(1, 301)])  # 300 findings: 49 open, 1 resolved
+    res = store.record_findings(wh.engine, wh.tables, ORDER_MISSING_SPATH, wh.select(), T0 + timedelta(1))
+    assert (res.found, res.new, res.already_open) == (300, 251, 49)
+    open_rows = _open(wh.rows(ORDER_MISSING_SPATH))
+    assert [r.order_id for r in open_rows] == list(range(1, 301))
+    assert all(r.notes == "now" for r in open_rows)
+    assert len(wh.rows(ORDER_MISSING_SPATH)) == 301  # the resolved row stays, a new one opened
+
+
 _WRITER = textwrap.dedent(
     """
     import json, sys, time
@@ -254,8 +273,9 @@ def test_two_concurrent_writers_leave_one_open_row_per_order(wh: Warehouse) -> N
     assert all(r.resolved_at is None for r in rows)
 
 
-def test_record_findings_is_three_statements_and_fetches_nothing(pg: Warehouse) -> None:
-    """200k findings: LOCK, UPDATE ... FROM, INSERT ... SELECT; Python memory stays flat."""
+def test_record_findings_stages_once_and_locks_only_the_write(pg: Warehouse) -> None:
+    """200k findings: the rule runs once into a temp table BEFORE the lock; under the lock only
+    UPDATE / DELETE / INSERT from the staged rows; Python memory stays flat."""
     n = 200_000
     g = sa.func.generate_series(1, n).alias("g")
     gcol = sa.literal_column("g", sa.BigInteger)
@@ -285,12 +305,59 @@ def test_record_findings_is_three_statements_and_fetches_nothing(pg: Warehouse) 
     assert (second.found, second.new, second.already_open) == (n, 0, n)
     assert peak < 20 * 1024 * 1024, f"peak Python memory {peak / 1e6:.1f} MB"
     mine = [s for s in statements if not s.lstrip().upper().startswith(("SELECT 1", "SELECT PG_", "SHOW"))]
-    kinds = [s.split()[0].upper() for s in mine]
-    assert kinds == ["LOCK", "UPDATE", "INSERT"] * 2, mine
-    assert "IN SHARE ROW EXCLUSIVE MODE" in mine[0]
-    assert "INSERT INTO" in mine[2] and ") SELECT " in mine[2]
+    kinds = [" ".join(s.split()[:2]).upper() for s in mine]
+    one = ["CREATE TEMPORARY", "ANALYZE ORDER_TRACKING_STAGED_FINDINGS", "LOCK TABLE",
+           "UPDATE " + pg.tables.exceptions.schema.upper() + ".ORDER_TRACKING_EXCEPTIONS",
+           "DELETE FROM", "INSERT INTO", "DROP TABLE"]  # fmt: skip
+    assert kinds == one * 2, mine
+    assert sum("generate_series" in s for s in mine) == 2  # the rule: once per write, before LOCK
+    assert "generate_series" in mine[0] and "IN SHARE ROW EXCLUSIVE MODE" in mine[2]
+    assert "INSERT INTO" in mine[5] and ") SELECT " in mine[5]
     with pg.engine.connect() as conn:
         assert conn.scalar(sa.select(sa.func.count()).select_from(pg.tables.exceptions)) == n
+
+
+def test_record_rows_writes_the_given_rows_without_any_select(wh: Warehouse) -> None:
+    """Fetched findings: one multi-row INSERT into the staged table, nothing read from the mart."""
+    statements: list[str] = []
+
+    @event.listens_for(wh.engine, "before_cursor_execute")
+    def _capture(conn, cursor, statement, parameters, context, executemany) -> None:
+        assert not executemany
+        statements.append(statement)
+
+    store.record_rows(wh.engine, wh.tables, ORDER_MISSING_SPATH, [(1, "a"), (2, "b")], T0)
+    rows = [(i, f"n{i}") for i in range(2, 200)] + [(None, "no key"), (5, "n5")]
+    res = store.record_rows(wh.engine, wh.tables, ORDER_MISSING_SPATH, rows, T0 + timedelta(hours=1))
+    event.remove(wh.engine, "before_cursor_execute", _capture)
+
+    assert (res.found, res.new, res.already_open) == (198, 197, 1)
+    got = {r.order_id: (r.notes, r.detected_at, r.last_seen_at) for r in wh.rows(ORDER_MISSING_SPATH)}
+    assert sorted(got) == list(range(1, 200))
+    assert got[1] == ("a", T0, T0) and got[2] == ("n2", T0, T0 + timedelta(hours=1))
+    assert got[150] == ("n150", T0 + timedelta(hours=1), T0 + timedelta(hours=1))
+    assert not any("findings_src" in s or "mart_" in s for s in statements)
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO ORDER_TRACKING_STAGED")]
+    assert len(inserts) == 2 and inserts[1].count("VALUES") == 1 and inserts[1].count("), (") == 197
+
+
+def test_null_order_ids_are_skipped_and_the_rest_written(wh: Warehouse) -> None:
+    """A finding with a NULL order_id cannot be keyed: it is left out, the others are written
+    (before: the staged INSERT failed on NOT NULL and every finding of the check was lost)."""
+    f = sa.Table(
+        "findings_null",
+        sa.MetaData(),
+        sa.Column("order_id", sa.BigInteger),  # nullable, as production may have it
+        sa.Column("notes", sa.String(50)),
+        schema=wh.findings.schema,
+    )
+    f.create(wh.engine)
+    with wh.engine.begin() as conn:
+        conn.execute(f.insert(), [{"order_id": o, "notes": "x"} for o in (None, 7, None, 8, 8)])
+    sel = sa.select(f.c.order_id, f.c.notes)
+    res = store.record_findings(wh.engine, wh.tables, ORDER_MISSING_SPATH, sel, T0)
+    assert (res.found, res.new, res.already_open) == (2, 2, 0)
+    assert [r.order_id for r in wh.rows()] == [7, 8]
 
 
 class _FakeCursor:
@@ -343,16 +410,6 @@ REDSHIFT_VERSION = (
 )
 
 
-class FakeRedshiftDialect(RedshiftDialect_psycopg2):
-    """The real Redshift dialect minus psycopg2's per-connection type registration."""
-
-    def on_connect(self):
-        return None
-
-
-registry.register("redshift.fakedbapi", __name__, "FakeRedshiftDialect")
-
-
 @pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # redshift dialect: no statement cache
 def test_redshift_sql_locks_and_is_set_based() -> None:
     """What record_findings sends to Redshift, captured by a fake DB-API connection."""
@@ -368,24 +425,61 @@ def test_redshift_sql_locks_and_is_set_based() -> None:
         pass
     fake.log.clear()
     result = store.record_findings(engine, tables, UTI_UTS_TIME_MISMATCH, findings, T0)
+    staged_log, fake.log[:] = list(fake.log), []
+    from_rows = store.record_rows(engine, tables, UTI_UTS_TIME_MISMATCH, [(1, "a"), (2, None)], T0)
     engine.dispose()
 
     assert result == store.RecordResult(UTI_UTS_TIME_MISMATCH, found=10, new=5, already_open=5)
-    lock, upd_sql, ins_sql, commit = fake.log[:4]
-    assert (lock, commit) == ("LOCK settlement_ods.order_tracking_exceptions", "COMMIT")
+    assert from_rows == result  # the fake cursor's rowcount
+    ctas, commit1, lock, upd_sql, del_sql, ins_sql, drop, commit2 = staged_log[:8]
+    # The rule runs once, in the staging transaction, committed before the lock is taken.
+    assert ctas.startswith(
+        "CREATE TEMPORARY TABLE order_tracking_staged_findings AS SELECT findings.order_id"
+    )
+    assert "FROM settlement_public.mart_uni_tracking_info" in ctas
+    assert "WHERE findings.order_id IS NOT NULL GROUP BY findings.order_id" in ctas
+    assert (commit1, lock, commit2) == ("COMMIT", "LOCK settlement_ods.order_tracking_exceptions", "COMMIT")
     assert upd_sql.startswith("UPDATE settlement_ods.order_tracking_exceptions SET last_seen_at=")
-    assert " FROM (SELECT findings.order_id AS order_id, max(findings.notes) AS notes" in upd_sql
-    assert "GROUP BY findings.order_id) AS f WHERE" in upd_sql
+    assert " FROM order_tracking_staged_findings WHERE " in upd_sql
     assert "resolved_at IS NULL" in upd_sql
+    assert del_sql.startswith(
+        "DELETE FROM order_tracking_staged_findings WHERE order_tracking_staged_findings.order_id IN "
+        "(SELECT settlement_ods.order_tracking_exceptions.order_id \n"
+        "FROM settlement_ods.order_tracking_exceptions \n"
+    )
     assert ins_sql.startswith(
         "INSERT INTO settlement_ods.order_tracking_exceptions "
-        "(order_id, exception_type, detected_at, last_seen_at, notes) SELECT f.order_id,"
+        "(order_id, exception_type, detected_at, last_seen_at, notes) "
+        "SELECT order_tracking_staged_findings.order_id,"
     )
-    assert "WHERE NOT (EXISTS (SELECT *" in ins_sql
-    assert "FROM settlement_public.mart_uni_tracking_info" in ins_sql
-    assert "VALUES" not in ins_sql.upper()  # no row-by-row VALUES list
-    assert "%(window_start)s" in ins_sql and "%(window_start)s" in upd_sql
-    assert set(fake.log[4:]) <= {"ROLLBACK"}  # the pool's reset on check-in, nothing else
+    assert ins_sql.endswith("FROM order_tracking_staged_findings")
+    assert drop.strip() == "DROP TABLE order_tracking_staged_findings"  # in the write's transaction
+    assert set(staged_log[8:]) <= {"ROLLBACK"}  # the pool's reset on check-in, nothing else
+    # Fetched rows: a temp table and ONE multi-row INSERT, then the same locked write; no mart read.
+    create, insert_rows, commit, lock2 = fake.log[:4]
+    assert create.strip().startswith("CREATE TEMPORARY TABLE order_tracking_staged_findings (")
+    assert insert_rows == (
+        "INSERT INTO order_tracking_staged_findings (order_id, notes) "
+        "VALUES (%(order_id_m0)s, %(notes_m0)s), (%(order_id_m1)s, %(notes_m1)s)"
+    )
+    assert (commit, lock2) == ("COMMIT", lock)
+    assert fake.log[4:7] == [upd_sql, del_sql, ins_sql]
+    assert not any("mart_" in sql for sql in fake.log)
+
+
+def test_staged_delete_does_not_rejoin_the_staged_table_in_any_dialect() -> None:
+    """sqlalchemy-redshift compiles ``DELETE ... WHERE EXISTS (...)`` uncorrelated (the staged
+    table reappears in the subquery's FROM, so every staged row is deleted as soon as one finding
+    is open, issue 10 item 3). The DELETE must name the staged table only outside its subquery."""
+    tables = schema.build_tables(Settings(warehouse_url="redshift+psycopg2://u@h/db", source_url="sqlite://"))
+    staged = sa.Table(store.STAGED_FINDINGS, sa.MetaData(), sa.Column("order_id", sa.BigInteger),
+                      sa.Column("notes", sa.String))  # fmt: skip
+    _, delete, _ = store.write_statements(tables, UTI_UTS_TIME_MISMATCH, staged, T0)
+    for dialect in (RedshiftDialect_psycopg2(), postgresql.dialect(), sqlite.dialect()):
+        sql = str(delete.compile(dialect=dialect))
+        head, _, sub = sql.partition("(SELECT ")
+        assert head == f"DELETE FROM {staged.name} WHERE {staged.name}.order_id IN ", (dialect.name, sql)
+        assert staged.name not in sub, (dialect.name, sql)  # not re-joined inside: correlated
 
 
 # --- reading & the spec's manual queries ----------------------------------------------------
@@ -572,3 +666,27 @@ def test_cli_without_table_says_run_init_db(schemas, sqlite_urls) -> None:
         f"error: table {schemas.ods}.order_tracking_exceptions does not exist in the warehouse; "
         "run `python -m order_tracking init-db` first"
     )
+
+
+def test_failed_write_leaves_nothing_and_the_next_write_works(pg: Warehouse) -> None:
+    """The INSERT fails (a CHECK constraint stands in for any error): the UPDATE of the same check
+    is rolled back with it, and the staged table is gone, so the next write on the pooled
+    connection does not trip over it."""
+    store.record_rows(pg.engine, pg.tables, ORDER_MISSING_SPATH, [(1, "first")], T0)
+    ex = pg.tables.exceptions
+    with pg.engine.begin() as conn:
+        conn.execute(
+            sa.text(f'ALTER TABLE "{ex.schema}".{ex.name} ADD CONSTRAINT small CHECK (order_id < 1000)')
+        )
+    too_big = sa.select(sa.literal(5000).label("order_id"), sa.literal("x").label("notes"))
+    with pytest.raises(sa.exc.IntegrityError):  # fetched rows
+        store.record_rows(
+            pg.engine, pg.tables, ORDER_MISSING_SPATH, [(1, "x"), (5000, "x")], T0 + timedelta(1)
+        )
+    with pytest.raises(sa.exc.IntegrityError):  # staged by the rule
+        store.record_findings(pg.engine, pg.tables, ORDER_MISSING_SPATH, too_big, T0 + timedelta(1))
+    assert [(r.order_id, r.notes, r.last_seen_at) for r in pg.rows()] == [(1, "first", T0)]
+    res = store.record_rows(
+        pg.engine, pg.tables, ORDER_MISSING_SPATH, [(1, "x"), (7, "x")], T0 + timedelta(hours=2)
+    )
+    assert (res.new, res.already_open) == (1, 1)

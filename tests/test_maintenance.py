@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import psycopg2
 import pytest
 import sqlalchemy as sa
-from conftest import run_cli
-from sqlalchemy.dialects import registry
+from conftest import PG_URL, run_cli
 from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
 from order_tracking import db, maintenance, schema
@@ -25,6 +25,9 @@ from order_tracking.errors import UserError
 from order_tracking.maintenance_metrics import read_metrics
 from order_tracking.maintenance_sql import dialect_named, plan_statements
 from order_tracking.settings import Settings
+from tests import redshift_twin
+from tests.fake_redshift import FakePgError, FakeRedshift
+from tests.pg_roles import grant_read, restricted_role
 
 UTI, UTS, ECS = "mart_uni_tracking_info", "mart_uni_tracking_spath", "mart_ecs_order_info"
 MARTS = (UTI, UTS, ECS)
@@ -39,137 +42,6 @@ REDSHIFT_PLAN_SQL = [
     "VACUUM SORT ONLY settlement_public.mart_ecs_order_info",
     "ANALYZE settlement_public.mart_ecs_order_info",
 ]
-
-
-# --- a fake Redshift -------------------------------------------------------------------------------
-
-
-class FakeRedshiftDialect(RedshiftDialect_psycopg2):
-    """The real Redshift dialect minus psycopg2's C-level type registration on connect."""
-
-    supports_statement_cache = True
-
-    def on_connect(self):
-        return None
-
-    def _hstore_oids(self, dbapi_connection):
-        return None
-
-
-registry.register("redshift.fakedbapi", __name__, "FakeRedshiftDialect")
-
-
-class FakePgError(psycopg2.OperationalError):
-    """A psycopg2 error with a chosen SQLSTATE (psycopg2 sets pgcode only from the server)."""
-
-    def __init__(self, message: str, code: str = "XX000") -> None:
-        super().__init__(message)
-        self._code = code
-
-    @property
-    def pgcode(self) -> str:
-        return self._code
-
-
-class FakeRedshift:
-    """Shared state of every fake connection: canned answers in, executed SQL out."""
-
-    def __init__(self) -> None:
-        self.executed: list[tuple[str, Any, bool]] = []  # (sql, params, autocommit)
-        self.errors: dict[str, list[Exception]] = {}  # sql -> exceptions raised in turn
-        self.svv: dict[str, list[dict]] = {}  # table -> successive svv_table_info rows
-        self.history: dict[str, list[dict]] = {}  # table -> sys_vacuum_history rows
-        self.vacuum_seconds = 0.0  # how long a VACUUM "runs"
-        self.active = self.max_active = 0  # VACUUMs running at the same moment
-        self._lock = threading.Lock()
-
-    def answer(self, sql: str, params: Any) -> list[dict]:
-        low = sql.lower()
-        if "pg_catalog.version()" in low:
-            return [{"version": "PostgreSQL 8.0.2 on i686-pc-linux-gnu, Redshift 1.0.77467"}]
-        if "current_schema()" in low:
-            return [{"current_schema": "public"}]
-        if "transaction isolation level" in low:
-            return [{"transaction_isolation": "read committed"}]
-        if "from svv_table_info" in low:
-            rows = self.svv.get(params["table_1"], [])
-            return [rows.pop(0) if len(rows) > 1 else rows[0]] if rows else []
-        if "from sys_vacuum_history" in low:
-            return list(self.history.get(params["table_name_1"], []))
-        errors = self.errors.get(sql)
-        if errors:
-            raise errors.pop(0)
-        if sql.startswith("VACUUM") and self.vacuum_seconds:
-            with self._lock:
-                self.active += 1
-                self.max_active = max(self.max_active, self.active)
-            time.sleep(self.vacuum_seconds)
-            with self._lock:
-                self.active -= 1
-        return []
-
-    def statements(self, prefix: tuple[str, ...] = ("VACUUM", "ANALYZE")) -> list[str]:
-        return [sql for sql, _, _ in self.executed if sql.startswith(prefix)]
-
-    def engine(self) -> sa.Engine:
-        return sa.create_engine("redshift+fakedbapi://u@h/db", creator=lambda: FakeConn(self))
-
-
-class FakeCursor:
-    def __init__(self, conn: FakeConn) -> None:
-        self.connection = conn
-        self.description = None
-        self.rowcount = -1
-        self._rows: list[tuple] = []
-
-    def execute(self, sql: str, params: Any = None) -> None:
-        state = self.connection.state
-        state.executed.append((sql, dict(params or {}), self.connection.autocommit))
-        rows = state.answer(sql, params or {})
-        if rows:
-            self.description = [(k, None, None, None, None, None, None) for k in rows[0]]
-        elif sql.lstrip().upper().startswith(("SELECT", "SHOW")):
-            self.description = [("column", None, None, None, None, None, None)]  # no rows
-        else:
-            self.description = None
-        self._rows = [tuple(r.values()) for r in rows]
-        self.rowcount = len(rows) if rows else 1
-
-    def fetchall(self) -> list[tuple]:
-        rows, self._rows = self._rows, []
-        return rows
-
-    def fetchone(self) -> tuple | None:
-        return self._rows.pop(0) if self._rows else None
-
-    def fetchmany(self, size: int | None = None) -> list[tuple]:
-        return self.fetchall()
-
-    def close(self) -> None:
-        pass
-
-
-class FakeConn:
-    notices: list[str] = []
-
-    def __init__(self, state: FakeRedshift) -> None:
-        self.state = state
-        self.autocommit = False
-
-    def cursor(self, *args, **kwargs) -> FakeCursor:
-        return FakeCursor(self)
-
-    def set_isolation_level(self, level: int) -> None:
-        self.autocommit = level == 0  # psycopg2.extensions.ISOLATION_LEVEL_AUTOCOMMIT
-
-    def commit(self) -> None:
-        pass
-
-    def rollback(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def svv(rows: int, ghost: int, unsorted: float = 0.0, size_mb: int = 10) -> dict:
@@ -244,6 +116,36 @@ def test_redshift_whole_plan_runs_each_statement_alone_in_autocommit_and_logs(fa
     assert inserts[0][1]["status"] == "ok"
 
 
+def test_redshift_log_insert_prefetches_no_key_and_sends_no_ddl(fake: FakeRedshift) -> None:
+    maintenance.run_task(fake.engine(), Settings.from_env(), "vacuum_mart_uti", retry=FAST)
+    sent = [sql for sql, _, _ in fake.executed]
+    assert not [sql for sql in sent if "nextval" in sql.lower()]  # Redshift has no sequences
+    inserts = [sql for sql in sent if sql.startswith("INSERT INTO")]
+    assert len(inserts) == 2 and all("log_id" not in sql for sql in inserts)
+    assert not [sql for sql in sent if sql.lstrip().upper().startswith(("CREATE", "ALTER"))]
+
+
+def test_redshift_missing_log_table_is_one_line_pointing_at_init_db(fake: FakeRedshift) -> None:
+    fake.tables.clear()
+    with pytest.raises(UserError) as caught:
+        maintenance.run_plan(fake.engine(), Settings.from_env(), retry=FAST)
+    assert str(caught.value) == (
+        "table settlement_ods.order_tracking_maintenance_log does not exist in the warehouse; "
+        "run `python -m order_tracking init-db` first"
+    )
+    assert not fake.statements(("VACUUM", "ANALYZE", "CREATE", "INSERT"))
+
+
+def test_redshift_serverless_isolation_level_does_not_break_vacuum(fake: FakeRedshift) -> None:
+    # Redshift Serverless reports SNAPSHOT ISOLATION, a level SQLAlchemy does not know: a pooled
+    # connection switched to AUTOCOMMIT and back would raise ArgumentError after the VACUUM ran.
+    fake.isolation = "snapshot isolation"
+    outcomes = maintenance.run_task(fake.engine(), Settings.from_env(), "vacuum_mart_uti", retry=FAST)
+    assert [o.status for o in outcomes] == ["ok", "ok"]
+    assert all(autocommit for sql, _, autocommit in fake.executed if sql.startswith(("VACUUM", "ANALYZE")))
+    assert len([sql for sql, _, _ in fake.executed if sql.startswith("INSERT INTO")]) == 2
+
+
 def test_redshift_vacuum_running_is_retried_with_backoff(fake: FakeRedshift) -> None:
     vacuum = "VACUUM DELETE ONLY settlement_public.mart_uni_tracking_info"
     fake.errors[vacuum] = [FakePgError("ERROR:  VACUUM is running"), FakePgError("Another vacuum is running")]
@@ -311,24 +213,91 @@ def test_redshift_transaction_block_error_is_explained(fake: FakeRedshift) -> No
     assert outcome.error.startswith("VACUUM cannot run inside a transaction block (SQLSTATE 25001)")
 
 
-def test_redshift_privilege_noop_is_a_failure(fake: FakeRedshift) -> None:
-    fake.history[UTI] = []  # ghost rows before, but Redshift recorded no VACUUM: nothing happened
-    fake.svv[UTI] = [svv(1000, 250)]
-    fake.history[UTS] = []  # no ghost rows: nothing to reclaim, so no history row is fine
-    fake.svv[UTS] = [svv(1000, 0)]
+def _vacuum_uti(fake: FakeRedshift) -> maintenance.Outcome:
+    outcomes = maintenance.run_task(fake.engine(), Settings.from_env(), "vacuum_mart_uti", retry=FAST)
+    return outcomes[0]
 
-    outcomes = maintenance.run_plan(
-        fake.engine(), Settings.from_env(), ["vacuum_mart_uti", "vacuum_mart_uts"], retry=FAST
+
+def test_redshift_privilege_noop_is_a_failure(fake: FakeRedshift) -> None:
+    fake.owners[UTI] = "etl"  # dq is neither the owner nor a superuser: VACUUM skips it silently
+    fake.history[UTI] = []
+    fake.svv[UTI] = [svv(1000, 250)]
+
+    noop = _vacuum_uti(fake)
+
+    assert noop.status == "failed"
+    assert noop.error == (
+        "no sys_vacuum_history row, no drop in the figures: VACUUM DELETE ONLY skips tables it may not "
+        "maintain without an error (a privilege no-op): dq is neither the owner (etl) nor a superuser; "
+        "fix: run it as the owner of settlement_public.mart_uni_tracking_info (etl) or a superuser, or "
+        "ALTER TABLE settlement_public.mart_uni_tracking_info OWNER TO dq;"
+    )
+    assert (noop.before.ghost_rows, noop.after.ghost_rows) == (250, 250)
+    history_sql = [sql for sql, _, _ in fake.executed if "sys_vacuum_history" in sql]
+    assert len(history_sql) == 1 and "sys_vacuum_history.is_automatic = false" in history_sql[0]
+
+
+def test_redshift_missing_history_row_for_the_owner_is_unknown(fake: FakeRedshift) -> None:
+    # The owner's VACUUM left no row and 20 % ghost rows stayed: no evidence either way.
+    fake.history[UTI] = []
+    fake.svv[UTI] = [svv(1000, 250)]
+
+    outcome = _vacuum_uti(fake)
+
+    assert outcome.status == "unknown"
+    assert outcome.error.startswith(
+        "no sys_vacuum_history row and ghost rows did not drop (20.0 %) although the user may vacuum it"
     )
 
-    by_step = {(o.table, o.operation): o for o in outcomes}
-    noop = by_step[(UTI, "VACUUM DELETE ONLY")]
-    assert noop.status == "failed"
-    assert "privilege no-op" in noop.error and "250 ghost rows" in noop.error
-    assert (noop.before.ghost_rows, noop.after.ghost_rows) == (250, 250)
-    assert by_step[(UTS, "VACUUM DELETE ONLY")].status == "ok"
-    history_sql = [sql for sql, _, _ in fake.executed if "sys_vacuum_history" in sql]
-    assert len(history_sql) == 2
+
+def test_redshift_missing_history_row_below_the_threshold_is_ok(fake: FakeRedshift) -> None:
+    # VACUUM skips a table already 95 % clean and logs nothing: not a failure, not a privilege no-op.
+    fake.history[UTI] = []
+    fake.svv[UTI] = [svv(1000, 10)]
+
+    outcome = _vacuum_uti(fake)
+
+    assert (outcome.status, outcome.error) == ("ok", None)
+    assert "nothing past VACUUM's 95 % threshold (1.0 %): Redshift skipped it" in outcome.notes
+
+
+def test_redshift_figures_that_dropped_prove_the_vacuum_without_history(fake: FakeRedshift) -> None:
+    fake.owners[UTI] = "etl"
+    fake.history[UTI] = []  # e.g. the history view lags: the figures are evidence enough
+    assert _vacuum_uti(fake).status == "ok"
+
+
+def test_redshift_table_hidden_from_svv_table_info_is_unknown_not_ok(fake: FakeRedshift) -> None:
+    # Without SELECT the table is missing from svv_table_info: no figures, so no silent "ok".
+    fake.history[UTI] = []
+    fake.svv[UTI] = []
+    fake.no_select.add(f"settlement_public.{UTI}")
+
+    outcome = _vacuum_uti(fake)
+
+    assert outcome.status == "unknown"
+    assert outcome.error == (
+        "no sys_vacuum_history row and no figures to judge by: dq may not SELECT the table, so "
+        "svv_table_info hides it (GRANT SELECT to see it)"
+    )
+    logged = [p for sql, p, _ in fake.executed if sql.startswith("INSERT INTO")]
+    assert logged[0]["status"] == "unknown" and logged[0]["error"].startswith("no sys_vacuum_history row")
+
+
+def test_redshift_null_figures_do_not_skip_the_check(fake: FakeRedshift) -> None:
+    fake.history[UTI] = []
+    fake.svv[UTI] = [dict.fromkeys(("tbl_rows", "estimated_visible_rows", "unsorted", "stats_off", "size"))]
+    outcome = _vacuum_uti(fake)
+    assert outcome.status == "unknown" and "svv_table_info gave no figures" in outcome.error
+    fake.owners[UTI] = "etl"
+    assert "privilege no-op" in _vacuum_uti(fake).error
+
+
+def test_redshift_empty_readable_table_is_ok(fake: FakeRedshift) -> None:
+    fake.history[UTI] = []
+    fake.svv[UTI] = []  # readable, so absent from svv_table_info only because it holds no data
+    outcome = _vacuum_uti(fake)
+    assert outcome.status == "ok" and "the table is empty" in outcome.notes[0]
 
 
 def test_redshift_failed_history_row_is_a_failure(fake: FakeRedshift) -> None:
@@ -353,11 +322,51 @@ def test_unknown_task_and_table_are_clear_errors() -> None:
 # --- PostgreSQL -------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _own_database(monkeypatch: pytest.MonkeyPatch, twin: bool) -> Iterator[str]:
+    """A PostgreSQL database of this test's own as the warehouse (plain or through the twin).
+
+    VACUUM cannot remove rows that a transaction older than their deletion may still see, and
+    PostgreSQL's horizon counts every session in the same database: with other test runs on the
+    shared database ``test``, "dead rows reclaimed" would depend on them. Sessions in other
+    databases do not hold it back.
+    """
+    name = f"repair_vacuum_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+    if twin:
+        redshift_twin.ensure_stand_ins(url)
+        for key, value in redshift_twin.child_env().items():
+            monkeypatch.setenv(key, value)
+        url = redshift_twin.twin_url(url)
+    monkeypatch.setenv("ORDER_TRACKING_WAREHOUSE_URL", url)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
+
+
+@pytest.fixture
+def own_pg(schemas, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    with _own_database(monkeypatch, twin=False) as url:
+        yield url
+
+
+@pytest.fixture
+def own_twin(schemas, monkeypatch: pytest.MonkeyPatch, _twin_stand_ins) -> Iterator[str]:
+    with _own_database(monkeypatch, twin=True) as url:
+        yield url
+
+
 def _pg_setup(settings: Settings) -> sa.Engine:
     """Mart tables with autovacuum off, through a few 15-minute-style DELETE+INSERT cycles."""
     engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
     tables = schema.build_tables(settings)
-    schema.create_tables(engine, tables.pipeline_tables)
+    schema.create_tables(engine, tables.pipeline_tables + tables.ods_tables)  # as init-db does
     start = datetime(2026, 1, 1)
     marts = {tables.mart_uti: "update_time", tables.mart_uts: "pathtime", tables.mart_ecs: "add_time"}
     with engine.begin() as conn:
@@ -390,7 +399,7 @@ def _log_rows(engine: sa.Engine, settings: Settings) -> list[sa.Row]:
         return list(conn.execute(sa.select(log).order_by(log.c.log_id)))
 
 
-def test_postgres_plan_reclaims_dead_rows_and_logs_every_step(pg_warehouse: str) -> None:
+def test_postgres_plan_reclaims_dead_rows_and_logs_every_step(own_pg: str) -> None:
     settings = Settings.from_env()
     engine = _pg_setup(settings)
     before = {t: read_metrics(engine, settings.mart_schema, t) for t in MARTS}
@@ -431,7 +440,7 @@ def test_postgres_plan_reclaims_dead_rows_and_logs_every_step(pg_warehouse: str)
     assert sort.status == "skipped" and "no VACUUM SORT ONLY" in sort.error and sort.sql_text is None
 
 
-def test_postgres_caller_open_transaction_does_not_swallow_the_vacuum(pg_warehouse: str) -> None:
+def test_postgres_caller_open_transaction_does_not_swallow_the_vacuum(own_pg: str) -> None:
     settings = Settings.from_env()
     engine = _pg_setup(settings)
     mart_uti = schema.build_tables(settings).mart_uti
@@ -451,12 +460,72 @@ def test_postgres_caller_open_transaction_does_not_swallow_the_vacuum(pg_warehou
     assert len(_log_rows(engine, settings)) == 2
 
 
-def test_cli_vacuum_fails_with_exit_3_when_tables_are_missing(pg_warehouse: str) -> None:
+def test_redshift_twin_plan_reclaims_dead_rows_and_logs_every_step(own_twin: str) -> None:
+    settings = Settings.from_env()
+    engine = _pg_setup(settings)
+
+    outcomes = maintenance.run_plan(engine, settings, retry=FAST)
+
+    assert [(o.table, o.operation, o.status, o.error) for o in outcomes] == [
+        (UTI, "VACUUM DELETE ONLY", "ok", None),
+        (UTI, "ANALYZE", "ok", None),
+        (UTS, "VACUUM DELETE ONLY", "ok", None),
+        (UTS, "ANALYZE", "ok", None),
+        (ECS, "VACUUM DELETE ONLY", "ok", None),
+        (ECS, "VACUUM SORT ONLY", "ok", None),
+        (ECS, "ANALYZE", "ok", None),
+    ]
+    assert [o.sql for o in outcomes] == [
+        s.replace("settlement_public", settings.mart_schema) for s in REDSHIFT_PLAN_SQL
+    ]
+    vacuum = outcomes[0]
+    assert vacuum.before.ghost_rows > 0 and vacuum.after.ghost_rows == 0  # svv_table_info stand-in
+    assert not [n for o in outcomes for n in o.notes if "not written" in n or "unavailable" in n]
+    assert outcomes[0].notes == ["history: VACUUM Complete"]  # sys_vacuum_history stand-in
+    log = _log_rows(engine, settings)
+    assert [(r.table_name, r.operation, r.status, r.sql_text) for r in log] == [
+        (o.table, o.operation, o.status, o.sql) for o in outcomes
+    ]
+    assert log[0].ghost_rows_before > 0 and log[0].ghost_rows_after == 0
+    engine.dispose()
+
+
+def test_cli_vacuum_without_init_db_creates_nothing_and_points_at_init_db(warehouse: str, schemas) -> None:
     result = run_cli("vacuum", "--retry-attempts", "1", "--retry-delay", "0")
     assert result.returncode == 3, result.stderr
-    assert "error: 6 of 7 maintenance steps failed" in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: table {schemas.ods}.order_tracking_maintenance_log does not exist in the warehouse; "
+        "run `python -m order_tracking init-db` first"
+    )
+    with sa.create_engine(PG_URL).connect() as conn:  # only init-db creates schemas and tables
+        assert not conn.execute(
+            sa.text("SELECT nspname FROM pg_namespace WHERE nspname IN (:a, :b)"),
+            {"a": schemas.ods, "b": schemas.mart},
+        ).all()
+
+    assert run_cli("init-db").returncode == 0
+    result = run_cli("vacuum", "--retry-attempts", "1", "--retry-delay", "0")
+    assert result.returncode == 3, result.stderr
+    failing = 7 if warehouse.startswith("redshift") else 6  # PostgreSQL has no SORT ONLY: skipped
+    assert f"error: {failing} of 7 maintenance steps failed" in result.stderr
     assert "does not exist" in result.stdout
-    assert "skipped" in result.stdout
+    log = schema.build_tables(Settings.from_env()).maintenance_log
+    engine = db.create_engine(warehouse)
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(log)).scalar_one() == 7
+    engine.dispose()
+
+
+def test_cli_a_log_row_that_cannot_be_written_is_a_warning_line(warehouse: str, schemas) -> None:
+    assert run_cli("init-db", "--with-pipeline-tables").returncode == 0
+    with sa.create_engine(PG_URL).begin() as conn:  # every log insert now fails
+        conn.exec_driver_sql(
+            f"ALTER TABLE {schemas.ods}.order_tracking_maintenance_log ALTER COLUMN run_id TYPE varchar(1)"
+        )
+    result = run_cli("vacuum", "--tables", "uti", "--retry-attempts", "1", "--retry-delay", "0")
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "not written to the maintenance log" in line]
+    assert len(warnings) == 2 and "VACUUM" in warnings[0] and "ANALYZE" in warnings[1]
 
 
 # --- SQLite -------------------------------------------------------------------------------------------
@@ -466,7 +535,7 @@ def test_sqlite_file_shrinks_after_deletes_and_vacuum(sqlite_urls: tuple[str, st
     settings = Settings.from_env()
     engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
     tables = schema.build_tables(settings)
-    schema.create_tables(engine, tables.pipeline_tables)
+    schema.create_tables(engine, tables.pipeline_tables + tables.ods_tables)  # as init-db does
     with engine.begin() as conn:
         conn.execute(
             sa.insert(tables.mart_uts),
@@ -539,3 +608,74 @@ def test_cli_runs_the_plan_on_sqlite(sqlite_urls: tuple[str, str]) -> None:
 def test_dialect_named_gives_postgres_sql() -> None:
     sql = [s.sql for s in plan_statements(dialect_named("postgresql"), "sp", ["vacuum_mart_ecs_sort"])]
     assert sql == [None, "ANALYZE sp.mart_ecs_order_info"]
+
+
+def test_postgres_vacuum_that_reclaims_nothing_is_a_failure(pg_warehouse: str) -> None:
+    # Issue 11 item 10: a run logged "ghost 92016 -> 92016" as ok. A snapshot older than the
+    # deletes keeps every dead row: VACUUM runs (last_vacuum moves) and reclaims nothing.
+    settings = Settings.from_env()
+    holder = sa.create_engine(pg_warehouse)
+    with holder.connect() as old:
+        old.exec_driver_sql("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        old.exec_driver_sql("SELECT 1")  # takes the snapshot
+        engine = _pg_setup(settings)
+        vacuum, analyze = maintenance.run_task(engine, settings, "vacuum_mart_uti", retry=FAST)
+        old.rollback()
+    holder.dispose()
+
+    dead = vacuum.before.ghost_rows
+    assert dead > 0 and vacuum.after.ghost_rows == dead
+    assert vacuum.status == "failed"
+    assert vacuum.error.startswith(f"VACUUM ran but reclaimed no dead rows ({dead} -> {dead}): a transaction")
+    assert analyze.status == "ok"
+    log = _log_rows(engine, settings)
+    first = log[0]
+    assert (first.status, first.ghost_rows_before, first.ghost_rows_after) == ("failed", dead, dead)
+
+
+def test_postgres_vacuum_of_a_table_the_user_does_not_own_fails(pg_warehouse: str) -> None:
+    settings = Settings.from_env()
+    _pg_setup(settings).dispose()
+    mart = settings.mart_schema
+    with restricted_role() as (role, url, admin):
+        grant_read(admin, role, mart)
+        engine = db.create_engine(url)
+        try:
+            vacuum, analyze = maintenance.run_task(
+                engine, settings, "vacuum_mart_uti", retry=FAST, write_to_log=False
+            )
+        finally:
+            engine.dispose()
+    for outcome in (vacuum, analyze):
+        assert outcome.status == "failed"
+        assert outcome.error == (
+            f"{outcome.operation} skips tables it may not maintain without an error (a privilege "
+            f"no-op): {role} is neither the owner (postgres) nor a superuser; fix: run it as the owner "
+            f"of {mart}.{UTI} (postgres) or a superuser, or ALTER TABLE {mart}.{UTI} OWNER TO {role};"
+        )
+
+
+def test_redshift_twin_vacuum_by_a_non_owner_is_a_privilege_noop(redshift_warehouse: str) -> None:
+    # PostgreSQL skips the VACUUM of a table the user does not own, so the twin's
+    # sys_vacuum_history stand-in gets no row: the Redshift path must call it a privilege no-op.
+    settings = Settings.from_env()
+    _pg_setup(settings).dispose()
+    mart = settings.mart_schema
+    with restricted_role() as (role, _url, admin):
+        # the stand-ins (svv_table_info, sys_vacuum_history) live in a schema of their own
+        grant_read(admin, role, mart, redshift_twin.STAND_IN_SCHEMA)
+        twin_as_role = sa.make_url(redshift_warehouse).set(username=role)
+        engine = db.create_engine(twin_as_role.render_as_string(hide_password=False))
+        try:
+            vacuum, _analyze = maintenance.run_task(
+                engine, settings, "vacuum_mart_uti", retry=FAST, write_to_log=False
+            )
+        finally:
+            engine.dispose()
+    assert vacuum.status == "failed", (vacuum.error, vacuum.notes)
+    assert vacuum.error.startswith(
+        f"no sys_vacuum_history row, no drop in the figures: VACUUM DELETE ONLY skips tables it may not "
+        f"maintain without an error (a privilege no-op): {role} is neither the owner (postgres) nor a "
+        "superuser"
+    )
+    assert vacuum.before.ghost_rows > 0 and vacuum.after.ghost_rows == vacuum.before.ghost_rows

@@ -1,7 +1,7 @@
 """The GX suite end to end: synthetic data in, exactly the injected orders out.
 
-Warehouse on PostgreSQL or SQLite, source on MariaDB or SQLite; the checks run through the real
-GX checkpoints (a copy of the committed gx/ folder per test, so Data Docs stay in tmp).
+Warehouse on PostgreSQL, the Redshift twin or SQLite, source on MariaDB or SQLite; the checks run
+through the real GX checkpoints (a copy of the committed gx/ folder per test, so Data Docs stay in tmp).
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ def assert_matches_manifest(report, settings: Settings, manifest: dict) -> None:
 
 
 @pytest.mark.usefixtures("gx_copy")
-def test_postgres_warehouse_mariadb_source_flags_exactly_the_injected(pg_warehouse, maria_source):
+def test_warehouse_mariadb_source_flags_exactly_the_injected(warehouse, maria_source):
     settings, manifest = seed()
     # The traps are in the data: boundaries, spath only in history, raw row at the buffer edge.
     assert manifest["traps"]["at_window_start"] and manifest["traps"]["spath_only_in_history"]
@@ -124,6 +124,32 @@ def test_resolved_then_redetected_opens_a_new_row():
         ).all()
     engine.dispose()
     assert len(rows) == 2 and rows[0][0] is not None and rows[1][0] is None
+
+
+@pytest.mark.usefixtures("gx_copy", "maria_source")
+def test_more_than_200_findings_with_some_already_open(warehouse):
+    """The staged write path (more findings than validation fetches): re-detected rows move,
+    a resolved one that recurs is reopened, nothing is lost (issue 10 item 3 on Redshift)."""
+    settings, manifest = seed(synthetic.SeedConfig(as_of=AS_OF, orders=ORDERS, seed=5, missing_spath=250))
+    expected = sorted(manifest["expected"]["ORDER_MISSING_SPATH"])
+    assert len(expected) == 250
+    first = run_checks(settings, AS_OF, ["missing_spath"]).outcomes[0]
+    assert (first.status, first.failing, first.new, first.already_open) == ("fail", 250, 250, 0)
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    exceptions_store.resolve(
+        engine,
+        schema.build_tables(settings),
+        order_ids=expected[:1],
+        exception_type="ORDER_MISSING_SPATH",
+        all_of_type=False,
+        by="tester",
+        notes="backfilled",
+    )
+    engine.dispose()
+    second = run_checks(settings, AS_OF, ["missing_spath"]).outcomes[0]
+    assert (second.failing, second.new, second.already_open) == (250, 1, 249)
+    assert open_exceptions(settings)["ORDER_MISSING_SPATH"] == expected
+    assert len(exception_rows(settings)) == 251
 
 
 @pytest.mark.usefixtures("gx_copy")

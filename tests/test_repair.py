@@ -1,12 +1,16 @@
 """repair-reactivated: move a reactivated order's row from history into mart_ecs_order_info.
 
-PostgreSQL is the warehouse (each test in schemas of its own); one test runs the same path on the
-embedded SQLite warehouse, and one checks the SQL compiled for Redshift.
+The warehouse is PostgreSQL and the Redshift twin (each test in schemas of its own); one test runs
+the same path on the embedded SQLite warehouse; the Redshift lock/retry path also runs against a
+fake connection that raises error 1023.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
@@ -15,14 +19,15 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 from order_tracking import db, repair, schema
 from order_tracking.errors import UserError
 from order_tracking.settings import REACTIVATED_ORDER_MISSING_ECS, UTI_UTS_TIME_MISMATCH, Settings
-from tests.conftest import run_cli
+from tests.conftest import PG_URL, run_cli
+from tests.fake_redshift import FakePgError, FakeRedshift
 
 NOW = datetime(2026, 11, 25, 3, 0, 0)
 T0 = datetime(2025, 8, 1, 10, 0, 0)
 T1 = datetime(2026, 2, 1, 10, 0, 0)
 
 # order 10: the one to repair (2025_h2); 20: repairable too (2026_h1); 1: already in mart;
-# 30: in two history tables; 40: twice in one; 99: nowhere.
+# 30: in two history tables; 40: twice in one; 99: nowhere; 50: no open exception.
 MART_ROWS = [{"order_id": 1, "partner_id": 7, "add_time": T0}]
 H2_2025_ROWS = [
     {"order_id": 10, "partner_id": 5, "add_time": T0},
@@ -33,6 +38,7 @@ H2_2025_ROWS = [
 H1_2026_ROWS = [
     {"order_id": 20, "partner_id": 8, "add_time": T1},
     {"order_id": 30, "partner_id": 8, "add_time": T1},
+    {"order_id": 50, "partner_id": 9, "add_time": T1},  # repairable, but nobody flagged it
 ]
 
 
@@ -59,20 +65,33 @@ EXCEPTION_ROWS = [
 
 
 @pytest.fixture
-def warehouse(pg_warehouse):
-    """Tables with the rows above; yields (engine, tables, the two history tables)."""
+def wh(warehouse):
+    """Tables with the rows above, in both dialects (PostgreSQL, the Redshift twin); yields (the
+    product's engine, tables, the two history tables). Setup SQL goes through ``admin()``."""
     settings = Settings.from_env()
     tables = schema.build_tables(settings)
     h2, h1 = tables.hist_ecs(2025, 2), tables.hist_ecs(2026, 1)
     engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
     schema.create_tables(engine, tables.pipeline_tables + tables.ods_tables + [h2, h1])
-    with engine.begin() as conn:
+    with admin() as conn:
         conn.execute(tables.mart_ecs.insert(), MART_ROWS)
         conn.execute(h2.insert(), H2_2025_ROWS)
         conn.execute(h1.insert(), H1_2026_ROWS)
         conn.execute(tables.exceptions.insert(), EXCEPTION_ROWS)
     yield engine, tables, h2, h1
     engine.dispose()
+
+
+@contextmanager
+def admin() -> Iterator[sa.Connection]:
+    """A transaction on plain PostgreSQL, for test setup the twin's guard would refuse (triggers,
+    CHECK constraints) or that is not the product's SQL."""
+    engine = sa.create_engine(PG_URL)
+    try:
+        with engine.begin() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def snapshot(engine, tables, *hist) -> dict[str, list[tuple]]:
@@ -84,8 +103,8 @@ def snapshot(engine, tables, *hist) -> dict[str, list[tuple]]:
     return out
 
 
-def test_apply_moves_exactly_one_row_and_resolves_the_exception(warehouse):
-    engine, tables, h2, h1 = warehouse
+def test_apply_moves_exactly_one_row_and_resolves_the_exception(wh):
+    engine, tables, h2, h1 = wh
     before = snapshot(engine, tables, h2, h1)
 
     result = repair.apply(engine, tables, 10, "alice", NOW)
@@ -109,8 +128,8 @@ def test_apply_moves_exactly_one_row_and_resolves_the_exception(warehouse):
     assert [r[2] for r in rows[3:]] == [None, None]  # other orders stay open
 
 
-def test_dry_run_prints_the_statements_and_changes_nothing(warehouse):
-    engine, tables, h2, h1 = warehouse
+def test_dry_run_prints_the_statements_and_changes_nothing(wh):
+    engine, tables, h2, h1 = wh
     before = snapshot(engine, tables, h2, h1)
 
     proc = run_cli("repair-reactivated", "--order-id", "10", "--order-id", "20", "--by", "alice")
@@ -118,7 +137,11 @@ def test_dry_run_prints_the_statements_and_changes_nothing(warehouse):
     assert proc.returncode == 0, proc.stderr
     mart, ods = tables.settings.mart_schema, tables.settings.ods_schema
     out = proc.stdout
-    assert f"LOCK TABLE {ods}.order_tracking_exceptions IN SHARE ROW EXCLUSIVE MODE;" in out
+    for locked in (f"{ods}.order_tracking_exceptions", f"{mart}.mart_ecs_order_info", f"{mart}.{h2.name}"):
+        if engine.dialect.name == "redshift":
+            assert f"\nLOCK {locked};\n" in out
+        else:
+            assert f"\nLOCK TABLE {locked} IN SHARE ROW EXCLUSIVE MODE;\n" in out
     assert f"INSERT INTO {mart}.mart_ecs_order_info (order_id, partner_id, add_time) SELECT" in out
     assert f"DELETE FROM {mart}.{h2.name} WHERE {mart}.{h2.name}.order_id = 10;" in out
     assert f"DELETE FROM {mart}.{h1.name} WHERE {mart}.{h1.name}.order_id = 20;" in out
@@ -129,8 +152,8 @@ def test_dry_run_prints_the_statements_and_changes_nothing(warehouse):
     assert snapshot(engine, tables, h2, h1) == before
 
 
-def test_cli_apply_moves_each_order_in_its_own_transaction(warehouse):
-    engine, tables, h2, h1 = warehouse
+def test_cli_apply_moves_each_order_in_its_own_transaction(wh):
+    engine, tables, h2, h1 = wh
 
     proc = run_cli("repair-reactivated", "--order-id", "10", "--order-id", "20", "--by", "bob", "--apply")
 
@@ -142,7 +165,7 @@ def test_cli_apply_moves_each_order_in_its_own_transaction(warehouse):
     assert f"moved order 20 from {mart}.{h1.name}" in proc.stdout
     after = snapshot(engine, tables, h2, h1)
     assert [r[0] for r in after[tables.mart_ecs.name]] == [1, 10, 20]
-    assert [r[0] for r in after[h1.name]] == [30]
+    assert [r[0] for r in after[h1.name]] == [30, 50]
     ex = tables.exceptions
     with engine.connect() as conn:
         still_open = conn.execute(
@@ -163,8 +186,8 @@ def test_cli_apply_moves_each_order_in_its_own_transaction(warehouse):
         (40, "order 40 has more than one history row: {mart}.hist_ecs_order_info_2025_h2 (2 rows)"),
     ],
 )  # fmt: skip
-def test_refusals_change_nothing(warehouse, order_id, message):
-    engine, tables, h2, h1 = warehouse
+def test_refusals_change_nothing(wh, order_id, message):
+    engine, tables, h2, h1 = wh
     before = snapshot(engine, tables, h2, h1)
     expected = message.format(mart=tables.settings.mart_schema)
 
@@ -185,10 +208,10 @@ def test_refusals_change_nothing(warehouse, order_id, message):
     assert snapshot(engine, tables, h2, h1) == before
 
 
-def _pg_trigger(engine, table: sa.Table, body: str) -> None:
+def _pg_trigger(table: sa.Table, body: str) -> None:
     """A BEFORE DELETE trigger on ``table`` (Core has no construct for triggers)."""
     name = f"{table.schema}.trg_{table.name}"
-    with engine.begin() as conn:
+    with admin() as conn:
         conn.execute(sa.text(f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ {body} $$"))
         conn.execute(
             sa.text(
@@ -198,9 +221,9 @@ def _pg_trigger(engine, table: sa.Table, body: str) -> None:
         )
 
 
-def test_failing_delete_rolls_back_the_insert(warehouse):
-    engine, tables, h2, h1 = warehouse
-    _pg_trigger(engine, h2, "BEGIN RAISE EXCEPTION 'history is read-only today'; END;")
+def test_failing_delete_rolls_back_the_insert(wh):
+    engine, tables, h2, h1 = wh
+    _pg_trigger(h2, "BEGIN RAISE EXCEPTION 'history is read-only today'; END;")
     before = snapshot(engine, tables, h2, h1)
 
     with pytest.raises(sa.exc.DBAPIError, match="history is read-only today"):
@@ -215,10 +238,10 @@ def test_failing_delete_rolls_back_the_insert(warehouse):
     assert snapshot(engine, tables, h2, h1) == before
 
 
-def test_delete_that_removes_nothing_rolls_back(warehouse):
+def test_delete_that_removes_nothing_rolls_back(wh):
     # A trigger that silently skips the DELETE: the INSERT succeeded, the rowcount check must undo it.
-    engine, tables, h2, h1 = warehouse
-    _pg_trigger(engine, h2, "BEGIN RETURN NULL; END;")
+    engine, tables, h2, h1 = wh
+    _pg_trigger(h2, "BEGIN RETURN NULL; END;")
     before = snapshot(engine, tables, h2, h1)
 
     with pytest.raises(UserError, match=r"DELETE from .*hist_ecs_order_info_2025_h2 removed 0 rows"):
@@ -226,10 +249,10 @@ def test_delete_that_removes_nothing_rolls_back(warehouse):
     assert snapshot(engine, tables, h2, h1) == before
 
 
-def test_failing_insert_changes_nothing(warehouse):
-    engine, tables, h2, h1 = warehouse
+def test_failing_insert_changes_nothing(wh):
+    engine, tables, h2, h1 = wh
     mart = tables.mart_ecs
-    with engine.begin() as conn:
+    with admin() as conn:
         conn.execute(
             sa.text(f"ALTER TABLE {mart.schema}.{mart.name} ADD CONSTRAINT no_ten CHECK (order_id <> 10)")
         )
@@ -266,16 +289,19 @@ def test_statements_compiled_for_redshift():
     tables = schema.build_tables(Settings(warehouse_url="redshift://x", source_url="mysql://x"))
     hist = tables.hist_ecs(2025, 2)
     dialect = RedshiftDialect_psycopg2()
-    stmts = repair.repair_statements(tables, 10, hist, "alice", NOW)
+    where = repair.Location(10, hist, 1, ("order_id", "partner_id", "add_time", "carrier"))
+    stmts = repair.repair_statements(tables, where, "alice", NOW)
 
-    sql = repair.render(stmts, dialect, repair.transaction_start(dialect, tables))
+    sql = repair.render(stmts, dialect, repair.transaction_start(dialect, tables, hist))
 
     h = "settlement_public.hist_ecs_order_info_2025_h2"
     assert [" ".join(s.split()) for s in sql] == [
         "BEGIN",
         "LOCK settlement_ods.order_tracking_exceptions",
-        "INSERT INTO settlement_public.mart_ecs_order_info (order_id, partner_id, add_time) "
-        f"SELECT {h}.order_id, {h}.partner_id, {h}.add_time FROM {h} WHERE {h}.order_id = 10",
+        "LOCK settlement_public.mart_ecs_order_info",
+        f"LOCK {h}",
+        "INSERT INTO settlement_public.mart_ecs_order_info (order_id, partner_id, add_time, carrier) "
+        f"SELECT {h}.order_id, {h}.partner_id, {h}.add_time, {h}.carrier FROM {h} WHERE {h}.order_id = 10",
         f"DELETE FROM {h} WHERE {h}.order_id = 10",
         "UPDATE settlement_ods.order_tracking_exceptions SET resolved_at='2026-11-25 03:00:00', "
         "resolved_by='alice', resolution_notes='moved order 10 from "
@@ -287,7 +313,177 @@ def test_statements_compiled_for_redshift():
     ]
 
 
-def test_empty_by_is_refused(warehouse):
-    engine, tables, _, _ = warehouse
+def test_empty_by_is_refused(wh):
+    engine, tables, _, _ = wh
     with pytest.raises(UserError, match="--by is empty"):
         repair.plan(engine, tables, [10], "  ")
+
+
+def test_by_longer_than_its_column_in_bytes_is_refused(wh):
+    # 65 characters, 130 bytes: PostgreSQL would store it, Redshift's VARCHAR(128) would not.
+    engine, tables, _, _ = wh
+    with pytest.raises(UserError, match=r"--by is 130 bytes long in UTF-8 \(65 characters\); at most 128"):
+        repair.plan(engine, tables, [10], "é" * 65)
+    assert repair.check_by("é" * 64) == "é" * 64
+
+
+# --- every column (issue 10 item 4) -----------------------------------------------------------------
+
+
+def _add_column(table: sa.Table, ddl: str) -> None:
+    with admin() as conn:
+        conn.execute(sa.text(f"ALTER TABLE {table.schema}.{table.name} ADD COLUMN {ddl}"))
+
+
+def test_apply_copies_every_column_of_the_real_tables(wh):
+    # The real mart_ecs_order_info has more columns than the three we model: all must move.
+    engine, tables, h2, h1 = wh
+    for table in (tables.mart_ecs, h2, h1):
+        _add_column(table, "carrier VARCHAR(20)")
+        _add_column(table, "weight NUMERIC(8, 2)")
+    with admin() as conn:
+        conn.execute(sa.text(f"UPDATE {h2.schema}.{h2.name} SET carrier = 'UNI', weight = 1.25"))
+
+    result = repair.apply(engine, tables, 10, "alice", NOW)
+
+    assert result.moved == 1
+    mart = tables.mart_ecs
+    with engine.connect() as conn:
+        row = conn.execute(sa.text(f"SELECT * FROM {mart.schema}.{mart.name} WHERE order_id = 10")).one()
+    assert row._asdict() == {"order_id": 10, "partner_id": 5, "add_time": T0, "carrier": "UNI",
+                             "weight": Decimal("1.25")}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("mart_ddl", "hist_ddl", "difference"),
+    [
+        (None, "carrier VARCHAR(20)", "only in {h}: carrier"),
+        ("zone INTEGER", None, "only in {m}: zone"),
+        (
+            "carrier VARCHAR(10)",
+            "carrier VARCHAR(20)",
+            "different types: carrier (character varying(20) vs character varying(10))",
+        ),
+    ],
+)
+def test_tables_with_different_columns_are_refused(wh, mart_ddl, hist_ddl, difference):
+    engine, tables, h2, h1 = wh
+    if mart_ddl:
+        _add_column(tables.mart_ecs, mart_ddl)
+    if hist_ddl:
+        _add_column(h2, hist_ddl)
+    before = snapshot(engine, tables, h2, h1)
+    m, h = repair.qualified(tables.mart_ecs), repair.qualified(h2)
+
+    proc = run_cli("repair-reactivated", "--order-id", "10", "--by", "alice", "--apply")
+
+    assert proc.returncode == 3
+    assert proc.stderr.strip() == (
+        f"error: {h} and {m} do not have the same columns ({difference.format(h=h, m=m)}): "
+        "copying the row would lose or change data; nothing changed"
+    )
+    assert snapshot(engine, tables, h2, h1) == before
+
+
+# --- an order nobody flagged (issue 13 item 5) ------------------------------------------------------
+
+
+def test_order_without_open_exception_is_refused_unless_forced(wh):
+    engine, tables, h2, h1 = wh
+    before = snapshot(engine, tables, h2, h1)
+    why = (
+        "order 50 has no open REACTIVATED_ORDER_MISSING_ECS exception (was the id mistyped? the "
+        "monitor never flagged it, or it was resolved already); nothing changed; "
+        "add --force to move it anyway"
+    )
+    with pytest.raises(UserError) as err:
+        repair.apply(engine, tables, 50, "alice", NOW)
+    assert str(err.value) == why
+
+    proc = run_cli("repair-reactivated", "--order-id", "20", "--order-id", "50", "--by", "alice", "--apply")
+    assert (proc.returncode, proc.stdout, proc.stderr.strip()) == (3, "", f"error: {why}")
+    assert snapshot(engine, tables, h2, h1) == before
+
+    dry = run_cli("repair-reactivated", "--order-id", "50", "--by", "alice")
+    assert dry.returncode == 0, dry.stderr
+    assert "exception: none open (--apply refuses it without --force)" in dry.stdout
+
+    forced = run_cli("repair-reactivated", "--order-id", "50", "--by", "alice", "--apply", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "moved order 50 from" in forced.stdout and "closed 0 exceptions" in forced.stdout
+    assert 50 in [r[0] for r in snapshot(engine, tables, h2, h1)[tables.mart_ecs.name]]
+
+
+# --- Redshift: locks and error 1023 (fake DB-API connection) -----------------------------------------
+
+SERIALIZABLE_1023 = (
+    "ERROR:  1023\nDETAIL:  Serializable isolation violation on table - 156362, transactions forming "
+    "the cycle are: 1235, 1234 (pid:12345)"
+)
+
+
+def _fake_repair(errors: int):
+    """A fake Redshift where order 10 sits in hist 2025_h2 and its INSERT fails ``errors`` times."""
+    fake = FakeRedshift()
+    tables = schema.build_tables(Settings.from_env())
+    hist = tables.hist_ecs(2025, 2)
+    count = "SELECT count(*) AS count_1 \nFROM "
+    fake.canned += [
+        (f"{count}settlement_public.mart_ecs_order_info", [{"count_1": 0}]),
+        (f"{count}{repair.qualified(hist)}", [{"count_1": 1}]),
+        (f"{count}settlement_ods.order_tracking_exceptions", [{"count_1": 1}]),
+    ]
+    fake.errors["INSERT INTO settlement_public.mart_ecs_order_info"] = [
+        FakePgError(SERIALIZABLE_1023) for _ in range(errors)
+    ]
+    where = repair.Location(10, hist, 1, ("order_id", "partner_id", "add_time"))
+    return fake, tables, where
+
+
+def _transactions(fake: FakeRedshift) -> list[list[str]]:
+    """The statements of each transaction the repair ran, in order (first words only)."""
+    out, current = [], []
+    for sql, _, _ in fake.executed:
+        if sql.startswith(("LOCK", "SELECT count", "INSERT", "DELETE", "UPDATE")):
+            current.append(" ".join(sql.split()[:2]) if not sql.startswith("LOCK") else sql)
+        elif sql in ("-- commit", "-- rollback") and current:
+            out.append([*current, sql])
+            current = []
+    return out
+
+
+def test_redshift_locks_every_table_first_and_retries_error_1023():
+    fake, tables, where = _fake_repair(errors=1)
+    sleeps: list[float] = []
+
+    result = repair.apply(fake.engine(), tables, where, "alice", NOW, sleep=sleeps.append)
+
+    assert (result.moved, result.closed, result.attempts) == (1, 1, 2)
+    assert sleeps == [repair.SERIALIZATION_RETRY.base_delay]
+    locks = [
+        "LOCK settlement_ods.order_tracking_exceptions",
+        "LOCK settlement_public.mart_ecs_order_info",
+        "LOCK settlement_public.hist_ecs_order_info_2025_h2",
+    ]
+    checks = ["SELECT count(*)"] * 3
+    assert _transactions(fake) == [
+        [*locks, *checks, "INSERT INTO", "-- rollback"],
+        [*locks, *checks, "INSERT INTO", "DELETE FROM", "UPDATE settlement_ods.order_tracking_exceptions",
+         "-- commit"],
+    ]  # fmt: skip
+
+
+def test_redshift_error_1023_is_retried_a_bounded_number_of_times():
+    fake, tables, where = _fake_repair(errors=10)
+    sleeps: list[float] = []
+
+    with pytest.raises(UserError) as err:
+        repair.apply(fake.engine(), tables, where, "alice", NOW, sleep=sleeps.append)
+
+    assert str(err.value).startswith(
+        "order 10: serializable isolation conflict with a concurrent transaction (Redshift error 1023) "
+        "in each of 3 attempts; rolled back, nothing changed"
+    )
+    assert len(sleeps) == 2 and sleeps[1] == 2 * sleeps[0]
+    assert [t[-1] for t in _transactions(fake)] == ["-- rollback"] * 3
+    assert not [sql for sql, _, _ in fake.executed if sql.startswith(("DELETE", "UPDATE"))]

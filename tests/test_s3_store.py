@@ -165,6 +165,9 @@ def test_two_workers_share_one_site_that_renders_offline(
         assert index.count(run_name) >= 4, run_name  # both workers' runs, each with its 4 checks
     for suite in SUITES:
         assert suite in index
+    assert (
+        f"{PREFIX}/data_docs/health.html" in objects and 'href="health.html"' in index
+    )  # linked page is there
     # Nothing went to the workers' disks, and no bucket, endpoint or key reached gx/.
     for gx_root in workers:
         assert not list((gx_root / "uncommitted").rglob("*.json")) and not list(gx_root.rglob("*.html"))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
+from order_tracking import lost_rows
 from order_tracking.commands.common import as_of_arg, settings_from, utc_now
 from order_tracking.monitoring import CHECK_NAMES, MonitorReport, parse_checks, run_checks
 
@@ -57,13 +59,18 @@ def print_report(report: MonitorReport) -> None:
     for r in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
     for o in report.outcomes:
+        if o.skipped_null_order_ids:
+            n = o.skipped_null_order_ids
+            print(f"{o.check}: {n} row{'s' if n != 1 else ''} with NULL order_id skipped (not written)")
         if o.status == "error":
-            print(f"error in {o.check}: {o.message}")
+            print(f"error in {o.check}: {o.message}", file=sys.stderr)
         elif o.check == "extraction_count" and o.status == "fail":
             short = ", ".join(
                 f"{r['table_name']} source={r['source_count']} raw={r['raw_count']}" for r in o.sample
             )
             print(f"EXTRACTION COUNT ALARM: {short}; check extraction logs and Redshift COPY errors")
+            for line in lost_rows.summary_lines(o.details):
+                print(line)
     total = sum(report.unresolved.values())
     parts = ", ".join(f"{t}={n}" for t, n in report.unresolved.items())
     print(f"unresolved exceptions: {total}" + (f" ({parts})" if parts else ""))

@@ -16,10 +16,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "repair-reactivated",
         help="fix REACTIVATED_ORDER_MISSING_ECS: move the order's row from history into the mart",
         description="For each order: find the hist_ecs_order_info_<YYYY>_h<1|2> table that holds it, "
-        "then in ONE transaction INSERT the row into mart_ecs_order_info, DELETE it from history and "
-        "close the open REACTIVATED_ORDER_MISSING_ECS exception. Dry run by default: prints the exact "
-        "statements. Refuses (nothing changed) if an order is in no history table, in more than one "
-        "history row, or already in mart_ecs_order_info.",
+        "then in ONE transaction that first locks the exceptions table, mart_ecs_order_info and that "
+        "history table, INSERT the row (every column) into mart_ecs_order_info, DELETE it from "
+        "history and close the open REACTIVATED_ORDER_MISSING_ECS exception. Dry run by default: "
+        "prints the exact statements. Refuses (nothing changed) if an order is in no history table, "
+        "in more than one history row, already in mart_ecs_order_info, if the two tables' columns "
+        "differ, or (unless --force) if the order has no open REACTIVATED_ORDER_MISSING_ECS exception.",
     )
     p.add_argument(
         "--order-id", dest="order_ids", type=int, action="append", required=True, metavar="N",
@@ -27,6 +29,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--by", required=True, metavar="NAME", help="who repairs (resolved_by)")
     p.add_argument("--apply", action="store_true", help="run the statements (default: only print them)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="with --apply: also move orders that have no open REACTIVATED_ORDER_MISSING_ECS exception",
+    )
     p.set_defaults(func=run)
 
 
@@ -34,15 +41,17 @@ def run(args: argparse.Namespace) -> int:
     now = utc_now()
     with exceptions_warehouse(args) as (engine, tables):
         # Every order is checked before the first one is changed: one refusal, no change at all.
-        locations = repair.plan(engine, tables, args.order_ids, args.by)
-        start = repair.transaction_start(engine.dialect, tables)
+        # A dry run shows unflagged orders too (it changes nothing); --apply refuses them.
+        locations = repair.plan(engine, tables, args.order_ids, args.by, force=args.force or not args.apply)
+        by = repair.check_by(args.by)
         for where in locations:
-            stmts = repair.repair_statements(tables, where.order_id, where.hist, args.by.strip(), now)
-            state = "open" if where.open_exceptions else "none open"
+            stmts = repair.repair_statements(tables, where, by, now)
+            state = "open" if where.open_exceptions else "none open (--apply refuses it without --force)"
             print(
                 f"-- order {where.order_id}: in {repair.qualified(where.hist)}; "
                 f"{repair.REACTIVATED_ORDER_MISSING_ECS} exception: {state}"
             )
+            start = repair.transaction_start(engine.dialect, tables, where.hist)
             for sql in repair.render(stmts, engine.dialect, start):
                 print(f"{sql};")
         if not args.apply:
@@ -50,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
             return 0
         for where in locations:
             try:
-                result = repair.apply(engine, tables, where.order_id, args.by, now)
+                result = repair.apply(engine, tables, where, by, now, force=args.force)
             except sa.exc.DBAPIError as exc:
                 raise UserError(
                     f"order {where.order_id}: repair failed and was rolled back: {db.short_reason(exc)}"

@@ -21,7 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run the spec's maintenance plan: mart_uni_tracking_info and "
         "mart_uni_tracking_spath get VACUUM DELETE ONLY then ANALYZE; mart_ecs_order_info gets "
         "VACUUM DELETE ONLY, VACUUM SORT ONLY, ANALYZE. Each step runs alone on an autocommit "
-        "connection and is written to the maintenance log. Exit 3 if any step failed.",
+        "connection and is written to the maintenance log. Status per step: ok, failed, skipped, or "
+        "unknown (it ran, but nothing proves it did anything). Exit 3 if any step failed.",
     )
     p.add_argument("--tables", help="comma-separated: uti,uts,ecs or full table names (default: all)")
     p.add_argument("--tasks", help=f"comma-separated task names: {', '.join(PLAN)} (default: all)")
@@ -148,6 +149,9 @@ def run(args: argparse.Namespace) -> int:
     print()
     outcomes = maintenance.run_plan(engine, settings, tasks, retry=retry)
     print_results(outcomes)
+    unknown = maintenance.unknowns(outcomes)
+    if unknown:
+        print(f"warning: {len(unknown)} step(s) ran but their effect is unknown (see above)", file=sys.stderr)
     failed = maintenance.failures(outcomes)
     if failed:
         print(f"error: {len(failed)} of {len(outcomes)} maintenance steps failed", file=sys.stderr)

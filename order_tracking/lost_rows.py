@@ -1,0 +1,129 @@
+"""Test 0's evidence: which 15-minute extraction cycle lost which rows.
+
+When a raw table holds fewer rows than its MySQL source in the closed window, the counts alone
+("source=15 raw=13") leave the engineer to search by hand. This compares the two sides in three
+steps whose cost follows the 2-hour window, never the size of the tables:
+
+1. per short table, rows per extraction cycle on each side (one ``GROUP BY`` each, at most 9
+   rows for 2 hours);
+2. the cycles where raw < source ("short cycles") are the only ones whose keys are fetched;
+3. the source keys with no raw copy in those cycles are the missing rows.
+
+The result goes into the validation result ``details`` (TEAM.md contract): ``cycles`` (every
+cycle of every short table: table, cycle_start, source_count, raw_count), ``missing_rows``
+(``{table, key, order_id, time}``, up to ``LOST_ROWS_LIMIT``, oldest first) and
+``missing_total``. The key per table is described in ``rules.ExtractionTable``. Rows missing
+from a cycle that is not short (raw holds extra rows there, normal for uti) are not searched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from sqlalchemy.engine import Connection
+
+from order_tracking import rules
+from order_tracking.schema import Tables
+from order_tracking.settings import EXTRACTION_CYCLE_SECS, LOST_ROWS_LIMIT
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(sep=" ")
+
+
+def _per_cycle(
+    conn: Connection, table, time_col: str, window: rules.Window, cycle_secs: int
+) -> dict[int, int]:
+    select = rules.cycle_counts(table, time_col, window, cycle_secs)
+    return {int(row.cycle): int(row.row_count) for row in conn.execute(select)}
+
+
+def report(
+    source: Connection,
+    warehouse: Connection,
+    tables: Tables,
+    window: rules.Window,
+    short_tables: Iterable[str],
+    limit: int = LOST_ROWS_LIMIT,
+    cycle_secs: int = EXTRACTION_CYCLE_SECS,
+) -> dict:
+    """``{"cycles": [...], "missing_rows": [...], "missing_total": n}`` for the short tables."""
+    wanted = set(short_tables)
+    origin = rules.cycle_origin(window, cycle_secs)
+    step = timedelta(seconds=cycle_secs)
+    last = int((window.end - origin - timedelta(microseconds=1)) / step)
+    cycles: list[dict] = []
+    missing: list[dict] = []
+    for spec in rules.extraction_tables(tables):
+        if spec.name not in wanted:
+            continue
+        src = _per_cycle(source, spec.source, spec.source_time, window, cycle_secs)
+        raw = _per_cycle(warehouse, spec.raw, spec.raw_time, window, cycle_secs)
+        short_ranges = []
+        # Every cycle of the window, empty ones too: the short cycle stands out in a full row.
+        for index in range(last + 1):
+            start = origin + index * step
+            cycles.append(
+                {
+                    "table": spec.name,
+                    "cycle_start": _iso(start),
+                    "source_count": src.get(index, 0),
+                    "raw_count": raw.get(index, 0),
+                }
+            )
+            if raw.get(index, 0) < src.get(index, 0):
+                # Clipped to the window: the first and last cycles are partly outside it.
+                short_ranges.append((max(start, window.start), min(start + step, window.end)))
+        if short_ranges:
+            missing.extend(_missing_keys(source, warehouse, spec, short_ranges))
+    missing.sort(key=lambda r: (r["time"] or "", r["table"], r["key"]))
+    return {"cycles": cycles, "missing_rows": missing[:limit], "missing_total": len(missing)}
+
+
+def _missing_keys(
+    source: Connection,
+    warehouse: Connection,
+    spec: rules.ExtractionTable,
+    ranges: list[tuple[datetime, datetime]],
+) -> list[dict]:
+    """Source rows of the short cycles with no raw row of the same key."""
+    raw_cols = spec.match_columns("raw")
+    in_raw = {
+        tuple(row._mapping[c] for c in raw_cols)
+        for row in warehouse.execute(rules.extraction_keys(spec, "raw", ranges))
+    }
+    src_cols = spec.match_columns("source")
+    out = []
+    for row in source.execute(rules.extraction_keys(spec, "source", ranges)):
+        m = row._mapping
+        if tuple(m[c] for c in src_cols) in in_raw:
+            continue
+        out.append(
+            {
+                "table": spec.name,
+                "key": int(m[spec.key]),
+                "order_id": int(m["order_id"]),
+                "time": _iso(m["row_time"]) if m["row_time"] is not None else None,
+            }
+        )
+    return out
+
+
+def summary_lines(details: dict, keys: int = 5) -> list[str]:
+    """Plain lines for a terminal: the short cycles, then a few missing keys with the total."""
+    lines = [
+        f"  short cycle {c['table']} {c['cycle_start']}: source={c['source_count']} raw={c['raw_count']}"
+        for c in details.get("cycles") or []
+        if c["raw_count"] < c["source_count"]
+    ]
+    missing = details.get("missing_rows") or []
+    if missing:
+        shown = ", ".join(
+            f"{m['table']} key={m['key']} order_id={m['order_id']} at {m['time']}" for m in missing[:keys]
+        )
+        total = details.get("missing_total", len(missing))
+        lines.append(f"  missing rows ({total}): {shown}" + (" ..." if total > keys else ""))
+    if details.get("lost_rows_error"):
+        lines.append(f"  {details['lost_rows_error']}")
+    return lines
