@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -174,6 +175,10 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
         resource_identifiers=resource_identifiers, build_index=not _INDEX_DEFERRED.get()
     )
     for url in urls.values():
+        if not url.startswith("file://"):  # a site in a bucket (s3_store makes each page offline)
+            if not _INDEX_DEFERRED.get():
+                _publish_health_page(context)
+            continue
         site = Path(url.removeprefix("file://")).parent
         try:  # a styling problem must never fail a check
             data_docs_offline.localize_site(site, since=started)
@@ -185,6 +190,21 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
             except Exception:
                 logger.warning("Data Docs health page at %s not rebuilt", site, exc_info=True)
     return urls
+
+
+def _publish_health_page(context) -> None:
+    """The health page (linked from the index) for a site in a bucket: built aside, then stored."""
+    from order_tracking import s3_store
+
+    settings = Settings.from_env()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            page = health_page.build(context, Path(tmp), settings)
+            s3_store.put_site_page(
+                settings.gx_store, settings.s3_endpoint_url, page.name, page.read_text(encoding="utf-8")
+            )
+    except Exception:
+        logger.warning("Data Docs health page in %s not rebuilt", settings.gx_store, exc_info=True)
 
 
 class OrderTrackingDataDocsAction(UpdateDataDocsAction):

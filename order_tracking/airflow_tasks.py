@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 WAREHOUSE_CONN_ID = "order_tracking_redshift"
 SOURCE_CONN_ID = "order_tracking_mysql"
+AWS_CONN_ID = "order_tracking_aws"  # optional: credentials for ORDER_TRACKING_GX_STORE_URL
 VACUUM_POOL = "redshift_vacuum"
 VACUUM_POOL_DESCRIPTION = "one Redshift VACUUM at a time"
 POOL_GUARD_TASK = "check_vacuum_pool"
@@ -127,9 +128,10 @@ def settings_for_airflow() -> Settings:
     switched off (it runs only when ``ORDER_TRACKING_SMTP_HOST`` is set): in Airflow the one
     alert per failed run is the DAG's SmtpNotifier, so no finding is mailed twice.
     """
-    from order_tracking import db
+    from order_tracking import aws_connection, db
 
     os.environ.pop("ORDER_TRACKING_SMTP_HOST", None)
+    aws_connection.use_airflow_connection(AWS_CONN_ID)  # else boto3's standard chain (MWAA: execution role)
     warehouse, source = connection_url(WAREHOUSE_CONN_ID), connection_url(SOURCE_CONN_ID)
     if warehouse:
         os.environ["ORDER_TRACKING_WAREHOUSE_URL"] = warehouse

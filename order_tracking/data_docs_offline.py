@@ -20,7 +20,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import os
+import posixpath
 import re
 import shutil
 from functools import cache
@@ -108,14 +108,32 @@ def localize_site(site_dir: Path, since: float | None = None) -> int:
         if since is not None and page.stat().st_mtime < since:
             continue
         text = page.read_text(encoding="utf-8")
-        if "//" not in text:
-            continue
-        new_text, count = _rewrite_page(text, page.parent, site_dir)
+        new_text, count = localize_page(text, page.relative_to(site_dir).as_posix())
         if count:
             page.write_text(new_text, encoding="utf-8")
             total += count
     log.info("Data Docs at %s: %d CDN reference(s) pointed at local copies", site_dir, total)
     return total
+
+
+def localize_page(text: str, page: str) -> tuple[str, int]:
+    """Point one page's CDN references at the shipped copies; ``page`` is its site-relative path.
+
+    For sites that are not folders on this machine (an S3 bucket): the page is rewritten before
+    it is stored, and :func:`vendored_assets` are stored beside it. Returns the text and the count.
+    """
+    if "//" not in text:
+        return text, 0
+    return _rewrite_page(text, posixpath.dirname(page) or ".")
+
+
+def vendored_assets() -> list[tuple[str, Path]]:
+    """``(site-relative path, file)`` for every shipped asset the rewritten pages point at."""
+    return [
+        ((SITE_VENDOR / p.relative_to(VENDOR_DIR)).as_posix(), p)
+        for p in sorted(VENDOR_DIR.rglob("*"))
+        if p.is_file()
+    ]
 
 
 def remote_references(site_dir: Path) -> list[tuple[Path, str]]:
@@ -144,7 +162,8 @@ def _install_assets(site_dir: Path) -> None:
     shutil.copytree(VENDOR_DIR, target)
 
 
-def _rewrite_page(text: str, page_dir: Path, site_dir: Path) -> tuple[str, int]:
+def _rewrite_page(text: str, page_dir: str) -> tuple[str, int]:
+    """``page_dir``: the page's folder relative to the site root, posix style ("." for the root)."""
     count = 0
 
     def one_tag(match: re.Match) -> str:
@@ -157,7 +176,7 @@ def _rewrite_page(text: str, page_dir: Path, site_dir: Path) -> tuple[str, int]:
         local = _local_target(url, tag)
         if local is None:
             return tag
-        rel = Path(os.path.relpath(site_dir / local, page_dir)).as_posix()
+        rel = posixpath.relpath(local.as_posix(), page_dir)
         quote = attr.group(2)
         new_tag = tag[: attr.start()] + f"{attr.group(1)}={quote}{rel}{quote}" + tag[attr.end() :]
         count += 1

@@ -13,3 +13,8 @@ class UserError(Exception):
     def __init__(self, message: str, exit_code: int = 3) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class StoreUnavailable(UserError):
+    """The shared GX store (ORDER_TRACKING_GX_STORE_URL) cannot be used: missing bucket,
+    unreachable endpoint, no credentials or no permission. The message names it."""

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import great_expectations as gx
-from great_expectations.data_context.types.base import ProgressBarsConfig
+from great_expectations.data_context.types.base import DataContextConfig, ProgressBarsConfig
+from ruamel.yaml import YAML
 
 import expectations_custom  # noqa: F401 - registers our expectation and action classes with GX
 from expectations_custom import EXPECTATIONS
@@ -132,11 +133,37 @@ def load(settings: Settings):
     if not (root / "great_expectations.yml").exists():
         raise UserError(f"no GX project at {root} (great_expectations.yml missing)")
     os.environ[URL_ENV] = gx_url(settings)
+    config = shared_store_config(settings) if settings.gx_store else None
     # context_root_dir, not project_root_dir: the latter means "<dir>/gx" and, for a folder
     # named otherwise, GX silently creates a new empty project there (issue 12).
-    context = gx.get_context(mode="file", context_root_dir=str(root))
+    context = gx.get_context(mode="file", context_root_dir=str(root), project_config=config)
     verify(context)
     return context
+
+
+def shared_store_config(settings: Settings) -> DataContextConfig:
+    """``gx/great_expectations.yml`` with the validation results and the Data Docs site moved to
+    ORDER_TRACKING_GX_STORE_URL, in memory only: the file (and git) never sees a bucket or endpoint.
+
+    Checks the bucket first (s3_store.StoreUnavailable, one line), because GX would otherwise
+    only log a warning and fail later, inside a checkpoint.
+    """
+    from order_tracking import s3_store
+    from order_tracking.settings import DATA_DOCS_PREFIX, VALIDATIONS_PREFIX
+
+    location, endpoint = settings.gx_store, settings.s3_endpoint_url
+    s3_store.check_access(location, endpoint)
+    with open(settings.gx_root / "great_expectations.yml", encoding="utf-8") as f:
+        config = DataContextConfig.from_commented_map(YAML(typ="rt").load(f))  # as GX reads it
+    stores = config.stores
+    stores["validation_results_store"]["store_backend"] = s3_store.store_backend_config(
+        location, endpoint, VALIDATIONS_PREFIX
+    )
+    site = config.data_docs_sites["local_site"]
+    site["store_backend"] = s3_store.store_backend_config(
+        location, endpoint, DATA_DOCS_PREFIX, data_docs=True
+    )
+    return config
 
 
 def required_actions(check: Check) -> tuple[type, ...]:

@@ -7,13 +7,14 @@ contract (0 clean, 1 unresolved exceptions remain, 2 extraction alarm, 3 error).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from order_tracking import db, exceptions_store, gx_results, rules, schema
-from order_tracking.errors import UserError
+from order_tracking.errors import StoreUnavailable, UserError
 from order_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -156,7 +157,14 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
 
     from expectations_custom.actions import alert_email_deferred, build_data_docs, data_docs_index_deferred
 
-    context = gx_project.load(settings)
+    try:
+        context = gx_project.load(settings)
+        store_error = None
+    except StoreUnavailable as exc:
+        # Findings matter more than their pages: record them with the local stores, then exit 3.
+        store_error = CheckOutcome("gx_store", "error", message=str(exc))
+        settings = dataclasses.replace(settings, gx_store=None)
+        context = gx_project.load(settings)
     checks = list(checks)
     # One index rebuild and one alert email for the whole run, not one per check.
     with data_docs_index_deferred(), alert_email_deferred() as alerts:
@@ -173,8 +181,10 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
         unresolved = {}
     finally:
         engine.dispose()
+    if store_error is not None:
+        outcomes.append(store_error)
     email_error = send_run_alert(settings, alerts.summaries, outcomes, as_of)
-    return MonitorReport(as_of, outcomes, unresolved, str(settings.data_docs_index), email_error)
+    return MonitorReport(as_of, outcomes, unresolved, settings.data_docs_location, email_error)
 
 
 def send_run_alert(

@@ -8,8 +8,10 @@ default is a set of SQLite files under ``.local/`` so that ``make demo`` needs n
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from order_tracking.errors import UserError
 
@@ -33,6 +35,10 @@ REACTIVATED_ORDER_MISSING_ECS = "REACTIVATED_ORDER_MISSING_ECS"
 EXCEPTION_TYPES = (UTI_UTS_TIME_MISMATCH, ORDER_MISSING_SPATH, REACTIVATED_ORDER_MISSING_ECS)
 
 DEFAULT_ALERT_EMAIL = "jasleen.tung@uniuni.com"
+
+# Under ORDER_TRACKING_GX_STORE_URL: <prefix>/validations/ (GX results), <prefix>/data_docs/ (the site).
+VALIDATIONS_PREFIX = "validations"
+DATA_DOCS_PREFIX = "data_docs"
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_DIR = PROJECT_ROOT / ".local"
@@ -118,6 +124,46 @@ class Timeouts:
         )
 
 
+# S3 bucket naming rules (3-63 characters: lower-case letters, digits, dots and hyphens).
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class S3Location:
+    """Where the GX validation results and the Data Docs site live when several workers share them."""
+
+    bucket: str
+    prefix: str = ""  # without leading or trailing "/"; "" is the bucket's root
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    def key(self, *parts: str) -> str:
+        """The object key of ``parts`` under this location's prefix."""
+        return "/".join(p.strip("/") for p in (self.prefix, *parts) if p.strip("/"))
+
+
+def parse_s3_url(name: str, value: str) -> S3Location:
+    """``s3://bucket/prefix`` -> S3Location; anything else is a one-line error naming ``name``."""
+    parts = urlsplit(value)
+    if parts.scheme != "s3" or not parts.netloc:
+        raise UserError(f"{name}={value!r} is not an s3://bucket/prefix URL")
+    if not _BUCKET_RE.match(parts.netloc) or ".." in parts.netloc:
+        raise UserError(f"{name}={value!r}: {parts.netloc!r} is not a valid S3 bucket name")
+    return S3Location(parts.netloc, parts.path.strip("/"))
+
+
+def _endpoint_url(name: str) -> str | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise UserError(f"{name}={raw!r} is not an http(s):// URL")
+    return raw.rstrip("/")
+
+
 @dataclass(frozen=True)
 class Settings:
     warehouse_url: str
@@ -131,12 +177,16 @@ class Settings:
     extraction_buffer_secs: int = EXTRACTION_BUFFER_SECS
     alert_email: str = DEFAULT_ALERT_EMAIL
     gx_root: Path = field(default=PROJECT_ROOT / "gx")
+    # Unset: validation results and Data Docs stay under gx_root/uncommitted (one machine).
+    gx_store: S3Location | None = None
+    s3_endpoint_url: str | None = None  # an S3-compatible store (MinIO, a test server); unset = AWS
     timeouts: Timeouts = field(default_factory=Timeouts)
 
     @classmethod
     def from_env(cls, warehouse_url: str | None = None, source_url: str | None = None) -> Settings:
         """Settings from ``ORDER_TRACKING_*`` variables; explicit arguments (CLI flags) win."""
         hist = os.environ.get("ORDER_TRACKING_HIST_UTS_TABLES", "").strip()
+        store = os.environ.get("ORDER_TRACKING_GX_STORE_URL", "").strip()
         return cls(
             warehouse_url=warehouse_url
             or _env("ORDER_TRACKING_WAREHOUSE_URL", default_sqlite_url("warehouse")),
@@ -160,6 +210,8 @@ class Settings:
             extraction_buffer_secs=_env_int("ORDER_TRACKING_EXTRACTION_BUFFER_SECS", EXTRACTION_BUFFER_SECS),
             alert_email=_env("ORDER_TRACKING_ALERT_EMAIL", DEFAULT_ALERT_EMAIL),
             gx_root=Path(_env("ORDER_TRACKING_GX_ROOT", str(PROJECT_ROOT / "gx"))),
+            gx_store=parse_s3_url("ORDER_TRACKING_GX_STORE_URL", store) if store else None,
+            s3_endpoint_url=_endpoint_url("ORDER_TRACKING_S3_ENDPOINT_URL"),
             timeouts=Timeouts.from_env(),
         )
 
@@ -171,6 +223,13 @@ class Settings:
     def data_docs_index(self) -> Path:
         """The Data Docs home page that GX's local_site builds (gx/great_expectations.yml)."""
         return self.gx_root / "uncommitted" / "data_docs" / "local_site" / "index.html"
+
+    @property
+    def data_docs_location(self) -> str:
+        """Where the Data Docs home page is: the local file, or its object in the shared bucket."""
+        if self.gx_store is None:
+            return str(self.data_docs_index)
+        return f"s3://{self.gx_store.bucket}/{self.gx_store.key(DATA_DOCS_PREFIX, 'index.html')}"
 
 
 def default_sqlite_url(role: str) -> str:
