@@ -372,7 +372,7 @@ def send_alert(
         as_of=as_of,
         now=datetime.now(UTC).replace(tzinfo=None),
         open_by_type=open_by_type,
-        data_docs_index=str(settings.data_docs_index),
+        data_docs_index=settings.data_docs_location,
         site_root=settings.data_docs_index.parent,
         base_url=alert_settings.data_docs_base_url,
     )

@@ -503,7 +503,7 @@ def check_unresolved_exceptions(context: Any) -> dict[str, Any]:
     except Exception as exc:
         fail_fast_on_config_errors(UNRESOLVED_TASK, exc)
         raise
-    docs = settings.data_docs_index
+    docs = settings.data_docs_location
     for etype, count in summary.items():
         log.info("unresolved %s: %d", etype, count)
     problems = [m for m in (total_message, f"failed checks: {', '.join(failed)}" if failed else "") if m]

@@ -96,7 +96,7 @@ def gather(context: dict[str, Any], with_exceptions: bool = True) -> dict[str, A
         return info
     try:
         settings = airflow_tasks.settings_for_airflow()
-        info["data_docs"] = str(settings.data_docs_index)
+        info["data_docs"] = settings.data_docs_location
         info["site_root"] = settings.data_docs_index.parent
         info["base_url"] = AlertSettings.from_env().data_docs_base_url
     except Exception as exc:  # a bad setting must not stop the alert
