@@ -450,10 +450,18 @@ class Rehearsal:
         body = mails[0] if mails else ""
         for task_id in DQ_TASKS:
             s = sums.get(task_id) or {}
-            ids = [str(x["order_id"]) for x in s.get("sample") or [] if x.get("order_id") is not None]
-            ok = f"{s.get('failing')} failing" in body and all(i in body for i in ids)
-            detail = f"{s.get('failing')}, {ids}"
-            self.check(ok, f"the email names {task_id}'s count and sample order ids", detail)
+            if s.get("exception_type"):  # Tests 1-3: the run's count and its sample order ids
+                ids = [str(x["order_id"]) for x in s.get("sample") or [] if x.get("order_id") is not None]
+                ok = bool(ids) and f"{s.get('failing')} found tonight" in body and all(i in body for i in ids)
+                detail = f"{s.get('failing')}, {ids}"
+            else:  # Test 0: the run's shortfall per table
+                rows = [
+                    f"{r['table']}: source {r['source']}, raw {r['raw']}, missing {r['missing']}"
+                    for r in s.get("shortfall") or []
+                ]
+                ok = bool(rows) and all(r in body for r in rows)
+                detail = "; ".join(rows)
+            self.check(ok, f"the email names {task_id}'s counts from this run", detail)
 
     def check_rerun(self, run_id: str, manifest: dict, rows_before: list) -> None:
         self.wait_run(MONITORING, run_id, timeout=240, clear_number=1)
