@@ -231,12 +231,6 @@ def _not_configured(*_args: Any) -> Any:
     raise RuntimeError("OrderTrackingCheckpointOperator configures GX in execute()")
 
 
-def _load_gx_context(settings: Settings) -> Any:
-    from order_tracking import gx_project
-
-    return gx_project.load(settings)  # also asserts every suite holds its one expectation
-
-
 class _CheckpointWithParameters:
     """Stands in for a GX Checkpoint so that the provider's ``checkpoint.run(batch_parameters=...)``
     also passes our ``expectation_parameters`` and a run name (Data Docs list runs by it); keeps
@@ -249,6 +243,15 @@ class _CheckpointWithParameters:
         self.gx_context: Any = None
         self.checkpoint: Any = None
         self.result: Any = None
+        self.store_error: str | None = None  # the shared GX store was unusable: local stores used
+
+    def load_context(self, settings: Settings) -> Any:
+        """The provider's ``configure_file_data_context`` callable: ``gx/`` loaded and verified,
+        on the local stores when the shared one is unusable (findings before their pages)."""
+        from order_tracking import gx_project
+
+        context, self.store_error = gx_project.load_or_local(settings)
+        return context
 
     def configure(self, gx_context: Any) -> _CheckpointWithParameters:
         """The provider's ``configure_checkpoint`` callable."""
@@ -361,6 +364,7 @@ class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
             with contextlib.suppress(GXValidationFailed):  # classified below from the result
                 super().execute(context)
             summary = summarize(self.check, as_of, wrapper)
+            store_error = wrapper.store_error
         except AirflowFailException as exc:
             summary["error"] = str(exc)
             push_summary(context, summary)
@@ -374,7 +378,11 @@ class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
                 raise AirflowFailException(f"{self.check}: configuration error: {summary['error']}") from exc
             raise
         push_summary(context, summary)
+        if store_error is not None:
+            log.error("%s: this run's results and Data Docs stayed local: %s", self.check, store_error)
         self._raise_for(summary)
+        if store_error is not None:  # written, but the shared site missed the run: retry (transient)
+            raise RuntimeError(f"{self.check}: {store_error}")
         log.info("%s passed: %s", self.check, summary)
         return summary
 
@@ -402,7 +410,7 @@ class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
         )
         run_name = data_docs_run_name(context.get("run_id"), as_of)
         wrapper = _CheckpointWithParameters(self.check, parameters, run_name)
-        self.configure_file_data_context = functools.partial(_load_gx_context, settings)
+        self.configure_file_data_context = functools.partial(wrapper.load_context, settings)
         self.configure_checkpoint = wrapper.configure
         return as_of, wrapper
 

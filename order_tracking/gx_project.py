@@ -11,6 +11,7 @@ Imported lazily (it imports GX): DAG files and light CLI commands never pay for 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -29,7 +30,7 @@ from expectations_custom.actions import (
     RecordExceptionsAction,
 )
 from order_tracking import db
-from order_tracking.errors import UserError
+from order_tracking.errors import StoreUnavailable, UserError
 from order_tracking.settings import Settings
 
 URL_ENV = "ORDER_TRACKING_GX_WAREHOUSE_URL"
@@ -139,6 +140,18 @@ def load(settings: Settings):
     context = gx.get_context(mode="file", context_root_dir=str(root), project_config=config)
     verify(context)
     return context
+
+
+def load_or_local(settings: Settings) -> tuple[object, str | None]:
+    """``load``; when the shared store is unusable, the local stores instead and the store's error.
+
+    Findings matter more than their pages: the caller records them with the local stores, then
+    reports the store's one-line error (exit 3 on the CLI, a failed task in Airflow).
+    """
+    try:
+        return load(settings), None
+    except StoreUnavailable as exc:
+        return load(dataclasses.replace(settings, gx_store=None)), str(exc)
 
 
 def shared_store_config(settings: Settings) -> DataContextConfig:

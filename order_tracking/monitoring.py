@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from order_tracking import db, exceptions_store, gx_results, rules, schema
-from order_tracking.errors import StoreUnavailable, UserError
+from order_tracking.errors import UserError
 from order_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -157,14 +157,9 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
 
     from expectations_custom.actions import alert_email_deferred, build_data_docs, data_docs_index_deferred
 
-    try:
-        context = gx_project.load(settings)
-        store_error = None
-    except StoreUnavailable as exc:
-        # Findings matter more than their pages: record them with the local stores, then exit 3.
-        store_error = CheckOutcome("gx_store", "error", message=str(exc))
+    context, store_error = gx_project.load_or_local(settings)
+    if store_error is not None:  # checked with the local stores; reported (exit 3) at the end
         settings = dataclasses.replace(settings, gx_store=None)
-        context = gx_project.load(settings)
     checks = list(checks)
     # One index rebuild and one alert email for the whole run, not one per check.
     with data_docs_index_deferred(), alert_email_deferred() as alerts:
@@ -182,7 +177,7 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
     finally:
         engine.dispose()
     if store_error is not None:
-        outcomes.append(store_error)
+        outcomes.append(CheckOutcome("gx_store", "error", message=store_error))
     email_error = send_run_alert(settings, alerts.summaries, outcomes, as_of)
     return MonitorReport(as_of, outcomes, unresolved, settings.data_docs_location, email_error)
 

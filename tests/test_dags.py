@@ -339,6 +339,30 @@ def test_connections_build_urls_with_special_characters(monkeypatch, caplog) -> 
 
 
 @pytest.mark.usefixtures("gx_copy", "airflow_db")
+def test_an_unusable_shared_gx_store_still_records_every_finding(sqlite_urls, dagbag, monkeypatch) -> None:
+    """Several-workers mode with the bucket out of reach: the DQ tasks check on the worker's local
+    stores and write their findings (issue 14: the exceptions are still written)."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on: the S3 endpoint refuses at once
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("ORDER_TRACKING_GX_STORE_URL", "s3://order-tracking-dq/site")
+    monkeypatch.setenv("ORDER_TRACKING_S3_ENDPOINT_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    as_of = BASE_AS_OF + timedelta(days=5)
+    settings, manifest = seed_dataset(synthetic.SeedConfig(as_of=as_of, orders=ORDERS, seed=11))
+    state, tasks, _ = _test_run(dagbag.dags[MONITORING], as_of, {"as_of": as_of.isoformat()})
+
+    assert state == "failed"
+    assert all(tasks[t] == "failed" for t in DQ_TASKS), tasks
+    assert _open_ids(settings) == {t: sorted(manifest["expected"][t]) for t in EXCEPTION_TYPES}
+    site = Path(os.environ["ORDER_TRACKING_GX_ROOT"]) / "uncommitted" / "data_docs" / "local_site"
+    assert list(site.glob("validations/order_tracking_missing_spath/*/*/*.html"))  # pages kept locally
+
+
+@pytest.mark.usefixtures("gx_copy", "airflow_db")
 def test_monitoring_run_fails_on_injected_anomalies_with_one_email_and_reruns_idempotently(
     warehouse, maria_source, dagbag, mailbox, monkeypatch
 ) -> None:
