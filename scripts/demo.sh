@@ -121,7 +121,9 @@ print(f"     Test 0: raw rows the seed dropped: {dropped or 'none'} (Test 0's fi
 EOF
 echo "   details: python -m order_tracking exceptions --type ORDER_MISSING_SPATH"
 
-echo "-- 6. Data Docs: file://$ROOT/gx/uncommitted/data_docs/local_site/index.html"
+SITE="$ROOT/gx/uncommitted/data_docs/local_site"
+echo "-- 6. Data Docs: file://$SITE/index.html"
+[ -f "$SITE/health.html" ] && echo "   health over the last 30 nights (findings, open by age, Test 0, vacuum): file://$SITE/health.html"
 
 echo "-- 7. the alert email Airflow sent (SMTP sink on 127.0.0.1:$SMTP_PORT, saved in .local/mail)"
 sleep 0.5
