@@ -353,7 +353,7 @@ def test_an_unusable_shared_gx_store_still_records_every_finding(sqlite_urls, da
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     as_of = BASE_AS_OF + timedelta(days=5)
     settings, manifest = seed_dataset(synthetic.SeedConfig(as_of=as_of, orders=ORDERS, seed=11))
-    state, tasks, _ = _test_run(dagbag.dags[MONITORING], as_of, {"as_of": as_of.isoformat()})
+    state, tasks = _run(dagbag.dags[MONITORING], as_of, monkeypatch)
 
     assert state == "failed"
     assert all(tasks[t] == "failed" for t in DQ_TASKS), tasks
