@@ -186,7 +186,7 @@ def headline(data: health_data.HealthData) -> list[str]:
     if short_nights:
         lines.append(f"Test 0 alarms on {len(short_nights)} night(s), last on {short_nights[-1]}.")
     if not data.vacuum:
-        lines.append("No VACUUM step logged in the period (the maintenance log is empty for it).")
+        lines.append("No VACUUM figures (ghost rows, unsorted %) in the maintenance log for the period.")
     return lines
 
 
