@@ -177,7 +177,7 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
     for url in urls.values():
         if not url.startswith("file://"):  # a site in a bucket (s3_store makes each page offline)
             if not _INDEX_DEFERRED.get():
-                _publish_health_page(context)
+                refresh_health_page(context, None)
             continue
         site = Path(url.removeprefix("file://")).parent
         try:  # a styling problem must never fail a check
@@ -185,11 +185,22 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
         except Exception:
             logger.warning("Data Docs at %s still load CSS/JS from CDNs", site, exc_info=True)
         if not _INDEX_DEFERRED.get():  # the index links the health page: rebuild them together
-            try:
-                health_page.build(context, site)
-            except Exception:
-                logger.warning("Data Docs health page at %s not rebuilt", site, exc_info=True)
+            refresh_health_page(context, site)
     return urls
+
+
+def refresh_health_page(context, site: Path | None) -> None:
+    """Rebuild ``health.html`` in the local site folder ``site``, or in the bucket when ``None``.
+
+    Never raises: the health page is a view, it must not fail a check or the final gate.
+    """
+    if site is None:
+        _publish_health_page(context)
+        return
+    try:
+        health_page.build(context, site)
+    except Exception:
+        logger.warning("Data Docs health page at %s not rebuilt", site, exc_info=True)
 
 
 def _publish_health_page(context) -> None:

@@ -445,6 +445,14 @@ class Rehearsal:
             "a DQ task log holds our lines, not GX's INFO chatter",
             f"{len(log.splitlines())} lines",
         )
+        total = sum(len(ids) for ids in manifest["expected"].values())
+        health = self.gx_root / "uncommitted" / "data_docs" / "local_site" / "health.html"
+        text = health.read_text(encoding="utf-8") if health.exists() else ""
+        self.check(
+            f"Open now: {total} " in text,  # rebuilt by the final task, after every check wrote
+            "the health page counts every exception the parallel checks wrote",
+            next((ln.strip() for ln in text.splitlines() if "Open now" in ln), "no health page")[:120],
+        )
         mails = self.emails_for(run_id, 1)
         self.check(len(mails) == 1, "exactly one email for the failed run", f"{len(mails)} email(s)")
         body = mails[0] if mails else ""
