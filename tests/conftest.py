@@ -207,3 +207,22 @@ def exception_rows(settings) -> list[tuple]:
         rows = [tuple(r) for r in conn.execute(sa.select(ex).order_by(ex.c.exception_id))]
     engine.dispose()
     return rows
+
+
+def resolve_orders(settings, exception_type: str, order_ids: list[int]) -> int:
+    """Close the open exceptions of ``order_ids`` as a person would after a fix (the store's API)."""
+    from order_tracking import db, exceptions_store, schema
+
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    try:
+        return exceptions_store.resolve(
+            engine,
+            schema.build_tables(settings),
+            order_ids=order_ids,
+            exception_type=exception_type,
+            all_of_type=False,
+            by="tester",
+            notes="backfilled",
+        )
+    finally:
+        engine.dispose()

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from order_tracking import db, exceptions_store, schema, synthetic
+from order_tracking import db, synthetic
 from order_tracking.monitoring import run_checks
-from tests.conftest import run_cli, seed_dataset
+from tests.conftest import resolve_orders, run_cli, seed_dataset
 
 AS_OF = datetime(2026, 11, 25, 3, 0, 0)
 
@@ -68,17 +68,7 @@ def test_exceptions_limit_says_when_it_truncated(open_spath):
 
 def test_include_resolved_summary_splits_open_and_resolved(open_spath):
     settings, ids = open_spath
-    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
-    exceptions_store.resolve(
-        engine,
-        schema.build_tables(settings),
-        order_ids=ids[:1],
-        exception_type="ORDER_MISSING_SPATH",
-        all_of_type=False,
-        by="tester",
-        notes="backfilled",
-    )
-    engine.dispose()
+    resolve_orders(settings, "ORDER_MISSING_SPATH", ids[:1])
     proc = run_cli("exceptions", "--include-resolved", "--format", "json")
     assert proc.returncode == 0, proc.stderr
     assert f'"open": {len(ids) - 1}' in proc.stdout and '"resolved": 1' in proc.stdout

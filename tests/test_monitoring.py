@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from order_tracking import db, exceptions_store, schema, synthetic
 from order_tracking.monitoring import run_checks
 from order_tracking.settings import EXCEPTION_TYPES, Settings
-from tests.conftest import ROOT, exception_rows, run_cli, seed_dataset
+from tests.conftest import ROOT, exception_rows, resolve_orders, run_cli, seed_dataset
 
 AS_OF = datetime(2026, 11, 25, 3, 0, 0)
 ORDERS = 2000
@@ -134,17 +134,7 @@ def test_more_than_200_findings_with_some_already_open(warehouse):
     assert len(expected) == 250
     first = run_checks(settings, AS_OF, ["missing_spath"]).outcomes[0]
     assert (first.status, first.failing, first.new, first.already_open) == ("fail", 250, 250, 0)
-    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
-    exceptions_store.resolve(
-        engine,
-        schema.build_tables(settings),
-        order_ids=expected[:1],
-        exception_type="ORDER_MISSING_SPATH",
-        all_of_type=False,
-        by="tester",
-        notes="backfilled",
-    )
-    engine.dispose()
+    resolve_orders(settings, "ORDER_MISSING_SPATH", expected[:1])
     second = run_checks(settings, AS_OF, ["missing_spath"]).outcomes[0]
     assert (second.failing, second.new, second.already_open) == (250, 1, 249)
     assert open_exceptions(settings)["ORDER_MISSING_SPATH"] == expected
