@@ -155,37 +155,55 @@ class RecordExceptionsAction(ValidationAction):
         return {"recorded": [r.__dict__ for r in recorded]}
 
 
-_INDEX_DEFERRED: ContextVar[bool] = ContextVar("order_tracking_data_docs_index_deferred", default=False)
+@dataclass
+class DataDocsBatch:
+    """The pages the checkpoints of one ``monitor`` run asked for, built together at its end."""
+
+    resource_identifiers: list = field(default_factory=list)
+
+
+_DATA_DOCS_BATCH: ContextVar[DataDocsBatch | None] = ContextVar("order_tracking_docs_batch", default=None)
 
 
 @contextmanager
-def data_docs_index_deferred() -> Iterator[None]:
-    """Inside, checkpoints build their own pages but not the site index (see below)."""
-    token = _INDEX_DEFERRED.set(True)
+def data_docs_deferred() -> Iterator[DataDocsBatch]:
+    """Inside, the Data Docs action records the pages to build instead of building them.
+
+    The caller builds them all, with the index, in one pass (:func:`build_data_docs`) once every
+    checkpoint ran: one site build per ``monitor`` run instead of one per check plus the index
+    (GX makes a new site builder and rereads the results store for each). A checkpoint run alone,
+    as in Airflow, builds its own pages and the index.
+    """
+    batch = DataDocsBatch()
+    token = _DATA_DOCS_BATCH.set(batch)
     try:
-        yield
+        yield batch
     finally:
-        _INDEX_DEFERRED.reset(token)
+        _DATA_DOCS_BATCH.reset(token)
 
 
 def build_data_docs(context, resource_identifiers: list) -> dict:
-    """Build the given pages (and the index unless deferred), then make them render offline."""
+    """Build the given pages and the index, then make them render offline.
+
+    Suite pages already built are skipped: they change only when ``gx/`` is rebuilt.
+    """
     started = time.time() - 1  # file mtimes have coarse resolution on some filesystems
-    urls = context.build_data_docs(
-        resource_identifiers=resource_identifiers, build_index=not _INDEX_DEFERRED.get()
-    )
+    asked = list(dict.fromkeys(resource_identifiers))
+    if not asked:
+        raise ValueError("no Data Docs page to build")  # GX reads an empty list as "every page"
+    # At least one page: the suite pages exist, only the index has to change.
+    wanted = [r for r in asked if not _suite_page_exists(context, r)] or asked[:1]
+    urls = context.build_data_docs(resource_identifiers=wanted, build_index=True)
     for url in urls.values():
         if not url.startswith("file://"):  # a site in a bucket (s3_store makes each page offline)
-            if not _INDEX_DEFERRED.get():
-                refresh_health_page(context, None)
+            refresh_health_page(context, None)
             continue
         site = Path(url.removeprefix("file://")).parent
         try:  # a styling problem must never fail a check
             data_docs_offline.localize_site(site, since=started)
         except Exception:
             logger.warning("Data Docs at %s still load CSS/JS from CDNs", site, exc_info=True)
-        if not _INDEX_DEFERRED.get():  # the index links the health page: rebuild them together
-            refresh_health_page(context, site)
+        refresh_health_page(context, site)  # the index links the health page: rebuild them together
     return urls
 
 
@@ -223,9 +241,8 @@ class OrderTrackingDataDocsAction(UpdateDataDocsAction):
 
     - The pages it writes are pointed at the CSS/JS shipped in ``vendor/`` (data_docs_offline),
       so they render styled without internet, in the CLI and in Airflow alike.
-    - The site index (it reads every stored result, the slowest part of a docs build) is rebuilt
-      once per ``monitor`` run instead of once per checkpoint when the caller defers it
-      (``data_docs_index_deferred``); a checkpoint run alone, as in Airflow, rebuilds it itself.
+    - Within ``data_docs_deferred`` (the ``monitor`` command) it records its pages for the one
+      build at the end of the run, and returns the URLs they will have.
     """
 
     type: Literal["order_tracking_update_data_docs"] = "order_tracking_update_data_docs"
@@ -233,9 +250,19 @@ class OrderTrackingDataDocsAction(UpdateDataDocsAction):
     def _build_data_docs(
         self, site_names: list[str] | None = None, resource_identifiers: list | None = None
     ) -> dict:
-        context = self._resolve_context().context
-        wanted = [r for r in resource_identifiers or [] if not _suite_page_exists(context, r)]
-        return build_data_docs(context, wanted)
+        batch = _DATA_DOCS_BATCH.get()
+        if batch is not None:
+            batch.resource_identifiers.extend(resource_identifiers or [])
+            return {}
+        return build_data_docs(self._resolve_context().context, resource_identifiers or [])
+
+    def _get_docs_sites_urls(self, site_names: list[str] | None = None, resource_identifier=None):
+        # A deferred page does not exist yet: its URL is known all the same (the email links it).
+        return self._resolve_context().context.get_docs_sites_urls(
+            resource_identifier=resource_identifier,
+            only_if_exists=_DATA_DOCS_BATCH.get() is None,
+            site_names=site_names,
+        )
 
 
 def _suite_page_exists(context, identifier) -> bool:

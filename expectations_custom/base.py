@@ -3,12 +3,12 @@
 GX 1.x only supports custom SQL expectations as subclasses of ``UnexpectedRowsExpectation``.
 The stock class asks for two metrics (``.row_count`` and ``.table``), i.e. runs its query twice.
 Here the query is the rule from ``order_tracking.rules`` wrapped so that every returned row also
-carries ``COUNT(*) OVER ()``; only the ``.table`` metric is requested, so validation costs one
-scan, and the result carries the failing count plus a sample with the evidence.
+carries ``COUNT(*) OVER ()``; one metric is requested (``rule_rows.RULE_ROWS``), so validation
+costs one scan, and the result carries the failing count plus a sample with the evidence.
 
-The SQL is compiled at validation time for the execution engine's dialect (SQLite, PostgreSQL,
-Redshift) with the run's ``as_of`` inlined; ``unexpected_rows_query`` in the suite JSON is only
-the human description shown in Data Docs.
+The SQL is compiled when GX computes that metric, for the execution engine's dialect (SQLite,
+PostgreSQL, Redshift) with the run's ``as_of`` inlined; ``unexpected_rows_query`` in the suite
+JSON is only the human description shown in Data Docs.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
+import sqlalchemy as sa
 from great_expectations.compatibility import pydantic
 from great_expectations.core.suite_parameters import SuiteParameterDict
 from great_expectations.expectations.core.unexpected_rows_expectation import UnexpectedRowsExpectation
@@ -30,12 +31,12 @@ from great_expectations.render.components import (
 from great_expectations.render.renderer.renderer import renderer
 from great_expectations.validator.metric_configuration import MetricConfiguration
 
+from expectations_custom.rule_rows import RULE_ROWS
 from order_tracking import gx_results, schema
 from order_tracking.alert_content import SAMPLE_IN_EMAIL, NextStep, next_step
-from order_tracking.rules import RuleQuery, Window, compile_sql
+from order_tracking.rules import RuleQuery, Window
 from order_tracking.settings import Settings
 
-TABLE_METRIC = "unexpected_rows_query.table"
 _TOTALS = frozenset({"failing_count", "skipped_null_order_ids"})  # on every row, not columns
 DESCRIBED_IN_CODE = "built at validation time by order_tracking.rules (see the description above)"
 
@@ -82,11 +83,8 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
     unexpected_rows_query: str | SuiteParameterDict = DESCRIBED_IN_CODE
     sample_size: int = 20
 
-    # The rule built for this instance's query, reused by _validate (same instance in GX).
-    _validated_rule: RuleQuery | None = pydantic.PrivateAttr(default=None)
-
     # One metric: the wrapped rule returns its count with its rows (see module docstring).
-    metric_dependencies: ClassVar[tuple[str, ...]] = (TABLE_METRIC,)
+    metric_dependencies: ClassVar[tuple[str, ...]] = (RULE_ROWS,)
     success_keys: ClassVar[tuple[str, ...]] = ("unexpected_rows_query", "as_of")
     exception_type: ClassVar[str | None] = None  # the exceptions-table type, if any
     check_name: ClassVar[str] = ""
@@ -101,11 +99,10 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
     def rule(self, conn, settings: Settings) -> RuleQuery:
         raise NotImplementedError
 
-    def validation_select(self, conn, settings: Settings):
-        """The one query validation runs: failing rows with ``failing_count``."""
+    def validation_query(self, conn, settings: Settings) -> tuple[RuleQuery, sa.Select]:
+        """The rule and the one query validation runs: failing rows with ``failing_count``."""
         rule = self.rule(conn, settings)
-        self._validated_rule = rule  # _validate reads tables_read from it: no second discovery
-        return rule.sample_with_count()
+        return rule, rule.sample_with_count()
 
     def window(self, settings: Settings) -> Window:
         # The setting is the one source of the lookback (a value stored in the suite would
@@ -121,18 +118,14 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
         deps = super().get_validation_dependencies(
             execution_engine=execution_engine, runtime_configuration=runtime_configuration
         )
-        stock = deps.get_metric_configuration(TABLE_METRIC)
-        settings = Settings.from_env()
-        engine = execution_engine.engine
-        with engine.connect() as conn:
-            sql = compile_sql(self.validation_select(conn, settings), engine.dialect)
-        # GX formats the query with str.format({batch}); our SQL has no braces to escape.
-        value_kwargs = dict(stock.metric_value_kwargs)
-        value_kwargs["unexpected_rows_query"] = sql
+        stock = deps.get_metric_configuration(RULE_ROWS)
+        # Cheap on purpose (GX calls this twice per validation): the metric builds the SQL.
+        config = self.configuration
+        value_kwargs = {"expectation_type": config.type, "expectation_kwargs": dict(config.kwargs)}
         deps.set_metric_configuration(
-            TABLE_METRIC,
+            RULE_ROWS,
             MetricConfiguration(
-                metric_name=TABLE_METRIC,
+                metric_name=RULE_ROWS,
                 metric_domain_kwargs=stock.metric_domain_kwargs,
                 metric_value_kwargs=value_kwargs,
             ),
@@ -140,7 +133,8 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
         return deps
 
     def _validate(self, metrics: dict, runtime_configuration=None, execution_engine=None):
-        rows = metrics[TABLE_METRIC] or []
+        rule_rows = metrics[RULE_ROWS] or {}
+        rows = rule_rows.get("rows") or []
         count = int(rows[0].get("failing_count") or 0) if rows else 0
         skipped = int(rows[0].get("skipped_null_order_ids") or 0) if rows else 0
         keyed = rows
@@ -148,13 +142,8 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
             keyed = [row for row in rows if row.get("order_id") is not None]
         columns = [k for k in (rows[0].keys() if rows else ()) if k not in _TOTALS]
         sample = [{k: jsonable(row[k]) for k in columns} for row in keyed[: self.sample_size]]
-        settings = Settings.from_env()
-        window = self.window(settings)
-        rule = self._validated_rule
-        if rule is None:
-            with execution_engine.engine.connect() as conn:
-                rule = self.rule(conn, settings)
-        tables_read = list(rule.tables_read)
+        window = self.window(Settings.from_env())
+        tables_read = list(rule_rows.get("tables") or [])
         return {
             "success": count == 0,
             "result": {

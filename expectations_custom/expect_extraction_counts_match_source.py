@@ -11,7 +11,8 @@ from great_expectations.render import LegacyDiagnosticRendererType
 from great_expectations.render.components import RenderedStringTemplateContent, RenderedTableContent
 from great_expectations.render.renderer.renderer import renderer
 
-from expectations_custom.base import TABLE_METRIC, OrderTrackingExpectation, parse_as_of, settings_tables
+from expectations_custom.base import OrderTrackingExpectation, parse_as_of, settings_tables
+from expectations_custom.rule_rows import RULE_ROWS
 from order_tracking import db, lost_rows, rules
 from order_tracking.rules import RuleQuery, Window
 from order_tracking.settings import Settings
@@ -40,10 +41,10 @@ class ExpectExtractionCountsMatchSource(OrderTrackingExpectation):
             parse_as_of(self.as_of), settings.extraction_window_secs, settings.extraction_buffer_secs
         )
 
-    def validation_select(self, conn, settings: Settings):
+    def validation_query(self, conn, settings: Settings) -> tuple[RuleQuery, sa.Select]:
         # Every table's counts, short or not (the health page charts them night by night);
         # _validate keeps only the short ones as the failing rows.
-        return self._counts_select(settings)
+        return self.rule(conn, settings), self._counts_select(settings)
 
     def rule(self, conn, settings: Settings) -> RuleQuery:
         tables = settings_tables(settings)
@@ -59,7 +60,8 @@ class ExpectExtractionCountsMatchSource(OrderTrackingExpectation):
         return rules.extraction_counts(tables, self.window(settings), self._source_counts())
 
     def _validate(self, metrics: dict, runtime_configuration=None, execution_engine=None):
-        rows = metrics[TABLE_METRIC] or []
+        rule_rows = metrics[RULE_ROWS] or {}
+        rows = rule_rows.get("rows") or []
         counts = [
             {
                 "table": r["table_name"],
@@ -70,7 +72,9 @@ class ExpectExtractionCountsMatchSource(OrderTrackingExpectation):
         ]
         short = [r for r in rows if int(r["raw_count"]) < int(r["source_count"])]
         short = [{**r, "failing_count": len(short)} for r in short]
-        result = super()._validate({**metrics, TABLE_METRIC: short}, runtime_configuration, execution_engine)
+        result = super()._validate(
+            {**metrics, RULE_ROWS: {**rule_rows, "rows": short}}, runtime_configuration, execution_engine
+        )
         details = result["result"]["details"]
         details["counts"] = counts
         if short:

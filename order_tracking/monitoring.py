@@ -115,7 +115,8 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
     evr = validation.results[0]
     url = None
     try:
-        urls = context.get_docs_sites_urls(resource_identifier=identifier)
+        # The page is built at the end of the run (data_docs_deferred): its URL is known now.
+        urls = context.get_docs_sites_urls(resource_identifier=identifier, only_if_exists=False)
         url = urls[0]["site_url"] if urls else None
     except Exception:
         log.warning("no Data Docs URL for %s", cp_name)
@@ -155,20 +156,22 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
     exceptions_store.require_table(engine, schema.build_tables(settings))  # else: run init-db
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
-    from expectations_custom.actions import alert_email_deferred, build_data_docs, data_docs_index_deferred
+    from expectations_custom.actions import alert_email_deferred, build_data_docs, data_docs_deferred
 
     context, store_error = gx_project.load_or_local(settings)
     if store_error is not None:  # checked with the local stores; reported (exit 3) at the end
         settings = dataclasses.replace(settings, gx_store=None)
     checks = list(checks)
-    # One index rebuild and one alert email for the whole run, not one per check.
-    with data_docs_index_deferred(), alert_email_deferred() as alerts:
+    # One Data Docs build and one alert email for the whole run, not one per check.
+    with data_docs_deferred() as pages, alert_email_deferred() as alerts:
         outcomes = [run_check(context, settings, c, as_of) for c in checks]
     try:
         suite = ExpectationSuiteIdentifier(name=gx_project.CHECKS[checks[0]].suite)
-        build_data_docs(context, [suite])  # the suite page (cheap) and the index
+        build_data_docs(context, pages.resource_identifiers or [suite])  # or just the index
     except Exception:
-        log.warning("Data Docs index not rebuilt", exc_info=True)
+        log.warning("Data Docs not rebuilt", exc_info=True)
+        for outcome in outcomes:
+            outcome.data_docs_url = None  # the page it names was not written
     try:
         unresolved = exceptions_store.unresolved_summary(engine, schema.build_tables(settings))
     except Exception as exc:

@@ -12,11 +12,12 @@ import subprocess
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from order_tracking import db, exceptions_store, schema, synthetic
+from order_tracking import db, exceptions_store, gx_project, schema, synthetic
 from order_tracking.monitoring import run_checks
 from order_tracking.settings import EXCEPTION_TYPES, Settings
 from tests.conftest import ROOT, exception_rows, resolve_orders, run_cli, seed_dataset
@@ -245,3 +246,60 @@ def test_missing_exceptions_table_points_at_init_db(gx_copy, sqlite_urls):
         f"error: table {settings.ods_schema}.order_tracking_exceptions does not exist in the warehouse; "
         "run `python -m order_tracking init-db` first"
     )
+
+
+@pytest.mark.usefixtures("gx_copy", "sqlite_urls")
+def test_one_run_discovers_history_once_per_rule_and_builds_data_docs_once(monkeypatch):
+    """GX asks each expectation for its metrics twice; the rule (history discovery included) is
+    still built once per check, and the run's pages are built in one site build that the URLs
+    reported for every check point into."""
+    from great_expectations.data_context.data_context.abstract_data_context import AbstractDataContext
+
+    settings, _ = seed()
+    discovered: list[str] = []
+    builds: list[list] = []
+    discover, build = schema.discover_hist_tables, AbstractDataContext.build_data_docs
+
+    def counting_discover(conn, mart_schema, prefix):
+        discovered.append(prefix)
+        return discover(conn, mart_schema, prefix)
+
+    def counting_build(self, *args, **kwargs):
+        builds.append(list(kwargs.get("resource_identifiers") or []))
+        return build(self, *args, **kwargs)
+
+    monkeypatch.setattr(schema, "discover_hist_tables", counting_discover)
+    monkeypatch.setattr(AbstractDataContext, "build_data_docs", counting_build)
+    report = run_checks(settings, AS_OF)
+
+    assert all(o.status != "error" for o in report.outcomes), [o.message for o in report.outcomes]
+    assert sorted(discovered) == sorted([schema.HIST_UTS_PREFIX, schema.HIST_ECS_PREFIX])
+    assert len(builds) == 1 and len(builds[0]) >= len(report.outcomes), builds
+    for outcome in report.outcomes:
+        page = Path(outcome.data_docs_url.removeprefix("file://"))
+        assert page.is_file(), outcome
+        assert gx_project.CHECKS[outcome.check].suite in page.read_text()
+
+
+@pytest.mark.usefixtures("gx_copy", "sqlite_urls")
+def test_a_failed_data_docs_build_keeps_the_findings_and_links_no_missing_page(monkeypatch, caplog):
+    from great_expectations.data_context.data_context.abstract_data_context import AbstractDataContext
+
+    settings, manifest = seed()
+
+    def full_disk(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(AbstractDataContext, "build_data_docs", full_disk)
+    report = run_checks(settings, AS_OF)
+
+    assert_matches_manifest(report, settings, manifest)  # every finding recorded all the same
+    assert [o.data_docs_url for o in report.outcomes] == [None] * len(report.outcomes)
+    assert "Data Docs not rebuilt" in caplog.text
+
+
+def test_build_data_docs_refuses_an_empty_page_list():
+    from expectations_custom.actions import build_data_docs
+
+    with pytest.raises(ValueError, match="no Data Docs page"):  # GX would build every page
+        build_data_docs(None, [])
