@@ -3,8 +3,8 @@
 Both are registered with GX by their ``type`` when this module is imported, which must happen
 before a checkpoint that names them loads (see ``expectations_custom/__init__.py``).
 
-GX's ``CheckpointResult`` does not carry action return values, so what the exceptions action
-wrote is also kept in ``RECORDED`` (per checkpoint run id) for the caller that prints it.
+GX's ``CheckpointResult`` does not carry action return values, so a caller that reports what
+the exceptions action wrote runs the checkpoint inside ``exceptions_recorded()``.
 """
 
 from __future__ import annotations
@@ -48,7 +48,20 @@ from order_tracking.settings import AlertSettings, Settings
 
 logger = logging.getLogger(__name__)
 
-RECORDED: dict[str, list[exceptions_store.RecordResult]] = {}
+_RECORDED: ContextVar[list[exceptions_store.RecordResult] | None] = ContextVar(
+    "order_tracking_exceptions_recorded", default=None
+)
+
+
+@contextmanager
+def exceptions_recorded() -> Iterator[list[exceptions_store.RecordResult]]:
+    """The list the exceptions action fills with what it wrote, for checkpoints run inside."""
+    recorded: list[exceptions_store.RecordResult] = []
+    token = _RECORDED.set(recorded)
+    try:
+        yield recorded
+    finally:
+        _RECORDED.reset(token)
 
 
 class _SharedTemplateCache(BytecodeCache):
@@ -151,7 +164,9 @@ class RecordExceptionsAction(ValidationAction):
                         engine, tables, rule.exception_type, rule.findings(), seen_at
                     )
                 recorded.append(result)
-        RECORDED[str(checkpoint_result.run_id)] = recorded
+        collector = _RECORDED.get()
+        if collector is not None:
+            collector.extend(recorded)
         return {"recorded": [r.__dict__ for r in recorded]}
 
 

@@ -243,6 +243,7 @@ class _CheckpointWithParameters:
         self.gx_context: Any = None
         self.checkpoint: Any = None
         self.result: Any = None
+        self.recorded: list = []  # what the exceptions action wrote (RecordResult)
         self.store_error: str | None = None  # the shared GX store was unusable: local stores used
 
     def load_context(self, settings: Settings) -> Any:
@@ -264,12 +265,15 @@ class _CheckpointWithParameters:
     def run(self, batch_parameters: dict | None = None, **kwargs: Any) -> Any:
         from great_expectations.core.run_identifier import RunIdentifier
 
-        self.result = self.checkpoint.run(
-            batch_parameters=batch_parameters or None,
-            expectation_parameters=self.expectation_parameters,
-            run_id=RunIdentifier(run_name=self.run_name),
-            **kwargs,
-        )
+        from expectations_custom.actions import exceptions_recorded
+
+        with exceptions_recorded() as self.recorded:
+            self.result = self.checkpoint.run(
+                batch_parameters=batch_parameters or None,
+                expectation_parameters=self.expectation_parameters,
+                run_id=RunIdentifier(run_name=self.run_name),
+                **kwargs,
+            )
         return self.result
 
     def data_docs_page(self) -> str | None:
@@ -304,12 +308,10 @@ def empty_summary(check: str, as_of: datetime | None) -> dict[str, Any]:
 
 def summarize(check: str, as_of: datetime, wrapper: _CheckpointWithParameters) -> dict[str, Any]:
     """The contract's summary of one checkpoint run (alert_content.summary_from_result)."""
-    from expectations_custom.actions import RECORDED
-
     result = wrapper.result
     if result is None:
         return {**empty_summary(check, as_of), "error": "the checkpoint did not run"}
-    recorded = [r.__dict__ for r in RECORDED.pop(str(result.run_id), [])]
+    recorded = [r.__dict__ for r in wrapper.recorded]
     validation = next(iter(result.run_results.values()))
     return alert_content.summary_from_result(
         check,

@@ -92,7 +92,7 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
     """Run one checkpoint and describe its result; errors become an outcome, not an exception."""
     from great_expectations.core.run_identifier import RunIdentifier
 
-    from expectations_custom.actions import RECORDED
+    from expectations_custom.actions import exceptions_recorded
     from order_tracking import gx_project
 
     cp_name = gx_project.CHECKS[check].checkpoint
@@ -100,17 +100,17 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
     try:
         if check == "extraction_count":
             params["source_counts"] = measure_source_counts(settings, as_of)
-        result = context.checkpoints.get(cp_name).run(
-            expectation_parameters=params,
-            # Data Docs list runs by name: make it say which window was checked.
-            run_id=RunIdentifier(run_name=f"as_of_{as_of:%Y%m%dT%H%M%S}"),
-        )
+        with exceptions_recorded() as recorded:
+            result = context.checkpoints.get(cp_name).run(
+                expectation_parameters=params,
+                # Data Docs list runs by name: make it say which window was checked.
+                run_id=RunIdentifier(run_name=f"as_of_{as_of:%Y%m%dT%H%M%S}"),
+            )
     except UserError as exc:
         return CheckOutcome(check, "error", message=str(exc))
     except Exception as exc:
         log.debug("checkpoint %s failed", cp_name, exc_info=True)  # shown with --verbose
         return CheckOutcome(check, "error", message=f"{type(exc).__name__}: {db.short_reason(exc)}")
-    recorded = RECORDED.pop(str(result.run_id), [])
     (identifier, validation), *_ = result.run_results.items()
     evr = validation.results[0]
     url = None
