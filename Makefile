@@ -34,7 +34,7 @@ demo: venv
 	@scripts/demo.sh
 
 bench: venv services
-	$(PY) scripts/benchmark.py
+	$(PY) scripts/benchmark.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .local gx/uncommitted

@@ -1,7 +1,8 @@
 """``scripts/benchmark.py`` end to end on a tiny data set: it measures, reports and cleans up.
 
-The targets are meant for 1M orders; at 20k orders fixed costs dominate, so only the shape of the
-report is checked here, not PASS/FAIL.
+The ratio targets are judged at 3M orders (``JUDGED_AT_ORDERS``); at 20k orders fixed costs
+dominate, so the run here must print them unjudged, and otherwise only the shape of the report
+is checked, not PASS/FAIL.
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ def test_benchmark_small_run_reports_and_restores(pg_warehouse, schemas, tmp_pat
     assert 0 < results["raw_s"] < results["full_s"]
     assert results["validate_over_raw"] == results["validate_s"] / results["raw_s"]
     assert len(results["targets"]) == 5
+    unjudged = {name for name, t in results["targets"].items() if not t["judged"]}
+    assert unjudged == {"validate / raw", "full / raw"}
+    assert "----  validate / raw" in proc.stdout and "not judged" in proc.stdout
     # 0.5% and 50% of the orders were made to fail Test 1 (plus the seeded anomalies)
     assert results["findings_5k"] >= 100 and results["findings_500k"] >= 10_000
     assert 50 < results["rss_5k_mb"] < 1000 and 50 < results["rss_500k_mb"] < 1000
@@ -81,13 +85,52 @@ def test_benchmark_small_run_reports_and_restores(pg_warehouse, schemas, tmp_pat
     # Everything the benchmark changed in the database was put back.
     _check_restored(pg_warehouse, schemas, results)
 
+    # --no-seed measures the orders already there: another --orders is refused, naming both.
+    again = _no_seed_run(schemas, 5000)
+    assert again.returncode != 0
+    assert "--orders 5,000 but" in again.stderr and "holds 20,000 orders" in again.stderr
 
-def _check_restored(url: str, schemas, results: dict) -> None:
+
+def test_ratio_targets_judged_from_three_million_orders() -> None:
+    benchmark = _benchmark_module()
+    slow = {
+        "validate_over_raw": 1.2,
+        "full_over_raw": 1.8,
+        "rss_5k_mb": 250.0,
+        "rss_500k_mb": 251.0,
+        "history_4x_over_1x": 1.0,
+    }
+    for orders, judged in ((benchmark.JUDGED_AT_ORDERS, True), (1_000_000, False)):
+        verdicts = {name: (ok, j) for name, _, ok, j in benchmark.verdicts({**slow, "orders": orders})}
+        assert verdicts["validate / raw"] == (False, judged)
+        assert verdicts["full / raw"] == (False, judged)
+        assert verdicts["peak RSS"] == (True, True)  # memory and history are judged at any scale
+
+
+def test_no_seed_without_data_is_refused(pg_warehouse, schemas) -> None:
+    proc = _no_seed_run(schemas, 5000)
+    assert proc.returncode != 0
+    assert f"no {schemas.mart}.mart_uni_tracking_info to reuse" in proc.stderr.strip().splitlines()[-1]
+
+
+def _no_seed_run(schemas, orders: int) -> subprocess.CompletedProcess:
+    args = ["--no-seed", "--orders", str(orders), "--mart-schema", schemas.mart, "--ods-schema", schemas.ods]
+    return subprocess.run(
+        [sys.executable, "scripts/benchmark.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def _benchmark_module():
     sys.path.insert(0, str(ROOT / "scripts"))
     try:
         import benchmark
     finally:
         sys.path.pop(0)
+    return benchmark
+
+
+def _check_restored(url: str, schemas, results: dict) -> None:
+    benchmark = _benchmark_module()
     engine = sa.create_engine(url)
     try:
         with engine.connect() as conn:
