@@ -31,6 +31,7 @@ REQUIRED_KEYS = {
     "spath_rows",
     "fixed_s",
     "rule_scans",
+    "fixed_stored",
 }
 
 
@@ -79,7 +80,16 @@ def test_benchmark_small_run_reports_and_restores(pg_warehouse, schemas, tmp_pat
         assert results[f"rule_scans_{key}"] == [2 if test1_failing > 200 else 1, 1, 1]
     assert results["memory_outcomes_500k"][0][2] > 200  # both paths are seen
     assert results["fixed_s"] > 0  # at 20k orders it is most of "full": no order between them
-    for line in ("raw SQL COUNT(*)", "process start-up + imports", "history 4x / 1x", "fixed per-run cost"):
+    # The fixed cost again with the GX results store grown to 30 nights and a year of results.
+    assert [f["results"] for f in results["fixed_stored"]] == [120, 1460]
+    assert all(f["median_s"] > 0 for f in results["fixed_stored"])
+    for line in (
+        "raw SQL COUNT(*)",
+        "process start-up + imports",
+        "history 4x / 1x",
+        "fixed per-run cost",
+        "a year (1,460)",
+    ):
         assert line in proc.stdout
 
     # Everything the benchmark changed in the database was put back.
