@@ -22,8 +22,8 @@ Each time is the median of ``--repeat`` rounds after a warm-up round; a round ru
 validate and full one after the other, so the ratios compare runs made under the same load.
 The two ratio targets are judged from ``JUDGED_AT_ORDERS`` up (``--orders 3000000``); below, they
 are printed but not judged: the fixed per-run cost (7) is the same whatever the data, so it
-outweighs the margin in a smaller scan (at 1M, ~0.2 s against a 0.4 s raw scan). The exit status is 1
-when a judged target fails. Writes ``bench/results.json`` and ``bench/benchmark.png``. Uses
+outweighs the margin in a smaller scan (at 1M, ~0.2 s against a 0.4 s raw scan). The exit status
+is 1 when a judged target fails. Writes ``bench/results.json`` and ``bench/benchmark.png``. Uses
 schemas of its own (``--mart-schema``/``--ods-schema``, replaced on every run) and a temporary copy
 of ``gx/``, so neither the repository's Data Docs nor anyone's data are touched.
 """
@@ -57,6 +57,7 @@ HISTORY_OFFSET = 1_000_000_000  # order ids of the extra history rows: never in 
 FINDINGS_SMALL, FINDINGS_LARGE = 0.005, 0.5  # share of the orders made to fail Test 1
 EMPTY_AS_OF = AS_OF - timedelta(days=400)  # synthetic orders span 200 days: an empty window
 STORED_RESULTS = (("30 nights", 120), ("a year", 1460))  # 4 checks a night: the index limit, a year
+DEFAULT_ORDERS = 1_000_000
 JUDGED_AT_ORDERS = 3_000_000  # the ratio targets hold from this many orders up (see above)
 RATIO_TARGETS = frozenset({"validate / raw", "full / raw"})
 TARGETS = {
@@ -73,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--orders",
         type=int,
-        help="synthetic orders (default 1,000,000; with --no-seed, those already seeded)",
+        help=f"synthetic orders (default {DEFAULT_ORDERS:,}; with --no-seed, those already seeded)",
     )
     p.add_argument("--repeat", type=int, default=5, help="timed rounds after the warm-up (min 3)")
     p.add_argument("--mart-schema", default="bench_public", help="schema for the mart tables")
@@ -673,7 +674,7 @@ def run(args: argparse.Namespace, url: str) -> int:
     if args.no_seed:
         args.orders = seeded_orders(engine, args)
     elif args.orders is None:
-        args.orders = 1_000_000
+        args.orders = DEFAULT_ORDERS
     results: dict = {"orders": args.orders, "repeat": args.repeat, "machine": machine_info(engine)}
     if not args.no_seed:
         log(f"seeding {args.orders:,} orders into {db.redact(url)} ({args.mart_schema}, {args.ods_schema})")
