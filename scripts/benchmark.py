@@ -159,22 +159,19 @@ def run_child(mode: str) -> tuple[dict, float]:
 # --- the database ---------------------------------------------------------------------------
 
 
-def seeded_orders(engine, args: argparse.Namespace) -> int:
-    """With ``--no-seed``: the orders already in the data (one mart_uti row each)."""
+def seeded_orders(engine, uti, orders: int | None) -> int:
+    """With ``--no-seed``: the orders already in the data (one ``uti`` row each)."""
     import sqlalchemy as sa
 
-    uti = sa.table("mart_uni_tracking_info", schema=args.mart_schema)
+    name = f"{uti.schema}.{uti.name}"
     try:
-        with engine.connect() as conn:
-            n = conn.scalar(sa.select(sa.func.count()).select_from(uti))
+        n = count_rows(engine, [uti])
     except sa.exc.ProgrammingError:
+        raise SystemExit(f"--no-seed: no {name} to reuse; run without it") from None
+    if orders is not None and orders != n:
         raise SystemExit(
-            f"--no-seed: no {args.mart_schema}.mart_uni_tracking_info to reuse; run without it"
-        ) from None
-    if args.orders is not None and args.orders != n:
-        raise SystemExit(
-            f"--orders {args.orders:,} but {args.mart_schema}.mart_uni_tracking_info holds {n:,} orders "
-            "from an earlier run; drop --no-seed to seed again"
+            f"--orders {orders:,} but {name} holds {n:,} orders from an earlier run; "
+            "drop --no-seed to seed again"
         )
     return n
 
@@ -201,7 +198,7 @@ def ensure_database(url: str) -> None:
 
 
 def vacuum_analyze(engine, tables) -> None:
-    """What the nightly vacuum DAG leaves behind: visibility maps and fresh planner statistics."""
+    """What the nightly vacuum DAG leaves behind (visibility maps, planner statistics), on disk."""
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         prep = conn.dialect.identifier_preparer
         for t in tables:
@@ -482,13 +479,12 @@ def grow_history(bench: Bench, factor: int) -> None:
     vacuum_analyze(bench.engine, bench.hist_tables)
 
 
-def fill_results_store(gx_root: Path, total: int) -> int:
+def fill_results_store(store: Path, total: int) -> int:
     """Copy stored validation results under earlier run times until the store holds ``total``.
 
     The key is ``<suite>/<run name>/<run time>/<batch>.json``; each copy gets a run time whole
     days earlier, as if the same nights had run before. Returns how many results the store holds.
     """
-    store = gx_root / "uncommitted" / "validations"
     originals = sorted(store.glob("*/*/*/*.json"))
     held, day = len(originals), 0
     while held < total and originals:
@@ -665,14 +661,14 @@ def log(msg: str) -> None:
 
 
 def run(args: argparse.Namespace, url: str) -> int:
-    from order_tracking import db, synthetic
+    from order_tracking import db, schema, synthetic
     from order_tracking.settings import Settings
 
     ensure_database(url)
     settings = Settings.from_env()
     engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
     if args.no_seed:
-        args.orders = seeded_orders(engine, args)
+        args.orders = seeded_orders(engine, schema.build_tables(settings).mart_uti, args.orders)
     elif args.orders is None:
         args.orders = DEFAULT_ORDERS
     results: dict = {"orders": args.orders, "repeat": args.repeat, "machine": machine_info(engine)}
@@ -746,12 +742,12 @@ def run(args: argparse.Namespace, url: str) -> int:
     # Last: the memory children above ran on the store as the timed rounds left it. Their findings
     # go first (1.5M open exceptions at 3M orders made this fixed cost 1.1 s: a state of its own).
     clear_exceptions(bench)
-    gx_root = Path(os.environ["ORDER_TRACKING_GX_ROOT"])  # the benchmark's own copy
+    store = Path(bench.context.validation_results_store.store_backend.full_base_directory)
     results["fixed_stored"] = []
     for label, total in STORED_RESULTS:
-        held = fill_results_store(gx_root, total)
+        held = fill_results_store(store, total)
         log(f"fixed cost with {held:,} stored validation results ({label})")
-        timing = rounds(bench, 3, {"fixed": lambda: bench.full(EMPTY_AS_OF)})["fixed"]
+        timing = rounds(bench, args.repeat, {"fixed": lambda: bench.full(EMPTY_AS_OF)})["fixed"]
         results["fixed_stored"].append({"label": label, "results": held, "median_s": timing["median_s"]})
     bench.engine.dispose()
 

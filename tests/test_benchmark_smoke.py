@@ -36,26 +36,7 @@ REQUIRED_KEYS = {
 
 
 def test_benchmark_small_run_reports_and_restores(pg_warehouse, schemas, tmp_path) -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "scripts/benchmark.py",
-            "--orders",
-            "20000",
-            "--repeat",
-            "3",
-            "--mart-schema",
-            schemas.mart,
-            "--ods-schema",
-            schemas.ods,
-            "--out",
-            str(tmp_path),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = _benchmark(schemas, "--orders", "20000", "--repeat", "3", "--out", str(tmp_path), timeout=300)
     assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1: a target failed (expected at 20k)
 
     results = json.loads((tmp_path / "results.json").read_text())
@@ -96,7 +77,7 @@ def test_benchmark_small_run_reports_and_restores(pg_warehouse, schemas, tmp_pat
     _check_restored(pg_warehouse, schemas, results)
 
     # --no-seed measures the orders already there: another --orders is refused, naming both.
-    again = _no_seed_run(schemas, 5000)
+    again = _benchmark(schemas, "--no-seed", "--orders", "5000")
     assert again.returncode != 0
     assert "--orders 5,000 but" in again.stderr and "holds 20,000 orders" in again.stderr
 
@@ -118,15 +99,20 @@ def test_ratio_targets_judged_from_three_million_orders() -> None:
 
 
 def test_no_seed_without_data_is_refused(pg_warehouse, schemas) -> None:
-    proc = _no_seed_run(schemas, 5000)
+    proc = _benchmark(schemas, "--no-seed", "--orders", "5000")
     assert proc.returncode != 0
     assert f"no {schemas.mart}.mart_uni_tracking_info to reuse" in proc.stderr.strip().splitlines()[-1]
 
 
-def _no_seed_run(schemas, orders: int) -> subprocess.CompletedProcess:
-    args = ["--no-seed", "--orders", str(orders), "--mart-schema", schemas.mart, "--ods-schema", schemas.ods]
+def _benchmark(schemas, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    """``scripts/benchmark.py`` in the test's own schemas."""
+    schema_args = ["--mart-schema", schemas.mart, "--ods-schema", schemas.ods]
     return subprocess.run(
-        [sys.executable, "scripts/benchmark.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "scripts/benchmark.py", *args, *schema_args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
