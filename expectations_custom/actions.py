@@ -9,17 +9,13 @@ the exceptions action wrote runs the checkpoint inside ``exceptions_recorded()``
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
 
 from great_expectations.checkpoint.actions import (
@@ -30,20 +26,10 @@ from great_expectations.checkpoint.actions import (
 )
 from great_expectations.checkpoint.checkpoint import CheckpointResult
 from great_expectations.compatibility.pydantic import root_validator
-from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
-from great_expectations.render.view.view import DefaultJinjaView
-from jinja2 import BytecodeCache
 
+from expectations_custom import data_docs
 from expectations_custom.base import settings_tables
-from order_tracking import (
-    alert_content,
-    data_docs_offline,
-    db,
-    exceptions_store,
-    gx_results,
-    health_page,
-    mailer,
-)
+from order_tracking import alert_content, db, exceptions_store, gx_results, mailer
 from order_tracking.settings import AlertSettings, Settings
 
 logger = logging.getLogger(__name__)
@@ -62,47 +48,6 @@ def exceptions_recorded() -> Iterator[list[exceptions_store.RecordResult]]:
         yield recorded
     finally:
         _RECORDED.reset(token)
-
-
-class _SharedTemplateCache(BytecodeCache):
-    """Compiled Data Docs templates, kept for the life of the process.
-
-    ``UpdateDataDocsAction`` builds a new ``SiteBuilder`` per checkpoint run, and every GX view
-    makes its own Jinja ``Environment``, so each run parsed and compiled the same ~160 templates
-    again: about 0.3 s of every checkpoint, more than the rule's SQL on 1M orders (benchmark,
-    issue 6). Jinja's bytecode cache is keyed by template name and source checksum, so a cached
-    template is exactly what compiling the source again would give.
-    """
-
-    def __init__(self) -> None:
-        self._code: dict[str, tuple[str, bytes]] = {}
-
-    def load_bytecode(self, bucket) -> None:
-        hit = self._code.get(bucket.key)
-        if hit is not None and hit[0] == bucket.checksum:
-            bucket.bytecode_from_string(hit[1])
-
-    def dump_bytecode(self, bucket) -> None:
-        self._code[bucket.key] = (bucket.checksum, bucket.bytecode_to_string())
-
-
-def _share_data_docs_template_cache() -> None:
-    """Give every GX Jinja view the one process-wide template cache (idempotent)."""
-    if getattr(DefaultJinjaView.__init__, "_order_tracking_cache", False):
-        return
-    cache = _SharedTemplateCache()
-    original = DefaultJinjaView.__init__
-
-    @functools.wraps(original)
-    def __init__(self, *args, **kwargs) -> None:
-        original(self, *args, **kwargs)
-        self.env.bytecode_cache = cache
-
-    __init__._order_tracking_cache = True
-    DefaultJinjaView.__init__ = __init__
-
-
-_share_data_docs_template_cache()
 
 
 def _our_failed_findings(checkpoint_result: CheckpointResult):
@@ -170,94 +115,14 @@ class RecordExceptionsAction(ValidationAction):
         return {"recorded": [r.__dict__ for r in recorded]}
 
 
-@dataclass
-class DataDocsBatch:
-    """The pages the checkpoints of one ``monitor`` run asked for, built together at its end."""
-
-    resource_identifiers: list = field(default_factory=list)
-
-
-_DATA_DOCS_BATCH: ContextVar[DataDocsBatch | None] = ContextVar("order_tracking_docs_batch", default=None)
-
-
-@contextmanager
-def data_docs_deferred() -> Iterator[DataDocsBatch]:
-    """Inside, the Data Docs action records the pages to build instead of building them.
-
-    The caller builds them all, with the index, in one pass (:func:`build_data_docs`) once every
-    checkpoint ran: one site build per ``monitor`` run instead of one per check plus the index
-    (GX makes a new site builder and rereads the results store for each). A checkpoint run alone,
-    as in Airflow, builds its own pages and the index.
-    """
-    batch = DataDocsBatch()
-    token = _DATA_DOCS_BATCH.set(batch)
-    try:
-        yield batch
-    finally:
-        _DATA_DOCS_BATCH.reset(token)
-
-
-def build_data_docs(context, resource_identifiers: list) -> dict:
-    """Build the given pages and the index, then make them render offline.
-
-    Suite pages already built are skipped: they change only when ``gx/`` is rebuilt.
-    """
-    started = time.time() - 1  # file mtimes have coarse resolution on some filesystems
-    asked = list(dict.fromkeys(resource_identifiers))
-    if not asked:
-        raise ValueError("no Data Docs page to build")  # GX reads an empty list as "every page"
-    # At least one page: the suite pages exist, only the index has to change.
-    wanted = [r for r in asked if not _suite_page_exists(context, r)] or asked[:1]
-    urls = context.build_data_docs(resource_identifiers=wanted, build_index=True)
-    for url in urls.values():
-        if not url.startswith("file://"):  # a site in a bucket (s3_store makes each page offline)
-            refresh_health_page(context, None)
-            continue
-        site = Path(url.removeprefix("file://")).parent
-        try:  # a styling problem must never fail a check
-            data_docs_offline.localize_site(site, since=started)
-        except Exception:
-            logger.warning("Data Docs at %s still load CSS/JS from CDNs", site, exc_info=True)
-        refresh_health_page(context, site)  # the index links the health page: rebuild them together
-    return urls
-
-
-def refresh_health_page(context, site: Path | None) -> None:
-    """Rebuild ``health.html`` in the local site folder ``site``, or in the bucket when ``None``.
-
-    Never raises: the health page is a view, it must not fail a check or the final gate.
-    """
-    if site is None:
-        _publish_health_page(context)
-        return
-    try:
-        health_page.build(context, site)
-    except Exception:
-        logger.warning("Data Docs health page at %s not rebuilt", site, exc_info=True)
-
-
-def _publish_health_page(context) -> None:
-    """The health page (linked from the index) for a site in a bucket: built aside, then stored."""
-    from order_tracking import s3_store
-
-    settings = Settings.from_env()
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            page = health_page.build(context, Path(tmp), settings)
-            s3_store.put_site_page(
-                settings.gx_store, settings.s3_endpoint_url, page.name, page.read_text(encoding="utf-8")
-            )
-    except Exception:
-        logger.warning("Data Docs health page in %s not rebuilt", settings.gx_store, exc_info=True)
-
-
 class OrderTrackingDataDocsAction(UpdateDataDocsAction):
     """GX's UpdateDataDocsAction, plus two things.
 
     - The pages it writes are pointed at the CSS/JS shipped in ``vendor/`` (data_docs_offline),
       so they render styled without internet, in the CLI and in Airflow alike.
     - Within ``data_docs_deferred`` (the ``monitor`` command) it records its pages for the one
-      build at the end of the run, and returns the URLs they will have.
+      build at the end of the run, and returns the URLs they will have
+      (``expectations_custom.data_docs``).
     """
 
     type: Literal["order_tracking_update_data_docs"] = "order_tracking_update_data_docs"
@@ -265,30 +130,20 @@ class OrderTrackingDataDocsAction(UpdateDataDocsAction):
     def _build_data_docs(
         self, site_names: list[str] | None = None, resource_identifiers: list | None = None
     ) -> dict:
-        batch = _DATA_DOCS_BATCH.get()
+        batch = data_docs.deferred_batch()
         if batch is not None:
             batch.resource_identifiers.extend(resource_identifiers or [])
             return {}
-        return build_data_docs(self._resolve_context().context, resource_identifiers or [])
+        return data_docs.build_data_docs(self._resolve_context().context, resource_identifiers or [])
 
     def _get_docs_sites_urls(self, site_names: list[str] | None = None, resource_identifier=None):
         # A deferred page does not exist yet: its URL is known all the same (the email links it).
-        return self._resolve_context().context.get_docs_sites_urls(
-            resource_identifier=resource_identifier,
-            only_if_exists=_DATA_DOCS_BATCH.get() is None,
+        return data_docs.docs_sites_urls(
+            self._resolve_context().context,
+            resource_identifier,
+            only_if_exists=data_docs.deferred_batch() is None,
             site_names=site_names,
         )
-
-
-def _suite_page_exists(context, identifier) -> bool:
-    """A suite's page changes only when gx/ is rebuilt: render it once, not on every run."""
-    if not isinstance(identifier, ExpectationSuiteIdentifier):
-        return False
-    urls = context.get_docs_sites_urls(resource_identifier=identifier, only_if_exists=True)
-    return bool(urls) and all(u.get("site_url") for u in urls)
-
-
-# --- the alert email ----------------------------------------------------------------------------
 
 
 @dataclass

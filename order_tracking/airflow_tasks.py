@@ -484,12 +484,12 @@ def refresh_health_page(settings: Settings) -> None:
     """The health page once all four checks wrote: each DQ task rebuilt it as it finished, the
     last one possibly before a parallel task's write. Never fails the gate."""
     try:
-        from expectations_custom import actions
+        from expectations_custom import data_docs
         from order_tracking import gx_project
 
         context, store_error = gx_project.load_or_local(settings)
         in_bucket = settings.gx_store is not None and store_error is None
-        actions.refresh_health_page(context, None if in_bucket else settings.data_docs_index.parent)
+        data_docs.refresh_health_page(context, None if in_bucket else settings.data_docs_index.parent)
     except Exception:
         log.warning("Data Docs health page not refreshed", exc_info=True)
 

@@ -38,6 +38,10 @@ DATASOURCE = "warehouse"
 ASSET = "nightly_window"
 BATCH_DEFINITION = "whole_window"
 VALIDATION_RESULTS_LIMIT = 120
+RESULTS_STORE_CLASS = {
+    "module_name": "expectations_custom.results_store",
+    "class_name": "ValidationResultsStore",  # GX's name, our module: see results_store
+}
 INDEX_RENDERER = {
     "module_name": "expectations_custom.site_index",
     "class_name": "OrderTrackingSiteIndexPageRenderer",
@@ -91,6 +95,9 @@ def build(root: Path) -> None:
     sites["local_site"]["site_index_builder"]["validation_results_limit"] = VALIDATION_RESULTS_LIMIT
     # The home page links the health page (expectations_custom.site_index).
     sites["local_site"]["site_index_builder"]["renderer"] = INDEX_RENDERER
+    # No profiling results exist here: GX's profiling section would list the whole results store
+    # on every build only to filter every key out. "None" is GX's spelling of "section off".
+    sites["local_site"]["site_section_builders"] = {"profiling": "None"}
     context.variables.data_docs_sites = sites
     context.variables.save()
     # GX test-connects while adding; the stored config keeps only the ${...} reference.
@@ -116,6 +123,21 @@ def build(root: Path) -> None:
                 result_format={"result_format": "SUMMARY"},
             )
         )
+    _use_our_results_store(gx_dir / "great_expectations.yml")
+
+
+def _use_our_results_store(config_file: Path) -> None:
+    """Name our results store class in the yml (GX's context API keeps the default class).
+
+    Its keys are read without dateutil (expectations_custom.results_store): the store is listed
+    several times a run and grows by four results a night.
+    """
+    yaml = YAML(typ="rt")
+    with open(config_file, encoding="utf-8") as f:
+        config = yaml.load(f)
+    config["stores"]["validation_results_store"].update(RESULTS_STORE_CLASS)
+    with open(config_file, "w", encoding="utf-8") as f:
+        yaml.dump(config, f)
 
 
 def gx_url(settings: Settings) -> str:

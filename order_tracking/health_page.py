@@ -10,7 +10,7 @@ copies vendored for offline Data Docs (``data_docs_offline``), so it renders wit
 4. per mart table, ghost rows and unsorted % before and after each VACUUM (maintenance log).
 
 The data (``health_data``) is embedded in the page as JSON, so the page is one static file.
-It is rebuilt after every Data Docs index rebuild (``expectations_custom.actions.build_data_docs``):
+It is rebuilt after every Data Docs index rebuild (``expectations_custom.data_docs.build_data_docs``):
 once per ``monitor`` run, once per checkpoint in Airflow.
 """
 

@@ -93,6 +93,7 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
     from great_expectations.core.run_identifier import RunIdentifier
 
     from expectations_custom.actions import exceptions_recorded
+    from expectations_custom.data_docs import docs_sites_urls
     from order_tracking import gx_project
 
     cp_name = gx_project.CHECKS[check].checkpoint
@@ -116,7 +117,7 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
     url = None
     try:
         # The page is built at the end of the run (data_docs_deferred): its URL is known now.
-        urls = context.get_docs_sites_urls(resource_identifier=identifier, only_if_exists=False)
+        urls = docs_sites_urls(context, identifier, only_if_exists=False)
         url = urls[0]["site_url"] if urls else None
     except Exception:
         log.warning("no Data Docs URL for %s", cp_name)
@@ -156,7 +157,8 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
     exceptions_store.require_table(engine, schema.build_tables(settings))  # else: run init-db
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
-    from expectations_custom.actions import alert_email_deferred, build_data_docs, data_docs_deferred
+    from expectations_custom.actions import alert_email_deferred
+    from expectations_custom.data_docs import build_data_docs, data_docs_deferred
 
     context, store_error = gx_project.load_or_local(settings)
     if store_error is not None:  # checked with the local stores; reported (exit 3) at the end
@@ -165,13 +167,13 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
     # One Data Docs build and one alert email for the whole run, not one per check.
     with data_docs_deferred() as pages, alert_email_deferred() as alerts:
         outcomes = [run_check(context, settings, c, as_of) for c in checks]
-    try:
-        suite = ExpectationSuiteIdentifier(name=gx_project.CHECKS[checks[0]].suite)
-        build_data_docs(context, pages.resource_identifiers or [suite])  # or just the index
-    except Exception:
-        log.warning("Data Docs not rebuilt", exc_info=True)
-        for outcome in outcomes:
-            outcome.data_docs_url = None  # the page it names was not written
+        try:  # inside: the run's site builders, which gave the URLs, build the pages
+            suite = ExpectationSuiteIdentifier(name=gx_project.CHECKS[checks[0]].suite)
+            build_data_docs(context, pages.resource_identifiers or [suite])  # or just the index
+        except Exception:
+            log.warning("Data Docs not rebuilt", exc_info=True)
+            for outcome in outcomes:
+                outcome.data_docs_url = None  # the page it names was not written
     try:
         unresolved = exceptions_store.unresolved_summary(engine, schema.build_tables(settings))
     except Exception as exc:

@@ -252,13 +252,16 @@ def test_missing_exceptions_table_points_at_init_db(gx_copy, sqlite_urls):
 def test_one_run_discovers_history_once_per_rule_and_builds_data_docs_once(monkeypatch):
     """GX asks each expectation for its metrics twice; the rule (history discovery included) is
     still built once per check, and the run's pages are built in one site build that the URLs
-    reported for every check point into."""
+    reported for every check point into, by the site builder that gave those URLs."""
     from great_expectations.data_context.data_context.abstract_data_context import AbstractDataContext
+    from great_expectations.render.renderer.site_builder import SiteBuilder
+
+    from expectations_custom import data_docs
 
     settings, _ = seed()
     discovered: list[str] = []
     builds: list[list] = []
-    discover, build = schema.discover_hist_tables, AbstractDataContext.build_data_docs
+    discover, build = schema.discover_hist_tables, SiteBuilder.build
 
     def counting_discover(conn, mart_schema, prefix):
         discovered.append(prefix)
@@ -268,13 +271,25 @@ def test_one_run_discovers_history_once_per_rule_and_builds_data_docs_once(monke
         builds.append(list(kwargs.get("resource_identifiers") or []))
         return build(self, *args, **kwargs)
 
+    def counting_site_builders(context):
+        made.append(context)
+        return new_site_builders(context)
+
+    def gx_lookup(self, *args, **kwargs):
+        raise AssertionError("a new SiteBuilder for one URL")  # GX's get_docs_sites_urls
+
+    made: list = []
+    new_site_builders = data_docs.site_builders
     monkeypatch.setattr(schema, "discover_hist_tables", counting_discover)
-    monkeypatch.setattr(AbstractDataContext, "build_data_docs", counting_build)
+    monkeypatch.setattr(SiteBuilder, "build", counting_build)
+    monkeypatch.setattr(data_docs, "site_builders", counting_site_builders)
+    monkeypatch.setattr(AbstractDataContext, "get_docs_sites_urls", gx_lookup)
     report = run_checks(settings, AS_OF)
 
     assert all(o.status != "error" for o in report.outcomes), [o.message for o in report.outcomes]
     assert sorted(discovered) == sorted([schema.HIST_UTS_PREFIX, schema.HIST_ECS_PREFIX])
     assert len(builds) == 1 and len(builds[0]) >= len(report.outcomes), builds
+    assert len(made) == 1  # one site builder per site answers every URL of the run and builds
     for outcome in report.outcomes:
         page = Path(outcome.data_docs_url.removeprefix("file://"))
         assert page.is_file(), outcome
@@ -283,14 +298,14 @@ def test_one_run_discovers_history_once_per_rule_and_builds_data_docs_once(monke
 
 @pytest.mark.usefixtures("gx_copy", "sqlite_urls")
 def test_a_failed_data_docs_build_keeps_the_findings_and_links_no_missing_page(monkeypatch, caplog):
-    from great_expectations.data_context.data_context.abstract_data_context import AbstractDataContext
+    from great_expectations.render.renderer.site_builder import SiteBuilder
 
     settings, manifest = seed()
 
     def full_disk(self, *args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(AbstractDataContext, "build_data_docs", full_disk)
+    monkeypatch.setattr(SiteBuilder, "build", full_disk)
     report = run_checks(settings, AS_OF)
 
     assert_matches_manifest(report, settings, manifest)  # every finding recorded all the same
@@ -299,7 +314,7 @@ def test_a_failed_data_docs_build_keeps_the_findings_and_links_no_missing_page(m
 
 
 def test_build_data_docs_refuses_an_empty_page_list():
-    from expectations_custom.actions import build_data_docs
+    from expectations_custom.data_docs import build_data_docs
 
     with pytest.raises(ValueError, match="no Data Docs page"):  # GX would build every page
         build_data_docs(None, [])

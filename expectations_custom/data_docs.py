@@ -1,0 +1,216 @@
+"""Building the Data Docs site: the pages a run asked for, the index, the health page, offline.
+
+The checkpoints' Data Docs action (``actions.OrderTrackingDataDocsAction``) builds through here.
+Within ``data_docs_deferred`` (the ``monitor`` command) the pages of every check are built once,
+at the end of the run, by one ``SiteBuilder`` per site that also answers every URL lookup of the
+run: GX makes a new site builder (~4 ms of config substitution and class loading) for each
+``get_docs_sites_urls`` call, and a run made nine of them.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+from great_expectations.data_context.util import instantiate_class_from_config
+from great_expectations.render.view.view import DefaultJinjaView
+from jinja2 import BytecodeCache
+
+from order_tracking import data_docs_offline, health_page
+from order_tracking.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+SITE_BUILDER_MODULE = "great_expectations.render.renderer.site_builder"
+
+
+class _SharedTemplateCache(BytecodeCache):
+    """Compiled Data Docs templates, kept for the life of the process.
+
+    ``UpdateDataDocsAction`` builds a new ``SiteBuilder`` per checkpoint run, and every GX view
+    makes its own Jinja ``Environment``, so each run parsed and compiled the same ~160 templates
+    again: about 0.3 s of every checkpoint, more than the rule's SQL on 1M orders (benchmark,
+    issue 6). Jinja's bytecode cache is keyed by template name and source checksum, so a cached
+    template is exactly what compiling the source again would give.
+    """
+
+    def __init__(self) -> None:
+        self._code: dict[str, tuple[str, bytes]] = {}
+
+    def load_bytecode(self, bucket) -> None:
+        hit = self._code.get(bucket.key)
+        if hit is not None and hit[0] == bucket.checksum:
+            bucket.bytecode_from_string(hit[1])
+
+    def dump_bytecode(self, bucket) -> None:
+        self._code[bucket.key] = (bucket.checksum, bucket.bytecode_to_string())
+
+
+def _share_data_docs_template_cache() -> None:
+    """Give every GX Jinja view the one process-wide template cache (idempotent)."""
+    if getattr(DefaultJinjaView.__init__, "_order_tracking_cache", False):
+        return
+    cache = _SharedTemplateCache()
+    original = DefaultJinjaView.__init__
+
+    @functools.wraps(original)
+    def __init__(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        self.env.bytecode_cache = cache
+
+    __init__._order_tracking_cache = True
+    DefaultJinjaView.__init__ = __init__
+
+
+_share_data_docs_template_cache()
+
+
+def site_builders(context) -> dict:
+    """A new ``SiteBuilder`` per configured Data Docs site, by site name, as GX makes them."""
+    return {
+        name: instantiate_class_from_config(
+            config=config,
+            runtime_environment={
+                "data_context": context,
+                "root_directory": context.root_directory,
+                "site_name": name,
+            },
+            config_defaults={"class_name": "SiteBuilder", "module_name": SITE_BUILDER_MODULE},
+        )
+        for name, config in (context.variables.data_docs_sites or {}).items()
+    }
+
+
+@dataclass
+class DataDocsBatch:
+    """The pages the checkpoints of one ``monitor`` run asked for, built together at its end,
+    and the site builders that build them and answer the run's URL lookups."""
+
+    resource_identifiers: list = field(default_factory=list)
+    _builders: dict | None = None
+
+    def builders(self, context) -> dict:
+        if self._builders is None:
+            self._builders = site_builders(context)
+        return self._builders
+
+
+_DATA_DOCS_BATCH: ContextVar[DataDocsBatch | None] = ContextVar("order_tracking_docs_batch", default=None)
+
+
+@contextmanager
+def data_docs_deferred() -> Iterator[DataDocsBatch]:
+    """Inside, the Data Docs action records the pages to build instead of building them.
+
+    The caller builds them all, with the index, in one pass (:func:`build_data_docs`, inside the
+    same block) once every checkpoint ran: one site build per ``monitor`` run instead of one per
+    check plus the index (GX makes a new site builder and rereads the results store for each).
+    A checkpoint run alone, as in Airflow, builds its own pages and the index.
+    """
+    batch = DataDocsBatch()
+    token = _DATA_DOCS_BATCH.set(batch)
+    try:
+        yield batch
+    finally:
+        _DATA_DOCS_BATCH.reset(token)
+
+
+def deferred_batch() -> DataDocsBatch | None:
+    """The batch of the enclosing ``data_docs_deferred`` block, if any."""
+    return _DATA_DOCS_BATCH.get()
+
+
+def _builders(context) -> dict:
+    batch = _DATA_DOCS_BATCH.get()
+    return batch.builders(context) if batch is not None else site_builders(context)
+
+
+def docs_sites_urls(
+    context, resource_identifier=None, only_if_exists: bool = True, site_names: list[str] | None = None
+) -> list[dict[str, str | None]]:
+    """GX's ``get_docs_sites_urls``, answered by the run's site builders when deferred."""
+    return [
+        {
+            "site_name": name,
+            "site_url": builder.get_resource_url(
+                resource_identifier=resource_identifier, only_if_exists=only_if_exists
+            ),
+        }
+        for name, builder in _builders(context).items()
+        if not site_names or name in site_names
+    ]
+
+
+def build_data_docs(context, resource_identifiers: list) -> dict:
+    """Build the given pages and the index, then make them render offline.
+
+    Suite pages already built are skipped: they change only when ``gx/`` is rebuilt.
+    Returns the index URL per site name, as GX's ``build_data_docs`` does.
+    """
+    started = time.time() - 1  # file mtimes have coarse resolution on some filesystems
+    asked = list(dict.fromkeys(resource_identifiers))
+    if not asked:
+        raise ValueError("no Data Docs page to build")  # GX reads an empty list as "every page"
+    # At least one page: the suite pages exist, only the index has to change.
+    wanted = [r for r in asked if not _suite_page_exists(context, r)] or asked[:1]
+    urls = {}
+    for name, builder in _builders(context).items():
+        index = builder.build(resource_identifiers=wanted, build_index=True)
+        if index:
+            urls[name] = index[0]
+    for url in urls.values():
+        if not url.startswith("file://"):  # a site in a bucket (s3_store makes each page offline)
+            refresh_health_page(context, None)
+            continue
+        site = Path(url.removeprefix("file://")).parent
+        try:  # a styling problem must never fail a check
+            data_docs_offline.localize_site(site, since=started)
+        except Exception:
+            logger.warning("Data Docs at %s still load CSS/JS from CDNs", site, exc_info=True)
+        refresh_health_page(context, site)  # the index links the health page: rebuild them together
+    return urls
+
+
+def _suite_page_exists(context, identifier) -> bool:
+    """A suite's page changes only when gx/ is rebuilt: render it once, not on every run."""
+    if not isinstance(identifier, ExpectationSuiteIdentifier):
+        return False
+    urls = docs_sites_urls(context, identifier, only_if_exists=True)
+    return bool(urls) and all(u.get("site_url") for u in urls)
+
+
+def refresh_health_page(context, site: Path | None) -> None:
+    """Rebuild ``health.html`` in the local site folder ``site``, or in the bucket when ``None``.
+
+    Never raises: the health page is a view, it must not fail a check or the final gate.
+    """
+    if site is None:
+        _publish_health_page(context)
+        return
+    try:
+        health_page.build(context, site)
+    except Exception:
+        logger.warning("Data Docs health page at %s not rebuilt", site, exc_info=True)
+
+
+def _publish_health_page(context) -> None:
+    """The health page (linked from the index) for a site in a bucket: built aside, then stored."""
+    from order_tracking import s3_store
+
+    settings = Settings.from_env()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            page = health_page.build(context, Path(tmp), settings)
+            s3_store.put_site_page(
+                settings.gx_store, settings.s3_endpoint_url, page.name, page.read_text(encoding="utf-8")
+            )
+    except Exception:
+        logger.warning("Data Docs health page in %s not rebuilt", settings.gx_store, exc_info=True)
