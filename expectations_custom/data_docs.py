@@ -24,6 +24,7 @@ from great_expectations.data_context.util import instantiate_class_from_config
 from great_expectations.render.view.view import DefaultJinjaView
 from jinja2 import BytecodeCache
 
+from expectations_custom.results_store import listed_once
 from order_tracking import data_docs_offline, health_page
 from order_tracking.settings import Settings
 
@@ -162,20 +163,22 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
     # At least one page: the suite pages exist, only the index has to change.
     wanted = [r for r in asked if not _suite_page_exists(context, r)] or asked[:1]
     urls = {}
-    for name, builder in _builders(context).items():
-        index = builder.build(resource_identifiers=wanted, build_index=True)
-        if index:
-            urls[name] = index[0]
-    for url in urls.values():
-        if not url.startswith("file://"):  # a site in a bucket (s3_store makes each page offline)
-            refresh_health_page(context, None)
-            continue
-        site = Path(url.removeprefix("file://")).parent
-        try:  # a styling problem must never fail a check
-            data_docs_offline.localize_site(site, since=started)
-        except Exception:
-            logger.warning("Data Docs at %s still load CSS/JS from CDNs", site, exc_info=True)
-        refresh_health_page(context, site)  # the index links the health page: rebuild them together
+    # The index, the validation section and the health page each list every stored result.
+    with listed_once():
+        for name, builder in _builders(context).items():
+            index = builder.build(resource_identifiers=wanted, build_index=True)
+            if index:
+                urls[name] = index[0]
+        for url in urls.values():
+            if not url.startswith("file://"):  # a site in a bucket (s3_store makes pages offline)
+                refresh_health_page(context, None)
+                continue
+            site = Path(url.removeprefix("file://")).parent
+            try:  # a styling problem must never fail a check
+                data_docs_offline.localize_site(site, since=started)
+            except Exception:
+                logger.warning("Data Docs at %s still load CSS/JS from CDNs", site, exc_info=True)
+            refresh_health_page(context, site)  # the index links the health page: built together
     return urls
 
 

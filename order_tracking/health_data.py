@@ -17,6 +17,7 @@ Every record is a flat dict, ready for a vega-lite ``data.values``.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
@@ -36,6 +37,7 @@ DAY = 86_400
 AGE_BUCKETS = ("0-1 days", "2-7 days", "8-30 days", ">30 days")  # upper bounds: 2, 8, 31 days
 SUITE_PREFIX = "order_tracking_"
 RUN_NAME_PREFIX = "as_of_"  # monitoring.run_check names runs as_of_<YYYYmmddTHHMMSS>
+RUN_NAME_STAMP = re.compile(r"\d{8}T\d{6}")
 
 
 @dataclass
@@ -79,9 +81,10 @@ def period(now: datetime, nights: int = HEALTH_NIGHTS) -> tuple[date, date]:
 def night_of(key) -> date:
     """The night a stored result belongs to: its ``as_of`` (our run names), else its run date."""
     name = key.run_id.run_name or ""
-    if name.startswith(RUN_NAME_PREFIX):
-        try:
-            return datetime.strptime(name.removeprefix(RUN_NAME_PREFIX), "%Y%m%dT%H%M%S").date()
+    stamp = name.removeprefix(RUN_NAME_PREFIX)
+    if name.startswith(RUN_NAME_PREFIX) and RUN_NAME_STAMP.fullmatch(stamp):
+        try:  # fromisoformat: strptime looks the locale up on every call, for every stored key
+            return datetime.fromisoformat(stamp).date()
         except ValueError:
             pass
     return key.run_id.run_time.date()

@@ -12,7 +12,7 @@ from great_expectations.data_context.store.validation_results_store import (
 )
 
 from expectations_custom import data_docs
-from expectations_custom.results_store import ValidationResultsStore
+from expectations_custom.results_store import ValidationResultsStore, listed_once
 from order_tracking import gx_project
 from order_tracking.settings import Settings
 
@@ -76,3 +76,25 @@ def test_the_committed_project_uses_it_and_builds_no_profiling_section():
     assert store.store_backend.full_base_directory.endswith("uncommitted/validations/")
     (builder,) = data_docs.site_builders(context).values()
     assert set(builder.site_section_builders) == {"expectations", "validations"}
+
+
+def test_the_store_is_listed_once_inside_a_build_and_afresh_after(monkeypatch):
+    ours, _ = _stores()
+    backend = ours.store_backend
+    for key in GX_FORMAT_KEYS[:2]:
+        backend.set(key, "{}")
+    listings: list[int] = []
+    list_backend = type(backend).list_keys
+
+    def counting(self, prefix=()):
+        listings.append(1)
+        return list_backend(self, prefix)
+
+    monkeypatch.setattr(type(backend), "list_keys", counting)
+    with listed_once():
+        first, second = ours.list_keys(), ours.list_keys()
+        second.clear()  # a caller's list is its own
+        assert len(ours.list_keys()) == 2 and first == [ours.tuple_to_key(k) for k in GX_FORMAT_KEYS[:2]]
+    assert len(listings) == 1
+    backend.set(GX_FORMAT_KEYS[2], "{}")
+    assert len(ours.list_keys()) == 3 and len(listings) == 2  # outside: listed as it is now
