@@ -129,7 +129,8 @@ def deferred_batch() -> DataDocsBatch | None:
     return _DATA_DOCS_BATCH.get()
 
 
-def _builders(context) -> dict:
+def _run_site_builders(context) -> dict:
+    """The run's site builders inside ``data_docs_deferred``, new ones outside."""
     batch = _DATA_DOCS_BATCH.get()
     return batch.builders(context) if batch is not None else site_builders(context)
 
@@ -145,7 +146,7 @@ def docs_sites_urls(
                 resource_identifier=resource_identifier, only_if_exists=only_if_exists
             ),
         }
-        for name, builder in _builders(context).items()
+        for name, builder in _run_site_builders(context).items()
         if not site_names or name in site_names
     ]
 
@@ -161,11 +162,12 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
     if not asked:
         raise ValueError("no Data Docs page to build")  # GX reads an empty list as "every page"
     # At least one page: the suite pages exist, only the index has to change.
-    wanted = [r for r in asked if not _suite_page_exists(context, r)] or asked[:1]
+    builders = _run_site_builders(context)  # one set for the page checks and the build
+    wanted = [r for r in asked if not _suite_page_exists(builders, r)] or asked[:1]
     urls = {}
     # The index, the validation section and the health page each list every stored result.
     with listed_once():
-        for name, builder in _builders(context).items():
+        for name, builder in builders.items():
             index = builder.build(resource_identifiers=wanted, build_index=True)
             if index:
                 urls[name] = index[0]
@@ -182,12 +184,13 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
     return urls
 
 
-def _suite_page_exists(context, identifier) -> bool:
+def _suite_page_exists(builders: dict, identifier) -> bool:
     """A suite's page changes only when gx/ is rebuilt: render it once, not on every run."""
     if not isinstance(identifier, ExpectationSuiteIdentifier):
         return False
-    urls = docs_sites_urls(context, identifier, only_if_exists=True)
-    return bool(urls) and all(u.get("site_url") for u in urls)
+    return bool(builders) and all(
+        b.get_resource_url(resource_identifier=identifier, only_if_exists=True) for b in builders.values()
+    )
 
 
 def refresh_health_page(context, site: Path | None) -> None:
