@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from great_expectations.compatibility.pydantic import root_validator
 
 from expectations_custom import data_docs
 from expectations_custom.base import settings_tables
+from expectations_custom.scoped import bound
 from order_tracking import alert_content, db, exceptions_store, gx_results, mailer
 from order_tracking.settings import AlertSettings, Settings
 
@@ -39,15 +39,9 @@ _RECORDED: ContextVar[list[exceptions_store.RecordResult] | None] = ContextVar(
 )
 
 
-@contextmanager
-def exceptions_recorded() -> Iterator[list[exceptions_store.RecordResult]]:
+def exceptions_recorded() -> AbstractContextManager[list[exceptions_store.RecordResult]]:
     """The list the exceptions action fills with what it wrote, for checkpoints run inside."""
-    recorded: list[exceptions_store.RecordResult] = []
-    token = _RECORDED.set(recorded)
-    try:
-        yield recorded
-    finally:
-        _RECORDED.reset(token)
+    return bound(_RECORDED, [])
 
 
 def _our_failed_findings(checkpoint_result: CheckpointResult):
@@ -156,17 +150,11 @@ class AlertBatch:
 _ALERT_BATCH: ContextVar[AlertBatch | None] = ContextVar("order_tracking_alert_batch", default=None)
 
 
-@contextmanager
-def alert_email_deferred() -> Iterator[AlertBatch]:
+def alert_email_deferred() -> AbstractContextManager[AlertBatch]:
     """Inside, the email action records its content here instead of sending; the caller sends
     the batch with :func:`send_alert` once every checkpoint has written (one email per run, and
     an SMTP problem can no longer delay or stop a later check's write)."""
-    batch = AlertBatch()
-    token = _ALERT_BATCH.set(batch)
-    try:
-        yield batch
-    finally:
-        _ALERT_BATCH.reset(token)
+    return bound(_ALERT_BATCH, AlertBatch())
 
 
 class OrderTrackingEmailAction(EmailAction):

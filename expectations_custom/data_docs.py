@@ -13,8 +13,7 @@ import functools
 import logging
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from great_expectations.render.view.view import DefaultJinjaView
 from jinja2 import BytecodeCache
 
 from expectations_custom.results_store import listed_once
+from expectations_custom.scoped import bound
 from order_tracking import data_docs_offline, health_page
 from order_tracking.settings import Settings
 
@@ -107,8 +107,7 @@ class DataDocsBatch:
 _DATA_DOCS_BATCH: ContextVar[DataDocsBatch | None] = ContextVar("order_tracking_docs_batch", default=None)
 
 
-@contextmanager
-def data_docs_deferred() -> Iterator[DataDocsBatch]:
+def data_docs_deferred() -> AbstractContextManager[DataDocsBatch]:
     """Inside, the Data Docs action records the pages to build instead of building them.
 
     The caller builds them all, with the index, in one pass (:func:`build_data_docs`, inside the
@@ -116,12 +115,7 @@ def data_docs_deferred() -> Iterator[DataDocsBatch]:
     check plus the index (GX makes a new site builder and rereads the results store for each).
     A checkpoint run alone, as in Airflow, builds its own pages and the index.
     """
-    batch = DataDocsBatch()
-    token = _DATA_DOCS_BATCH.set(batch)
-    try:
-        yield batch
-    finally:
-        _DATA_DOCS_BATCH.reset(token)
+    return bound(_DATA_DOCS_BATCH, DataDocsBatch())
 
 
 def deferred_batch() -> DataDocsBatch | None:

@@ -17,8 +17,7 @@ Named by ``class_name``/``module_name`` in ``gx/great_expectations.yml`` (``gx_p
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from datetime import datetime
 
@@ -29,19 +28,16 @@ from great_expectations.data_context.types.resource_identifiers import (
     ValidationResultIdentifier,
 )
 
+from expectations_custom.scoped import bound
+
 GX_RUN_TIME = re.compile(r"\d{8}T\d{6}\.\d{6}Z")  # RunIdentifier.to_tuple's "%Y%m%dT%H%M%S.%fZ", UTC
 
 _LISTED: ContextVar[dict | None] = ContextVar("order_tracking_results_listed", default=None)
 
 
-@contextmanager
-def listed_once() -> Iterator[None]:
+def listed_once() -> AbstractContextManager[dict]:
     """Inside, each results store lists its keys at most once (a Data Docs build)."""
-    token = _LISTED.set({})
-    try:
-        yield
-    finally:
-        _LISTED.reset(token)
+    return bound(_LISTED, {})
 
 
 class ValidationResultsStore(validation_results_store.ValidationResultsStore):

@@ -18,8 +18,10 @@ One run on PostgreSQL, on synthetic data (``order_tracking.synthetic``, 1M order
 Per check it also counts the rule scans (validation + write pass): 1 when validation fetched
 every finding (``rules.SAMPLE_SIZE`` or fewer), 2 otherwise (``RuleScans``).
 
-Each time is the median of ``--repeat`` rounds after a warm-up round; a round runs raw, stock,
-validate and full one after the other, so the ratios compare runs made under the same load.
+Each time is the median of ``--repeat`` rounds (9) after a warm-up round; a round runs raw, stock,
+validate, full and fixed one after the other, so the ratios compare runs made under the same load,
+and each round starts one kind later than the one before (``rounds``). The spread of the per-round
+ratios is printed too: it shows how much a single round would have said.
 The two ratio targets are judged from ``JUDGED_AT_ORDERS`` up (``--orders 3000000``); below, they
 are printed but not judged: the fixed per-run cost (7) is the same whatever the data, so it
 outweighs the margin in a smaller scan (at 1M, ~0.2 s against a 0.4 s raw scan). The exit status
@@ -76,7 +78,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         help=f"synthetic orders (default {DEFAULT_ORDERS:,}; with --no-seed, those already seeded)",
     )
-    p.add_argument("--repeat", type=int, default=5, help="timed rounds after the warm-up (min 3)")
+    p.add_argument("--repeat", type=int, default=9, help="timed rounds after the warm-up (min 3)")
     p.add_argument("--mart-schema", default="bench_public", help="schema for the mart tables")
     p.add_argument("--ods-schema", default="bench_ods", help="schema for the exceptions table")
     p.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.json/PNG go")
@@ -380,13 +382,21 @@ class Bench:
 
 
 def rounds(bench: Bench, repeat: int, kinds: dict[str, Callable[[], list[float]]]) -> dict[str, dict]:
-    """Warm-up once, then ``repeat`` rounds of every kind in turn; medians of totals and per check."""
+    """Warm-up once, then ``repeat`` rounds of every kind; medians of totals and per check.
+
+    Round ``i`` starts at the ``i``-th kind (raw, stock, validate ... then stock, validate, ...,
+    raw): no kind always runs right after the same other one (stock scans twice what raw does),
+    and each meets the machine's slow drifts at every place in the round. ``runs_s`` keeps the
+    rounds in order, so ``runs_s[i]`` of two kinds were measured in the same round.
+    """
     for fn in kinds.values():
         fn()
+    order = list(kinds)
     samples: dict[str, list[list[float]]] = {k: [] for k in kinds}
-    for _ in range(repeat):
-        for kind, fn in kinds.items():
-            samples[kind].append(fn())
+    for i in range(repeat):
+        start = i % len(order)
+        for kind in order[start:] + order[:start]:
+            samples[kind].append(kinds[kind]())
     out = {}
     for kind, runs in samples.items():
         out[kind] = {
@@ -522,6 +532,11 @@ def machine_info(engine) -> dict:
     }
 
 
+def round_ratios(kind: dict, raw: dict) -> list[float]:
+    """``kind`` / raw round by round (the same round's two runs), lowest first."""
+    return sorted(round(a / b, 3) for a, b in zip(kind["runs_s"], raw["runs_s"], strict=True))
+
+
 def verdicts(r: dict) -> list[tuple[str, str, bool, bool]]:
     """(target, figure against it, met, judged at this run's scale) per target."""
     rss_max = max(r["rss_5k_mb"], r["rss_500k_mb"])
@@ -580,6 +595,8 @@ def table_text(r: dict) -> str:
         f"  seeded data {per_test(r['rule_scans'])}; with {r['findings_5k']:,} findings "
         f"{per_test(r['rule_scans_5k'])}; with {r['findings_500k']:,} findings "
         f"{per_test(r['rule_scans_500k'])}",
+        f"single rounds (of {r['repeat']}): validate / raw {_spread(r['validate_over_raw_rounds'])}, "
+        f"monitor / raw {_spread(r['full_over_raw_rounds'])} (the medians above are what is judged)",
         f"stock / validate {r['stock_over_validate']:.2f} (what our one-scan expectation saves)",
         f"5 memory: peak RSS of monitor with {r['findings_5k']:,} findings {r['rss_5k_mb']:.0f} MB "
         f"({r['memory_full_5k_s']:.2f} s), with {r['findings_500k']:,} findings {r['rss_500k_mb']:.0f} MB "
@@ -597,6 +614,10 @@ def table_text(r: dict) -> str:
                 f"----  {name:<16} {text}  not judged: targets hold from {JUDGED_AT_ORDERS:,} orders"
             )
     return "\n".join(lines)
+
+
+def _spread(ratios: list[float]) -> str:
+    return f"{min(ratios):.2f}-{max(ratios):.2f}"
 
 
 def write_chart(r: dict, path: Path) -> None:
@@ -763,6 +784,8 @@ def run(args: argparse.Namespace, url: str) -> int:
     results["validate_over_raw"] = results["validate_s"] / results["raw_s"]
     results["full_over_raw"] = results["full_s"] / results["raw_s"]
     results["stock_over_validate"] = results["stock_s"] / results["validate_s"]
+    for kind in ("validate", "full"):
+        results[f"{kind}_over_raw_rounds"] = round_ratios(detail[kind], detail["raw"])
     results["history_4x_over_1x"] = detail["validate_4x"]["median_s"] / detail["validate_1x"]["median_s"]
     results["targets"] = {
         name: {"value": text, "pass": ok, "judged": judged} for name, text, ok, judged in verdicts(results)

@@ -64,12 +64,19 @@ def test_benchmark_small_run_reports_and_restores(pg_warehouse, schemas, tmp_pat
     # The fixed cost again with the GX results store grown to 30 nights and a year of results.
     assert [f["results"] for f in results["fixed_stored"]] == [120, 1460]
     assert all(f["median_s"] > 0 for f in results["fixed_stored"])
+    # The per-round ratios (printed as a spread) pair the two runs of the same round.
+    for kind in ("validate", "full"):
+        runs, raw = results["detail"][kind]["runs_s"], results["detail"]["raw"]["runs_s"]
+        assert results[f"{kind}_over_raw_rounds"] == sorted(
+            round(a / b, 3) for a, b in zip(runs, raw, strict=True)
+        )
     for line in (
         "raw SQL COUNT(*)",
         "process start-up + imports",
         "history 4x / 1x",
         "fixed per-run cost",
         "a year (1,460)",
+        "single rounds (of 3): validate / raw",
     ):
         assert line in proc.stdout
 
@@ -96,6 +103,42 @@ def test_ratio_targets_judged_from_three_million_orders() -> None:
         assert verdicts["validate / raw"] == (False, judged)
         assert verdicts["full / raw"] == (False, judged)
         assert verdicts["peak RSS"] == (True, True)  # memory and history are judged at any scale
+
+
+def test_each_round_starts_one_kind_later() -> None:
+    benchmark = _benchmark_module()
+    ran: list[str] = []
+
+    def kind(name: str, seconds: float):
+        def run() -> list[float]:
+            ran.append(name)
+            return [seconds * len(ran)]
+
+        return run
+
+    out = benchmark.rounds(
+        None, 4, {"raw": kind("raw", 1.0), "stock": kind("stock", 2.0), "full": kind("full", 3.0)}
+    )
+    warm_up, timed = ran[:3], ran[3:]
+    assert warm_up == ["raw", "stock", "full"]
+    assert timed == [
+        "raw",
+        "stock",
+        "full",
+        "stock",
+        "full",
+        "raw",
+        "full",
+        "raw",
+        "stock",
+        "raw",
+        "stock",
+        "full",
+    ]
+    # runs_s[i] is round i of that kind, whatever its place in the round.
+    assert out["raw"]["runs_s"] == [4.0, 9.0, 11.0, 13.0]
+    assert out["full"]["runs_s"] == [18.0, 24.0, 30.0, 45.0]
+    assert out["raw"]["median_s"] == 10.0
 
 
 def test_no_seed_without_data_is_refused(pg_warehouse, schemas) -> None:

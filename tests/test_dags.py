@@ -486,7 +486,7 @@ def test_dropped_raw_row_fails_the_extraction_check_and_the_email_names_it(
 
 
 @pytest.mark.usefixtures("airflow_db")
-def test_vacuum_dag_reclaims_dead_tuples_on_postgres(pg_warehouse, dagbag, monkeypatch) -> None:
+def test_vacuum_dag_reclaims_dead_tuples_on_postgres(own_pg, dagbag, monkeypatch) -> None:
     as_of = BASE_AS_OF + timedelta(days=3)
     settings, _ = seed_dataset(synthetic.SeedConfig(as_of=as_of, orders=ORDERS, seed=10, skip_source=True))
     tables = schema.build_tables(settings)

@@ -11,9 +11,6 @@ import os
 import re
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -321,46 +318,6 @@ def test_unknown_task_and_table_are_clear_errors() -> None:
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------------
-
-
-@contextmanager
-def _own_database(monkeypatch: pytest.MonkeyPatch, twin: bool) -> Iterator[str]:
-    """A PostgreSQL database of this test's own as the warehouse (plain or through the twin).
-
-    VACUUM cannot remove rows that a transaction older than their deletion may still see, and
-    PostgreSQL's horizon counts every session in the same database: with other test runs on the
-    shared database ``test``, "dead rows reclaimed" would depend on them. Sessions in other
-    databases do not hold it back.
-    """
-    name = f"repair_vacuum_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
-    if twin:
-        redshift_twin.ensure_stand_ins(url)
-        for key, value in redshift_twin.child_env().items():
-            monkeypatch.setenv(key, value)
-        url = redshift_twin.twin_url(url)
-    monkeypatch.setenv("ORDER_TRACKING_WAREHOUSE_URL", url)
-    try:
-        yield url
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
-@pytest.fixture
-def own_pg(schemas, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    with _own_database(monkeypatch, twin=False) as url:
-        yield url
-
-
-@pytest.fixture
-def own_twin(schemas, monkeypatch: pytest.MonkeyPatch, _twin_stand_ins) -> Iterator[str]:
-    with _own_database(monkeypatch, twin=True) as url:
-        yield url
 
 
 def _pg_setup(settings: Settings) -> sa.Engine:
