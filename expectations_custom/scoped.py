@@ -1,9 +1,10 @@
 """Values a block of code hands to the GX actions and stores it runs, without module state.
 
 GX builds actions and stores from configuration, so a caller cannot pass them anything directly.
-A ``ContextVar`` bound for the length of a block can: ``monitor`` binds the batch that collects
-what the actions wrote, deferred Data Docs pages, one alert email; unbound (Airflow, a plain
-checkpoint run) the actions do their work themselves.
+A ``ContextVar`` bound for the length of a block can: ``monitor`` binds where the actions put what
+they wrote, the Data Docs pages and the alert email it defers to the end of the run; a Data Docs
+build binds the results store's one listing. Unbound (Airflow, a plain checkpoint run), the
+actions do their work themselves.
 """
 
 from __future__ import annotations
