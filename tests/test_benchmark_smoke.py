@@ -63,6 +63,7 @@ def test_benchmark_small_run_reports_and_restores(pg_warehouse, schemas, tmp_pat
     assert results["fixed_s"] > 0  # at 20k orders it is most of "full": no order between them
     # The fixed cost again with the GX results store grown to 30 nights and a year of results.
     assert [f["results"] for f in results["fixed_stored"]] == [120, 1460]
+    assert [f["label"] for f in results["fixed_stored"]] == ["30 nights", "a year"]
     assert all(f["median_s"] > 0 for f in results["fixed_stored"])
     # The per-round ratios (printed as a spread) pair the two runs of the same round.
     for kind in ("validate", "full"):
