@@ -179,7 +179,12 @@ def test_two_workers_share_one_site_that_renders_offline(
 
     # The vendored CSS/JS is in the bucket, uploaded once: the second worker found the same bytes.
     versions = objects[f"{PREFIX}/data_docs/static/vendor/VERSIONS.txt"]
-    assert versions["LastModified"] < objects[f"{PREFIX}/data_docs/index.html"]["LastModified"]
+    index_time = objects[f"{PREFIX}/data_docs/index.html"]["LastModified"]
+    assert versions["LastModified"] < index_time
+    # GX's own static assets (4 MB) likewise, then stamped (expectations_custom.site_builder).
+    gx_css = objects[f"{PREFIX}/data_docs/static/styles/data_docs_default_styles.css"]
+    stamp = objects[f"{PREFIX}/data_docs/static/order_tracking_assets.txt"]
+    assert gx_css["LastModified"] <= stamp["LastModified"] < index_time
     assert not [
         p for p in pages if re.search(r"(https?:)?//(cdn|unpkg|code\.jquery)", _text(aws_env, bucket, p))
     ]
