@@ -254,9 +254,9 @@ def test_one_run_discovers_history_once_per_rule_and_builds_data_docs_once(monke
     still built once per check, and the run's pages are built in one site build that the URLs
     reported for every check point into, by the site builder that gave those URLs."""
     from great_expectations.data_context.data_context.abstract_data_context import AbstractDataContext
-    from great_expectations.render.renderer.site_builder import SiteBuilder
 
     from expectations_custom import data_docs
+    from expectations_custom.site_builder import OrderTrackingSiteBuilder as SiteBuilder  # gx/'s
 
     settings, _ = seed()
     discovered: list[str] = []
@@ -298,7 +298,7 @@ def test_one_run_discovers_history_once_per_rule_and_builds_data_docs_once(monke
 
 @pytest.mark.usefixtures("gx_copy", "sqlite_urls")
 def test_a_failed_data_docs_build_keeps_the_findings_and_links_no_missing_page(monkeypatch, caplog):
-    from great_expectations.render.renderer.site_builder import SiteBuilder
+    from expectations_custom.site_builder import OrderTrackingSiteBuilder as SiteBuilder  # gx/'s
 
     settings, manifest = seed()
 
