@@ -48,15 +48,14 @@ class OrderTrackingSiteBuilder(SiteBuilder):
         _, index_links_dict = self.site_index_builder.build(build_index=build_index)
         return self.get_resource_url(only_if_exists=False), index_links_dict
 
-    def copy_static_assets_if_stale(self) -> bool:
-        """Copy GX's static assets unless the stamp says they are there; True when copied."""
+    def copy_static_assets_if_stale(self) -> None:
+        """Copy GX's static assets unless the stamp says they are there."""
         backend = self.target_store.store_backends["static_assets"]
         stamp = assets_stamp()
         try:  # one read: a missing stamp is one request, not a has_key and a get
             if backend.get(STAMP_KEY).strip() == stamp:
-                return False
+                return
         except InvalidKeyError:
             pass
         self.target_store.copy_static_assets()
         backend.set(STAMP_KEY, stamp, content_type="text/plain")
-        return True

@@ -381,7 +381,7 @@ class Bench:
         return [elapsed]
 
 
-def rounds(bench: Bench, repeat: int, kinds: dict[str, Callable[[], list[float]]]) -> dict[str, dict]:
+def rounds(repeat: int, kinds: dict[str, Callable[[], list[float]]]) -> dict[str, dict]:
     """Warm-up once, then ``repeat`` rounds of every kind; medians of totals and per check.
 
     Round ``i`` starts at the ``i``-th kind (raw, stock, validate ... then stock, validate, ...,
@@ -719,7 +719,6 @@ def run(args: argparse.Namespace, url: str) -> int:
 
     log("timing raw / stock / validate / full")
     detail = rounds(
-        bench,
         args.repeat,
         {
             "raw": bench.raw,
@@ -733,12 +732,12 @@ def run(args: argparse.Namespace, url: str) -> int:
 
     log("history: 1x then 4x")
     hist_kinds = {"raw": bench.raw, "validate": bench.validate}
-    one = rounds(bench, args.repeat, hist_kinds)
+    one = rounds(args.repeat, hist_kinds)
     results["hist_rows_1x"] = count_rows(bench.engine, bench.hist_tables)
     grow_history(bench, 4)
     try:
         results["hist_rows_4x"] = count_rows(bench.engine, bench.hist_tables)
-        four = rounds(bench, args.repeat, hist_kinds)
+        four = rounds(args.repeat, hist_kinds)
     finally:
         shrink_history(bench)
     detail.update(
@@ -770,7 +769,7 @@ def run(args: argparse.Namespace, url: str) -> int:
         if held > total:  # the timed rounds alone stored more (9 rounds: 156)
             label = "this run's own"
         log(f"fixed cost with {held:,} stored validation results ({label})")
-        timing = rounds(bench, args.repeat, {"fixed": lambda: bench.full(EMPTY_AS_OF)})["fixed"]
+        timing = rounds(args.repeat, {"fixed": lambda: bench.full(EMPTY_AS_OF)})["fixed"]
         results["fixed_stored"].append({"label": label, "results": held, "median_s": timing["median_s"]})
     bench.engine.dispose()
 

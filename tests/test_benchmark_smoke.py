@@ -118,7 +118,7 @@ def test_each_round_starts_one_kind_later() -> None:
         return run
 
     out = benchmark.rounds(
-        None, 4, {"raw": kind("raw", 1.0), "stock": kind("stock", 2.0), "full": kind("full", 3.0)}
+        4, {"raw": kind("raw", 1.0), "stock": kind("stock", 2.0), "full": kind("full", 3.0)}
     )
     warm_up, timed = ran[:3], ran[3:]
     assert warm_up == ["raw", "stock", "full"]
