@@ -13,13 +13,10 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, Param, TriggerRule, task
 
-from order_tracking.airflow_tasks import (
-    AS_OF_PARAM,
-    DQ_TASKS,
-    UNRESOLVED_TASK,
-    OrderTrackingCheckpointOperator,
-)
-from order_tracking.alerting import FailedRunNotifier
+from order_tracking.alerts.notifier import FailedRunNotifier
+from order_tracking.orchestration.gate import UNRESOLVED_TASK
+from order_tracking.orchestration.operator import DQ_TASKS, OrderTrackingCheckpointOperator
+from order_tracking.orchestration.run_context import AS_OF_PARAM
 
 DOC_MD = """
 # order_tracking_daily_monitoring
@@ -96,7 +93,7 @@ with DAG(
     @task(task_id=UNRESOLVED_TASK, trigger_rule=TriggerRule.ALL_DONE)
     def check_unresolved_exceptions(**context):
         """Fail the run while unresolved exceptions remain (or a check failed)."""
-        from order_tracking.airflow_tasks import check_unresolved_exceptions as run
+        from order_tracking.orchestration.gate import check_unresolved_exceptions as run
 
         return run(context)
 

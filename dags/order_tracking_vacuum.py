@@ -15,8 +15,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import DAG, task
 
-from order_tracking.airflow_tasks import POOL_GUARD_TASK, VACUUM_POOL
-from order_tracking.alerting import FailedRunNotifier
+from order_tracking.alerts.notifier import FailedRunNotifier
+from order_tracking.orchestration.vacuum_task import POOL_GUARD_TASK, VACUUM_POOL
 
 DOC_MD = """
 # order_tracking_vacuum
@@ -57,7 +57,7 @@ with DAG(
     def _vacuum_task(name: str):
         @task(task_id=name, pool=VACUUM_POOL)
         def run(**context):
-            from order_tracking.airflow_tasks import run_vacuum_task
+            from order_tracking.orchestration.vacuum_task import run_vacuum_task
 
             return run_vacuum_task(name, context)
 
@@ -69,7 +69,7 @@ with DAG(
     @task(task_id=POOL_GUARD_TASK, pool="default_pool", retries=0, priority_weight=100)
     def check_vacuum_pool(**context):
         """Fail fast, naming the pool, when the vacuum tasks wait on a missing pool."""
-        from order_tracking.airflow_tasks import check_vacuum_pool as run
+        from order_tracking.orchestration.vacuum_task import check_vacuum_pool as run
 
         return run(context, list(TASKS))
 

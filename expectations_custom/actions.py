@@ -26,10 +26,13 @@ from great_expectations.checkpoint.actions import (
 from great_expectations.checkpoint.checkpoint import CheckpointResult
 from great_expectations.compatibility.pydantic import root_validator
 
-from expectations_custom import data_docs
 from expectations_custom.base import settings_tables
+from expectations_custom.data_docs import build as data_docs
 from expectations_custom.scoped import bound
-from order_tracking import alert_content, db, exceptions_store, gx_results, mailer
+from order_tracking import db
+from order_tracking.alerts import content as alert_content
+from order_tracking.alerts import mailer
+from order_tracking.checks import exceptions_store, gx_results
 from order_tracking.settings import AlertSettings, Settings
 
 logger = logging.getLogger(__name__)
@@ -158,7 +161,7 @@ def alert_email_deferred() -> AbstractContextManager[AlertBatch]:
 
 
 class OrderTrackingEmailAction(EmailAction):
-    """GX's EmailAction with our message (``order_tracking.alert_content``), configured from the
+    """GX's EmailAction with our message (``order_tracking.alerts.content``), configured from the
     environment (``AlertSettings``), off when ``ORDER_TRACKING_SMTP_HOST`` is unset.
 
     Within ``alert_email_deferred`` (the ``monitor`` command) it only records the checkpoint's

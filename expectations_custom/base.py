@@ -2,7 +2,7 @@
 
 GX 1.x only supports custom SQL expectations as subclasses of ``UnexpectedRowsExpectation``.
 The stock class asks for two metrics (``.row_count`` and ``.table``), i.e. runs its query twice.
-Here the query is the rule from ``order_tracking.rules`` wrapped so that every returned row also
+Here the query is the rule from ``order_tracking.checks.rules`` wrapped so that every returned row also
 carries ``COUNT(*) OVER ()``; one metric is requested (``rule_rows.RULE_ROWS``), so validation
 costs one scan, and the result carries the failing count plus a sample with the evidence.
 
@@ -32,13 +32,14 @@ from great_expectations.render.renderer.renderer import renderer
 from great_expectations.validator.metric_configuration import MetricConfiguration
 
 from expectations_custom.rule_rows import RULE_ROWS
-from order_tracking import gx_results, schema
-from order_tracking.alert_content import SAMPLE_IN_EMAIL, NextStep, next_step
-from order_tracking.rules import RuleQuery, Window
+from order_tracking import schema
+from order_tracking.alerts.content import SAMPLE_IN_EMAIL, NextStep, next_step
+from order_tracking.checks import gx_results
+from order_tracking.checks.rules import RuleQuery, Window
 from order_tracking.settings import Settings
 
 _TOTALS = frozenset({"failing_count", "skipped_null_order_ids"})  # on every row, not columns
-DESCRIBED_IN_CODE = "built at validation time by order_tracking.rules (see the description above)"
+DESCRIBED_IN_CODE = "built at validation time by order_tracking.checks.rules (see the description above)"
 
 
 def parse_as_of(value: Any) -> datetime:
@@ -234,7 +235,7 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
         ]
         step = None if result.success else cls.next_step_for(result, sample)
         if step is not None:
-            # What to do about it, worded as in the alert email (order_tracking.alert_content).
+            # What to do about it, worded as in the alert email (order_tracking.alerts.content).
             blocks.append(
                 RenderedStringTemplateContent(
                     content_block_type="string_template",

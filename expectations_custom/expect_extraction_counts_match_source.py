@@ -13,8 +13,9 @@ from great_expectations.render.renderer.renderer import renderer
 
 from expectations_custom.base import OrderTrackingExpectation, parse_as_of, settings_tables
 from expectations_custom.rule_rows import RULE_ROWS
-from order_tracking import db, lost_rows, rules
-from order_tracking.rules import RuleQuery, Window
+from order_tracking import db
+from order_tracking.checks import extraction_sql, lost_rows
+from order_tracking.checks.rules import RuleQuery, Window
 from order_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ class ExpectExtractionCountsMatchSource(OrderTrackingExpectation):
 
     def rule(self, conn, settings: Settings) -> RuleQuery:
         tables = settings_tables(settings)
-        select = rules.extraction_shortfall(tables, self.window(settings), self._source_counts())
+        select = extraction_sql.extraction_shortfall(tables, self.window(settings), self._source_counts())
         names = tuple(f"{t.schema}.{t.name}" for t in (tables.raw_ecs, tables.raw_uti, tables.raw_uts))
         return RuleQuery("EXTRACTION_COUNT", select, names)
 
@@ -57,7 +58,7 @@ class ExpectExtractionCountsMatchSource(OrderTrackingExpectation):
 
     def _counts_select(self, settings: Settings) -> sa.Select:
         tables = settings_tables(settings)
-        return rules.extraction_counts(tables, self.window(settings), self._source_counts())
+        return extraction_sql.extraction_counts(tables, self.window(settings), self._source_counts())
 
     def _validate(self, metrics: dict, runtime_configuration=None, execution_engine=None):
         rule_rows = metrics[RULE_ROWS] or {}

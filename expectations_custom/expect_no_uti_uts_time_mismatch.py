@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from expectations_custom.base import OrderTrackingExpectation, settings_tables
-from order_tracking import rules
-from order_tracking.rules import RuleQuery
+from order_tracking.checks import rules
+from order_tracking.checks.rules import RuleQuery
 from order_tracking.settings import DQ_LOOKBACK_HOURS, UTI_UTS_TIME_MISMATCH, Settings
 
 

@@ -16,7 +16,7 @@ from great_expectations.expectations.expectation_configuration import Expectatio
 from great_expectations.expectations.metrics.metric_provider import metric_value
 from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider
 
-from order_tracking.rules import compile_sql
+from order_tracking.checks.rules import compile_sql
 from order_tracking.settings import Settings
 
 RULE_ROWS = "order_tracking_rule.rows"

@@ -389,7 +389,7 @@ def discover_hist_tables(conn: Connection, schema: str, prefix: str) -> list[str
       ``pg_class``): a history table without SELECT fails here, in one line with the GRANT to
       run, rather than as a permission error in the middle of Tests 2 and 3.
     """
-    from order_tracking import privileges
+    from order_tracking.maintenance import privileges
 
     usable, look_alikes = find_hist_tables(conn, schema, prefix)
     for name in look_alikes:

@@ -1,4 +1,4 @@
-"""Regenerate the committed GX project in gx/ from order_tracking.gx_project.build.
+"""Regenerate the committed GX project in gx/ from order_tracking.checks.gx_project.build.
 
 Run after changing an expectation's parameters or a checkpoint's actions; commit the result.
 """
@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from order_tracking import gx_project  # noqa: E402
+from order_tracking.checks import gx_project  # noqa: E402
 
 gx_project.build(ROOT)
 print(f"GX project written to {ROOT / 'gx'}")

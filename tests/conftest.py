@@ -252,7 +252,8 @@ def exception_rows(settings) -> list[tuple]:
 
 def resolve_orders(settings, exception_type: str, order_ids: list[int]) -> int:
     """Close the open exceptions of ``order_ids`` as a person would after a fix (the store's API)."""
-    from order_tracking import db, exceptions_store, schema
+    from order_tracking import db, schema
+    from order_tracking.checks import exceptions_store
 
     engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
     try:

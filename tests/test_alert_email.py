@@ -16,9 +16,10 @@ from email.message import Message
 
 import pytest
 
-from order_tracking import alert_content, synthetic
-from order_tracking.alert_content import OpenStats, build_alert, docs_link
-from order_tracking.monitoring import run_checks
+from order_tracking import synthetic
+from order_tracking.alerts import content as alert_content
+from order_tracking.alerts.content import OpenStats, build_alert, docs_link
+from order_tracking.checks.run import run_checks
 from order_tracking.settings import EXCEPTION_TYPES
 from tests.conftest import exception_rows, run_cli, seed_dataset
 

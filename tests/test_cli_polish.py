@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from order_tracking import db, synthetic
-from order_tracking.monitoring import run_checks
+from order_tracking.checks.run import run_checks
 from tests.conftest import resolve_orders, run_cli, seed_dataset
 
 AS_OF = datetime(2026, 11, 25, 3, 0, 0)

@@ -38,7 +38,7 @@ import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from order_tracking import db, schema, synthetic  # noqa: E402
-from order_tracking.maintenance_metrics import read_metrics  # noqa: E402
+from order_tracking.maintenance.metrics import read_metrics  # noqa: E402
 from order_tracking.settings import EXCEPTION_TYPES, Settings  # noqa: E402
 from tests.conftest import exception_rows, seed_dataset  # noqa: E402
 
@@ -118,7 +118,7 @@ def _open_ids(settings: Settings) -> dict[str, list[int]]:
 
 def _run(dag, as_of: datetime, monkeypatch: pytest.MonkeyPatch) -> tuple[str, dict[str, str]]:
     """dag.test() with data_interval_end == as_of; Test 0's "now" pinned to as_of too."""
-    from order_tracking import airflow_tasks
+    from order_tracking.orchestration import operator as airflow_tasks
 
     monkeypatch.setattr(airflow_tasks, "wall_clock_now", lambda: as_of)
     state, states, _ = _test_run(dag, as_of)
@@ -146,7 +146,7 @@ def test_dagbag_has_both_dags_without_import_errors(dagbag) -> None:
 def test_monitoring_dag_shape(dagbag) -> None:
     from airflow.sdk import TriggerRule
 
-    from order_tracking.alerting import FailedRunNotifier
+    from order_tracking.alerts.notifier import FailedRunNotifier
 
     dag = dagbag.dags[MONITORING]
     assert dag.schedule == "0 3 * * *" and dag.catchup is False and dag.max_active_runs == 1
@@ -168,7 +168,7 @@ def test_monitoring_dag_shape(dagbag) -> None:
 def test_monitoring_dag_takes_an_as_of_param(dagbag) -> None:
     from airflow.sdk.exceptions import AirflowFailException
 
-    from order_tracking.airflow_tasks import run_as_of
+    from order_tracking.orchestration.run_context import run_as_of
 
     dag = dagbag.dags[MONITORING]
     param = dag.params.get_param("as_of")
@@ -182,8 +182,8 @@ def test_monitoring_dag_takes_an_as_of_param(dagbag) -> None:
 
 
 def test_config_errors_are_told_from_transient_ones() -> None:
-    from order_tracking.airflow_tasks import is_config_error
     from order_tracking.errors import UserError
+    from order_tracking.orchestration.failures import is_config_error
 
     assert is_config_error(sa.exc.NoSuchModuleError("Can't load plugin: sqlalchemy.dialects:generic"))
     assert is_config_error(UserError("no GX project at /x (great_expectations.yml missing)"))
@@ -194,7 +194,7 @@ def test_config_errors_are_told_from_transient_ones() -> None:
 
 
 def test_gx_root_may_have_any_folder_name(tmp_path, monkeypatch) -> None:
-    from order_tracking import gx_project
+    from order_tracking.checks import gx_project
     from order_tracking.settings import Settings
 
     root = tmp_path / "dq_checks"
@@ -249,7 +249,7 @@ def _guard(monkeypatch, states: dict[str, str | None], wait_secs: float):
 
     from airflow.sdk.execution_time import task_runner
 
-    from order_tracking.airflow_tasks import check_vacuum_pool
+    from order_tracking.orchestration.vacuum_task import check_vacuum_pool
 
     fake = _FakeSupervisor(states)
     monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", fake, raising=False)
@@ -300,7 +300,7 @@ def test_parsing_the_dags_imports_no_great_expectations() -> None:
 
 
 def test_connections_build_urls_with_special_characters(monkeypatch, caplog) -> None:
-    from order_tracking.airflow_tasks import connection_url, settings_for_airflow
+    from order_tracking.orchestration.connections import connection_url, settings_for_airflow
 
     secret = "p@ss/w:rd%?#"
     monkeypatch.setenv(
@@ -448,7 +448,7 @@ def test_dropped_raw_row_fails_the_extraction_check_and_the_email_names_it(
     assert all(tasks[t] == "success" for t in DQ_TASKS[1:]), tasks
     assert exception_rows(settings) == []  # Test 0 writes no exception rows
 
-    from order_tracking.alerting import run_xcoms
+    from order_tracking.alerts.notifier import run_xcoms
 
     # pushed by every task, failed or not
     summaries = run_xcoms({"dag": dagbag.dags[MONITORING], "run_id": run_id}, "summary", list(DQ_TASKS))
@@ -540,7 +540,7 @@ def test_airflow_setup_writes_connections_pool_and_variable_idempotently(airflow
     from airflow.models import Connection, Variable
     from airflow.utils.session import create_session
 
-    from order_tracking.airflow_tasks import connection_url
+    from order_tracking.orchestration.connections import connection_url
 
     secret = "p@ss/w:rd%?#"
     warehouse = sa.engine.URL.create(

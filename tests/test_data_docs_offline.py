@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from order_tracking import data_docs_offline as offline
+from order_tracking.reports import data_docs_offline as offline
 from tests.conftest import ROOT, run_cli
 
 AS_OF = "2026-11-25T03:00:00"
@@ -184,7 +184,7 @@ def test_vendored_assets_are_pinned_listed_and_small():
 
 def test_a_checkpoint_run_alone_as_in_airflow_also_renders_offline(tmp_path, sqlite_urls, gx_copy):
     """The DAG runs one checkpoint per task, not ``monitor``: its pages and index must be local too."""
-    from order_tracking import gx_project
+    from order_tracking.checks import gx_project
     from order_tracking.settings import Settings
 
     seed = run_cli(

@@ -9,7 +9,8 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
-from order_tracking import db, rules, schema
+from order_tracking import db, schema
+from order_tracking.checks import rules
 from order_tracking.errors import UserError
 from order_tracking.settings import Settings
 from tests.conftest import run_cli

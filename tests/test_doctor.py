@@ -9,7 +9,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from order_tracking import db, doctor, schema
+from order_tracking import db, schema
+from order_tracking.reports import doctor
 from order_tracking.settings import Settings
 from tests import redshift_twin
 from tests.conftest import run_cli

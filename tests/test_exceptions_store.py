@@ -27,7 +27,7 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
 import tests.fake_redshift  # noqa: F401 - the one registration of redshift+fakeredshift
 from order_tracking import db, schema
-from order_tracking import exceptions_store as store
+from order_tracking.checks import exceptions_store as store
 from order_tracking.errors import UserError
 from order_tracking.settings import (
     ORDER_MISSING_SPATH,
@@ -218,7 +218,7 @@ _WRITER = textwrap.dedent(
     from datetime import datetime, timedelta
     import sqlalchemy as sa
     from order_tracking import db, schema
-    from order_tracking import exceptions_store as store
+    from order_tracking.checks import exceptions_store as store
     from order_tracking.settings import Settings
 
     start, rounds = float(sys.argv[1]), int(sys.argv[2])

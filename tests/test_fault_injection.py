@@ -22,7 +22,7 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
-from order_tracking.monitoring import run_checks
+from order_tracking.checks.run import run_checks
 from order_tracking.settings import Settings
 from tests.conftest import PG_URL, ROOT, exception_rows, run_cli
 from tests.test_malformed_catalogue import IN, Data, load

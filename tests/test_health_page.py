@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
-from order_tracking import db, health_data, health_page, rules, schema, synthetic
+from order_tracking import db, schema, synthetic
+from order_tracking.checks import rules
+from order_tracking.reports import health_data, health_page
 from order_tracking.settings import Settings
 from tests import redshift_twin
 from tests.conftest import exception_rows, run_cli, seed_dataset
@@ -253,7 +255,7 @@ def test_headless_chromium_draws_every_chart_offline(health_site):
 
 
 def test_a_checkpoint_run_alone_as_in_airflow_rebuilds_the_health_page(health_site, monkeypatch):
-    from order_tracking import gx_project
+    from order_tracking.checks import gx_project
 
     monkeypatch.setenv("ORDER_TRACKING_GX_ROOT", str(health_site["gx_root"]))
     monkeypatch.setenv("ORDER_TRACKING_WAREHOUSE_URL", health_site["settings"].warehouse_url)

@@ -18,8 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
-from order_tracking import db, lost_rows, rules, schema, synthetic
-from order_tracking.monitoring import run_checks
+from order_tracking import db, schema, synthetic
+from order_tracking.checks import extraction_sql, lost_rows, rules
+from order_tracking.checks.run import run_checks
 from order_tracking.settings import Settings
 from tests import redshift_twin
 from tests.conftest import run_cli, seed_dataset
@@ -54,7 +55,7 @@ def _cycle(t: datetime) -> datetime:
 )
 def test_cycle_counts_sql_per_dialect(dialect, fragment):
     tables = schema.build_tables(Settings.from_env())
-    text = rules.compile_sql(rules.cycle_counts(tables.raw_ecs, "add_time", WINDOW, 900), dialect)
+    text = rules.compile_sql(extraction_sql.cycle_counts(tables.raw_ecs, "add_time", WINDOW, 900), dialect)
     assert fragment in text
     # One GROUP BY over the window only (cost follows the window, not the table).
     assert "GROUP BY per_row.cycle" in text
@@ -62,9 +63,9 @@ def test_cycle_counts_sql_per_dialect(dialect, fragment):
 
 
 def test_cycle_origin_is_on_the_clock():
-    assert rules.cycle_origin(WINDOW, 900) == datetime(2026, 11, 25, 0, 45)
+    assert extraction_sql.cycle_origin(WINDOW, 900) == datetime(2026, 11, 25, 0, 45)
     exact = rules.Window(datetime(2026, 11, 25, 1, 0), datetime(2026, 11, 25, 3, 0))
-    assert rules.cycle_origin(exact, 900) == datetime(2026, 11, 25, 1, 0)
+    assert extraction_sql.cycle_origin(exact, 900) == datetime(2026, 11, 25, 1, 0)
 
 
 def _drop_raw_rows(settings: Settings) -> dict:
@@ -221,8 +222,8 @@ def test_report_lists_up_to_the_limit_with_the_total(sqlite_urls):
     src = db.create_engine(settings.source_url, [settings.source_schema])
     wh = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
     with src.connect() as s, wh.connect() as w:
-        full = lost_rows.report(s, w, tables, WINDOW, rules.EXTRACTION_TABLES)
-        one = lost_rows.report(s, w, tables, WINDOW, rules.EXTRACTION_TABLES, limit=1)
+        full = lost_rows.report(s, w, tables, WINDOW, extraction_sql.EXTRACTION_TABLES)
+        one = lost_rows.report(s, w, tables, WINDOW, extraction_sql.EXTRACTION_TABLES, limit=1)
         only_ecs = lost_rows.report(s, w, tables, WINDOW, ["ecs_order_info"])
     src.dispose()
     wh.dispose()

@@ -20,8 +20,8 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
 from order_tracking import db, maintenance, schema
 from order_tracking.errors import UserError
-from order_tracking.maintenance_metrics import read_metrics
-from order_tracking.maintenance_sql import dialect_named, plan_statements
+from order_tracking.maintenance.metrics import read_metrics
+from order_tracking.maintenance.plan import dialect_named, plan_statements
 from order_tracking.settings import Settings
 from tests import redshift_twin
 from tests.fake_redshift import FakePgError, FakeRedshift

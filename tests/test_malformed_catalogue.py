@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from order_tracking import db, schema
-from order_tracking.monitoring import CHECK_NAMES, run_checks
+from order_tracking.checks.run import CHECK_NAMES, run_checks
 from order_tracking.settings import Settings
 from tests.conftest import MARIA_URL, ROOT, exception_rows
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from order_tracking import db, exceptions_store, gx_project, schema, synthetic
-from order_tracking.monitoring import run_checks
+from order_tracking import db, schema, synthetic
+from order_tracking.checks import exceptions_store, gx_project
+from order_tracking.checks.run import run_checks
 from order_tracking.settings import EXCEPTION_TYPES, Settings
 from tests.conftest import ROOT, exception_rows, resolve_orders, run_cli, seed_dataset
 
@@ -255,8 +256,8 @@ def test_one_run_discovers_history_once_per_rule_and_builds_data_docs_once(monke
     reported for every check point into, by the site builder that gave those URLs."""
     from great_expectations.data_context.data_context.abstract_data_context import AbstractDataContext
 
-    from expectations_custom import data_docs
-    from expectations_custom.site_builder import OrderTrackingSiteBuilder as SiteBuilder  # gx/'s
+    from expectations_custom.data_docs import build as data_docs
+    from expectations_custom.data_docs.site_builder import OrderTrackingSiteBuilder as SiteBuilder  # gx/'s
 
     settings, _ = seed()
     discovered: list[str] = []
@@ -298,7 +299,7 @@ def test_one_run_discovers_history_once_per_rule_and_builds_data_docs_once(monke
 
 @pytest.mark.usefixtures("gx_copy", "sqlite_urls")
 def test_a_failed_data_docs_build_keeps_the_findings_and_links_no_missing_page(monkeypatch, caplog):
-    from expectations_custom.site_builder import OrderTrackingSiteBuilder as SiteBuilder  # gx/'s
+    from expectations_custom.data_docs.site_builder import OrderTrackingSiteBuilder as SiteBuilder  # gx/'s
 
     settings, manifest = seed()
 
@@ -314,7 +315,7 @@ def test_a_failed_data_docs_build_keeps_the_findings_and_links_no_missing_page(m
 
 
 def test_build_data_docs_refuses_an_empty_page_list():
-    from expectations_custom.data_docs import build_data_docs
+    from expectations_custom.data_docs.build import build_data_docs
 
     with pytest.raises(ValueError, match="no Data Docs page"):  # GX would build every page
         build_data_docs(None, [])

@@ -16,8 +16,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
-from order_tracking import db, repair, schema
+from order_tracking import db, schema
 from order_tracking.errors import UserError
+from order_tracking.fixes import repair_reactivated as repair
 from order_tracking.settings import REACTIVATED_ORDER_MISSING_ECS, UTI_UTS_TIME_MISMATCH, Settings
 from tests.conftest import PG_URL, run_cli
 from tests.fake_redshift import FakePgError, FakeRedshift

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from order_tracking import db, schema
-from order_tracking import exceptions_store as store
+from order_tracking.checks import exceptions_store as store
 from order_tracking.errors import UserError
 from order_tracking.settings import UTI_UTS_TIME_MISMATCH, Settings
 from tests.conftest import PG_URL, run_cli

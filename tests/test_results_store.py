@@ -11,9 +11,9 @@ from great_expectations.data_context.store.validation_results_store import (
     ValidationResultsStore as GXValidationResultsStore,
 )
 
-from expectations_custom import data_docs
-from expectations_custom.results_store import ValidationResultsStore, listed_once
-from order_tracking import gx_project
+from expectations_custom.data_docs import build as data_docs
+from expectations_custom.data_docs.results_store import ValidationResultsStore, listed_once
+from order_tracking.checks import gx_project
 from order_tracking.settings import Settings
 
 # (suite name parts..., run name, run time, batch id), as the filesystem and S3 backends list them

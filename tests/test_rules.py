@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 
-from order_tracking import rules, schema
+from order_tracking import schema
+from order_tracking.checks import extraction_sql, rules
 from order_tracking.settings import Settings
 
 AS_OF = datetime(2026, 11, 25, 3, 0, 0)
@@ -72,13 +73,13 @@ def test_microseconds_between_per_dialect(tables, dialect, fragment):
 def test_extraction_window_is_closed_and_half_open(tables):
     window = rules.Window.extraction(AS_OF, 7200, 300)
     assert (window.start, window.end) == (datetime(2026, 11, 25, 0, 55), datetime(2026, 11, 25, 2, 55))
-    text = rules.compile_sql(rules.source_counts(tables, window), mysql.pymysql.dialect())
+    text = rules.compile_sql(extraction_sql.source_counts(tables, window), mysql.pymysql.dialect())
     assert "kuaisong.uni_tracking_spath.`pathTime` >= '2026-11-25 00:55:00'" in text
     assert "kuaisong.uni_tracking_spath.`pathTime` < '2026-11-25 02:55:00'" in text
 
 
 def test_extraction_shortfall_needs_every_source_count(tables):
     with pytest.raises(ValueError, match="uni_tracking_spath"):
-        rules.extraction_shortfall(
+        extraction_sql.extraction_shortfall(
             tables, rules.Window.extraction(AS_OF, 7200, 300), {"ecs_order_info": 1, "uni_tracking_info": 1}
         )

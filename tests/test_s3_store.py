@@ -181,7 +181,7 @@ def test_two_workers_share_one_site_that_renders_offline(
     versions = objects[f"{PREFIX}/data_docs/static/vendor/VERSIONS.txt"]
     index_time = objects[f"{PREFIX}/data_docs/index.html"]["LastModified"]
     assert versions["LastModified"] < index_time
-    # GX's own static assets (4 MB) likewise, then stamped (expectations_custom.site_builder).
+    # GX's own static assets (4 MB) likewise, then stamped (expectations_custom.data_docs.site_builder).
     gx_css = objects[f"{PREFIX}/data_docs/static/styles/data_docs_default_styles.css"]
     stamp = objects[f"{PREFIX}/data_docs/static/order_tracking_assets.txt"]
     assert gx_css["LastModified"] <= stamp["LastModified"] < index_time
@@ -303,11 +303,12 @@ def test_an_airflow_aws_connection_supplies_the_credentials(
     """In an Airflow task the ``order_tracking_aws`` connection is used when there is one: a task
     process with no AWS_* variables at all reaches the bucket through it (airflow_tasks calls
     ``use_airflow_connection`` before it reads the settings)."""
-    from order_tracking import s3_store
+    from order_tracking.stores import s3 as s3_store
 
     code = (
         "import os, sys\n"
-        "from order_tracking import aws_connection, s3_store\n"
+        "from order_tracking.stores import aws_connection\n"
+        "from order_tracking.stores import s3 as s3_store\n"
         "from order_tracking.settings import Settings\n"
         "assert 'AWS_ACCESS_KEY_ID' not in os.environ\n"
         "assert aws_connection.use_airflow_connection(sys.argv[1])\n"

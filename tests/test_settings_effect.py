@@ -16,9 +16,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from order_tracking import db, gx_project
+from order_tracking import db
+from order_tracking.checks import gx_project
+from order_tracking.checks.run import run_checks
 from order_tracking.errors import UserError
-from order_tracking.monitoring import run_checks
 from order_tracking.settings import Settings, Timeouts
 from tests.conftest import MARIA_URL, PG_URL, run_cli
 from tests.test_malformed_catalogue import AS_OF, Data, load

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from expectations_custom import data_docs
-from expectations_custom.site_builder import STAMP_KEY, OrderTrackingSiteBuilder, assets_stamp
-from order_tracking import gx_project
+from expectations_custom.data_docs import build as data_docs
+from expectations_custom.data_docs.site_builder import STAMP_KEY, OrderTrackingSiteBuilder, assets_stamp
+from order_tracking.checks import gx_project
 from order_tracking.settings import Settings
 
 ASSET = Path("static", "styles", "data_docs_default_styles.css")
@@ -57,7 +57,7 @@ def test_static_assets_are_copied_once_then_again_only_for_another_gx_version():
 def test_the_stamp_changes_with_the_gx_version_and_with_the_vendored_set(tmp_path, monkeypatch):
     import great_expectations
 
-    from order_tracking import data_docs_offline
+    from order_tracking.reports import data_docs_offline
 
     stamp = assets_stamp()
     with monkeypatch.context() as patched:

@@ -18,9 +18,10 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from order_tracking import db, exceptions_store, schema, synthetic
+from order_tracking import db, schema, synthetic
+from order_tracking.checks import exceptions_store
+from order_tracking.checks.run import run_checks
 from order_tracking.commands.monitor import print_report
-from order_tracking.monitoring import run_checks
 from order_tracking.settings import ORDER_MISSING_SPATH, REACTIVATED_ORDER_MISSING_ECS, Settings
 from tests.conftest import PG_URL, ROOT, TWIN_URL, seed_dataset
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Re-create vendor/data_docs/ from the npm registry: the CSS/JS that GX Data Docs pages load from
-# public CDNs, at the versions the pages name (order_tracking/data_docs_offline.py maps each CDN
+# public CDNs, at the versions the pages name (order_tracking/reports/data_docs_offline.py maps each CDN
 # URL to one of these files). Needs `npm` and network; run it only when GX changes its CDN links.
 # vega/vega-lite/vega-embed are referenced unversioned ("vega@5"): the newest 5.x/6.x at the time.
 set -euo pipefail

@@ -187,13 +187,9 @@ def upsert_variable(session: Any, key: str, value: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from order_tracking.airflow_tasks import (
-        SOURCE_CONN_ID,
-        VACUUM_POOL,
-        VACUUM_POOL_DESCRIPTION,
-        WAREHOUSE_CONN_ID,
-    )
-    from order_tracking.alerting import ALERT_VARIABLE
+    from order_tracking.alerts.notifier import ALERT_VARIABLE
+    from order_tracking.orchestration.connections import SOURCE_CONN_ID, WAREHOUSE_CONN_ID
+    from order_tracking.orchestration.vacuum_task import VACUUM_POOL, VACUUM_POOL_DESCRIPTION
 
     connections: dict[str, dict[str, Any] | None] = {}
     for conn_id, flag, env, role in (

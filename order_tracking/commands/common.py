@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
 from order_tracking import db, schema
+from order_tracking.clock import parse_timestamp
 from order_tracking.errors import UserError
 from order_tracking.settings import Settings
 
@@ -35,7 +36,7 @@ def source_engine(settings: Settings, check: bool = True) -> Engine:
 @contextmanager
 def exceptions_warehouse(args: argparse.Namespace) -> Iterator[tuple[Engine, schema.Tables]]:
     """The warehouse engine and tables, after checking the exceptions table exists; disposed after."""
-    from order_tracking import exceptions_store
+    from order_tracking.checks import exceptions_store
 
     settings = settings_from(args)
     tables = schema.build_tables(settings)
@@ -45,23 +46,6 @@ def exceptions_warehouse(args: argparse.Namespace) -> Iterator[tuple[Engine, sch
         yield engine, tables
     finally:
         engine.dispose()
-
-
-def parse_timestamp(value: str, name: str = "--as-of") -> datetime:
-    """ISO-8601 to naive UTC (an offset is converted, a naive value is taken as UTC)."""
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(
-            f"{name} {value!r} is not a timestamp; use ISO 8601, e.g. 2026-11-25T03:00:00"
-        ) from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
 
 
 def as_of_arg(value: str) -> datetime:

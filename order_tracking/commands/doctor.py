@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from order_tracking import db, doctor
+from order_tracking import db
 from order_tracking.commands.common import settings_from
+from order_tracking.reports import doctor
 
 
 def register(sub: argparse._SubParsersAction) -> None:

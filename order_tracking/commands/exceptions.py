@@ -14,9 +14,10 @@ import sys
 from datetime import datetime, timedelta
 from typing import Any
 
-from order_tracking import exceptions_store as store
-from order_tracking.alert_content import format_age
-from order_tracking.commands.common import exceptions_warehouse, utc_now
+from order_tracking.alerts.content import format_age
+from order_tracking.checks import exceptions_store as store
+from order_tracking.clock import utc_now
+from order_tracking.commands.common import exceptions_warehouse
 from order_tracking.errors import UserError
 
 SUMMARY_COLUMNS = ("exception_type", "count", "oldest_detected_at", "newest_last_seen_at")

@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from order_tracking import lost_rows
-from order_tracking.commands.common import as_of_arg, settings_from, utc_now
+from order_tracking.checks import lost_rows
+from order_tracking.checks.run import CHECK_NAMES, MonitorReport, parse_checks, run_checks
+from order_tracking.clock import utc_now
+from order_tracking.commands.common import as_of_arg, settings_from
 from order_tracking.errors import UserError
-from order_tracking.monitoring import CHECK_NAMES, MonitorReport, parse_checks, run_checks
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -6,9 +6,11 @@ import argparse
 
 import sqlalchemy as sa
 
-from order_tracking import db, repair
-from order_tracking.commands.common import exceptions_warehouse, utc_now
+from order_tracking import db
+from order_tracking.clock import utc_now
+from order_tracking.commands.common import exceptions_warehouse
 from order_tracking.errors import UserError
+from order_tracking.fixes import repair_reactivated as repair
 
 
 def register(sub: argparse._SubParsersAction) -> None:

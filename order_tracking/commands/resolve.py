@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from order_tracking import exceptions_store as store
-from order_tracking.commands.common import exceptions_warehouse, utc_now
+from order_tracking.checks import exceptions_store as store
+from order_tracking.clock import utc_now
+from order_tracking.commands.common import exceptions_warehouse
 
 
 def register(sub: argparse._SubParsersAction) -> None:

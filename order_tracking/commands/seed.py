@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from order_tracking import synthetic
-from order_tracking.commands.common import as_of_arg, settings_from, source_engine, utc_now, warehouse_engine
+from order_tracking.clock import utc_now
+from order_tracking.commands.common import as_of_arg, settings_from, source_engine, warehouse_engine
 
 DEFAULT_MANIFEST = ".local/manifest.json"
 

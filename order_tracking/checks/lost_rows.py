@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Connection
 
-from order_tracking import rules
+from order_tracking.checks import extraction_sql, rules
 from order_tracking.schema import Tables
 from order_tracking.settings import EXTRACTION_CYCLE_SECS, LOST_ROWS_LIMIT
 
@@ -35,7 +35,7 @@ def _iso(value: datetime) -> str:
 def _per_cycle(
     conn: Connection, table, time_col: str, window: rules.Window, cycle_secs: int
 ) -> dict[int, int]:
-    select = rules.cycle_counts(table, time_col, window, cycle_secs)
+    select = extraction_sql.cycle_counts(table, time_col, window, cycle_secs)
     return {int(row.cycle): int(row.row_count) for row in conn.execute(select)}
 
 
@@ -50,12 +50,12 @@ def report(
 ) -> dict:
     """``{"cycles": [...], "missing_rows": [...], "missing_total": n}`` for the short tables."""
     wanted = set(short_tables)
-    origin = rules.cycle_origin(window, cycle_secs)
+    origin = extraction_sql.cycle_origin(window, cycle_secs)
     step = timedelta(seconds=cycle_secs)
     last = int((window.end - origin - timedelta(microseconds=1)) / step)
     cycles: list[dict] = []
     missing: list[dict] = []
-    for spec in rules.extraction_tables(tables):
+    for spec in extraction_sql.extraction_tables(tables):
         if spec.name not in wanted:
             continue
         src = _per_cycle(source, spec.source, spec.source_time, window, cycle_secs)
@@ -84,18 +84,18 @@ def report(
 def _missing_keys(
     source: Connection,
     warehouse: Connection,
-    spec: rules.ExtractionTable,
+    spec: extraction_sql.ExtractionTable,
     ranges: list[tuple[datetime, datetime]],
 ) -> list[dict]:
     """Source rows of the short cycles with no raw row of the same key."""
     raw_cols = spec.match_columns("raw")
     in_raw = {
         tuple(row._mapping[c] for c in raw_cols)
-        for row in warehouse.execute(rules.extraction_keys(spec, "raw", ranges))
+        for row in warehouse.execute(extraction_sql.extraction_keys(spec, "raw", ranges))
     }
     src_cols = spec.match_columns("source")
     out = []
-    for row in source.execute(rules.extraction_keys(spec, "source", ranges)):
+    for row in source.execute(extraction_sql.extraction_keys(spec, "source", ranges)):
         m = row._mapping
         if tuple(m[c] for c in src_cols) in in_raw:
             continue

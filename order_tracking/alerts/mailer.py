@@ -1,4 +1,4 @@
-"""Send an :class:`~order_tracking.alert_content.Alert` over SMTP, bounded in time.
+"""Send an :class:`~order_tracking.alerts.content.Alert` over SMTP, bounded in time.
 
 ``smtplib`` applies its ``timeout`` to the connect and to every later read and write, so a
 server that accepts the connection and never answers costs at most ``smtp_timeout_secs`` per
@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from typing import Any
 
-from order_tracking.alert_content import Alert
+from order_tracking.alerts.content import Alert
 from order_tracking.settings import AlertSettings
 
 

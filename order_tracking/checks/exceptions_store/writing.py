@@ -1,71 +1,24 @@
-"""The exceptions store: ``settlement_ods.order_tracking_exceptions`` (DESIGN.md section 4).
-
-Contract:
-
-- at most one unresolved row per (order_id, exception_type); re-detection moves ``last_seen_at``
-  (and refreshes ``notes``) instead of inserting a duplicate;
-- a resolved row is never touched again: a resolved exception that recurs opens a new row;
-- all rows of one check are written in ONE transaction, set-based, in the warehouse
-  (UPDATE ... FROM and INSERT ... SELECT from a staged temporary table);
-- the rule runs at most once per write: when validation already fetched every finding
-  (``rules.SAMPLE_SIZE`` or fewer) those rows are staged as they are (:func:`record_rows`) and the
-  rule is not run again; otherwise the rule runs once into the staged table
-  (:func:`record_findings`, CREATE TEMPORARY TABLE ... AS): the findings are never fetched into
-  Python, so memory stays flat whatever their number;
-- the exceptions table is locked only for the UPDATE / DELETE / INSERT from the staged rows,
-  never while the rule runs (Redshift's LOCK blocks readers too);
-- rows whose ``order_id`` is NULL cannot be keyed: they are left out (validation counts them);
-- two runs writing at once stay correct: the table is locked before the first read of it, so
-  writers serialize. Redshift has no unique constraint to fall back on; PostgreSQL/SQLite also
-  carry a partial unique index (schema.py) as a second line of defence.
-
-The DAG's ``check_unresolved_exceptions`` task calls :func:`check_unresolved`; the CLI's
-``exceptions`` and ``resolve`` commands call :func:`list_exceptions`, :func:`summary_by_type`
-and :func:`resolve`.
-"""
+"""Writing one check's findings into the exceptions table: staged, locked, set-based."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.ddl import CreateTableAs
 
-from order_tracking import schema
-from order_tracking import settings as settings_mod
-from order_tracking.errors import UserError
+from order_tracking.checks.exceptions_store.common import (
+    NOTES_MAX,
+    RecordResult,
+    check_exception_type,
+)
 from order_tracking.schema import TS, Tables
 
 log = logging.getLogger(__name__)
-
-NOTES_MAX = 1024  # the width of notes / resolution_notes in schema.py
-BY_MAX = 128  # the width of resolved_by in schema.py
-
-
-@dataclass(frozen=True)
-class RecordResult:
-    """What one check wrote: ``found`` distinct orders = ``new`` rows + ``already_open`` rows."""
-
-    exception_type: str
-    found: int
-    new: int
-    already_open: int
-
-
-class UnresolvedExceptionsError(Exception):
-    """Raised by :func:`check_unresolved` when unresolved exceptions remain; carries the summary."""
-
-    def __init__(self, summary: dict[str, int]) -> None:
-        self.summary = dict(summary)
-        self.total = sum(summary.values())
-        parts = ", ".join(f"{t}={n}" for t, n in summary.items())
-        super().__init__(f"{self.total} unresolved exception{'s' if self.total != 1 else ''}: {parts}")
-
 
 # --- writing findings -----------------------------------------------------------------------
 
@@ -152,7 +105,7 @@ def record_findings(
     is NULL cannot be keyed and are left out); then :func:`_write_staged`. Nothing is fetched
     into Python, so memory stays flat whatever the number of findings.
     """
-    _check_type(exception_type)
+    check_exception_type(exception_type)
     create = CreateTableAs(_per_order(findings), STAGED_FINDINGS, temporary=True)
 
     def stage(conn: Connection) -> sa.Table:
@@ -173,7 +126,7 @@ def record_rows(
     given twice keeps its largest notes, like ``MAX(notes)`` in :func:`record_findings`; a NULL
     ``order_id`` is left out.
     """
-    _check_type(exception_type)
+    check_exception_type(exception_type)
     per_order: dict[int, str | None] = {}
     for order_id, notes in rows:
         if order_id is None:
@@ -321,215 +274,3 @@ def _logged(result: RecordResult) -> RecordResult:
         result.already_open,
     )
     return result
-
-
-# --- reading --------------------------------------------------------------------------------
-
-
-def unresolved_summary(engine: Engine, tables: Tables) -> dict[str, int]:
-    """Unresolved rows by type, most first (the spec's first manual query)."""
-    ex = tables.exceptions
-    cnt = sa.func.count().label("cnt")
-    query = (
-        sa.select(ex.c.exception_type, cnt)
-        .where(ex.c.resolved_at.is_(None))
-        .group_by(ex.c.exception_type)
-        .order_by(cnt.desc(), ex.c.exception_type)
-    )
-    with engine.connect() as conn:
-        return {t: int(n) for t, n in conn.execute(query)}
-
-
-def check_unresolved(engine: Engine, tables: Tables) -> dict[str, int]:
-    """Log the unresolved summary; raise :class:`UnresolvedExceptionsError` if any remain."""
-    summary = unresolved_summary(engine, tables)
-    total = sum(summary.values())
-    if total:
-        err = UnresolvedExceptionsError(summary)
-        log.warning("%s", err)
-        raise err
-    log.info("no unresolved exceptions")
-    return summary
-
-
-@dataclass(frozen=True)
-class TypeSummary:
-    exception_type: str
-    count: int  # open rows
-    oldest_detected_at: datetime
-    newest_last_seen_at: datetime
-    resolved: int = 0  # resolved rows (counted only with include_resolved)
-
-
-def summary_by_type(engine: Engine, tables: Tables, include_resolved: bool = False) -> list[TypeSummary]:
-    """Open count, oldest ``detected_at`` and newest ``last_seen_at`` per type (open rows by
-    default; ``include_resolved`` also counts the resolved rows, apart, and dates span both)."""
-    ex = tables.exceptions
-    total = sa.func.count().label("total")
-    open_rows = sa.func.sum(sa.case((ex.c.resolved_at.is_(None), 1), else_=0))
-    query = (
-        sa.select(
-            ex.c.exception_type,
-            total,
-            open_rows,
-            sa.func.min(ex.c.detected_at),
-            sa.func.max(ex.c.last_seen_at),
-        )
-        .group_by(ex.c.exception_type)
-        .order_by(total.desc(), ex.c.exception_type)
-    )
-    if not include_resolved:
-        query = query.where(ex.c.resolved_at.is_(None))
-    with engine.connect() as conn:
-        return [
-            TypeSummary(t, int(n_open or 0), lo, hi, int(n) - int(n_open or 0))
-            for t, n, n_open, lo, hi in conn.execute(query)
-        ]
-
-
-@dataclass(frozen=True)
-class ExceptionRow:
-    order_id: int
-    exception_type: str
-    detected_at: datetime
-    last_seen_at: datetime
-    age: timedelta  # now - detected_at: how long the problem has been known
-    notes: str | None
-    resolved_at: datetime | None
-    resolved_by: str | None
-    resolution_notes: str | None
-
-
-def list_exceptions(
-    engine: Engine,
-    tables: Tables,
-    type: str | None = None,  # the name mirrors the CLI's --type
-    order_ids: Sequence[int] | None = None,
-    include_resolved: bool = False,
-    limit: int | None = None,
-    now: datetime | None = None,
-) -> list[ExceptionRow]:
-    """Exception rows, newest detection first; open rows only unless ``include_resolved``."""
-    if type is not None:
-        _check_type(type)
-    ex = tables.exceptions
-    query = sa.select(
-        ex.c.order_id,
-        ex.c.exception_type,
-        ex.c.detected_at,
-        ex.c.last_seen_at,
-        ex.c.notes,
-        ex.c.resolved_at,
-        ex.c.resolved_by,
-        ex.c.resolution_notes,
-    ).order_by(ex.c.detected_at.desc(), ex.c.order_id, ex.c.exception_type)
-    if type is not None:
-        query = query.where(ex.c.exception_type == type)
-    if order_ids:
-        query = query.where(ex.c.order_id.in_(list(order_ids)))
-    if not include_resolved:
-        query = query.where(ex.c.resolved_at.is_(None))
-    if limit is not None:
-        query = query.limit(limit)
-    now = now or _utc_now()
-    with engine.connect() as conn:
-        return [
-            ExceptionRow(r.order_id, r.exception_type, r.detected_at, r.last_seen_at, now - r.detected_at,
-                         r.notes, r.resolved_at, r.resolved_by, r.resolution_notes)
-            for r in conn.execute(query)
-        ]  # fmt: skip
-
-
-# --- resolving ------------------------------------------------------------------------------
-
-
-def resolve(
-    engine: Engine,
-    tables: Tables,
-    *,
-    order_ids: Sequence[int] | None,
-    exception_type: str | None,
-    all_of_type: bool,
-    by: str,
-    notes: str,
-    now: datetime | None = None,
-) -> int:
-    """Close open exceptions (resolved_at IS NULL only) in one transaction; return how many.
-
-    Either ``order_ids`` (every one must have an open row, else nothing changes) or
-    ``all_of_type`` with ``exception_type``. Already-resolved rows are never touched, so a
-    repeated call finds nothing open and fails instead of rewriting history.
-    """
-    by = check_text("--by", by, BY_MAX, "say who resolves the exceptions")
-    notes = check_text("--notes", notes, NOTES_MAX, "say why the exceptions are resolved")
-    if exception_type is not None:
-        _check_type(exception_type)
-    ids = sorted(set(order_ids or ()))
-    if all_of_type and ids:
-        raise UserError("give either --order-id or --all-of-type, not both")
-    if all_of_type and exception_type is None:
-        raise UserError("--all-of-type needs --type")
-    if not all_of_type and not ids:
-        raise UserError("give at least one --order-id, or --all-of-type with --type")
-
-    ex = tables.exceptions
-    cond = [ex.c.resolved_at.is_(None)]
-    if exception_type is not None:
-        cond.append(ex.c.exception_type == exception_type)
-    if ids:
-        cond.append(ex.c.order_id.in_(ids))
-    what = f"open {exception_type} exceptions" if exception_type else "open exceptions"
-    with engine.begin() as conn:
-        if ids:
-            # The ids were typed by a person: refuse all if one is wrong, naming it.
-            found = {r[0] for r in conn.execute(sa.select(ex.c.order_id).where(*cond).distinct())}
-            missing = [i for i in ids if i not in found]
-            if missing:
-                raise UserError(f"no {what} for order_id {', '.join(map(str, missing))}; nothing was changed")
-        closed = conn.execute(
-            ex.update()
-            .where(*cond)
-            .values(resolved_at=now or _utc_now(), resolved_by=by, resolution_notes=notes)
-        ).rowcount
-        if closed == 0:
-            raise UserError(f"no {what} to resolve; nothing was changed")
-    log.info("closed %d %s (by %s)", closed, what, by)
-    return closed
-
-
-def check_text(flag: str, value: str | None, limit: int, purpose: str) -> str:
-    """``value`` stripped, or a :class:`UserError` when it is empty or too long for its column.
-
-    The limit is in UTF-8 bytes: Redshift's VARCHAR(n) counts bytes, not characters, so 128
-    characters of "é" (256 bytes) would fail the write there (PostgreSQL would accept them).
-    """
-    value = (value or "").strip()
-    if not value:
-        raise UserError(f"{flag} is empty: {purpose}")
-    size = len(value.encode("utf-8"))
-    if size > limit:
-        raise UserError(
-            f"{flag} is {size} bytes long in UTF-8 ({len(value)} characters); at most {limit} bytes "
-            "(Redshift VARCHAR counts bytes)"
-        )
-    return value
-
-
-# --- helpers --------------------------------------------------------------------------------
-
-
-def _check_type(exception_type: str) -> None:
-    if exception_type not in settings_mod.EXCEPTION_TYPES:
-        raise UserError(
-            f"unknown exception type {exception_type!r}; valid types: "
-            + ", ".join(settings_mod.EXCEPTION_TYPES)
-        )
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None, microsecond=0)
-
-
-def require_table(engine: Engine, tables: Tables) -> None:
-    """Fail in one line, pointing at ``init-db``, when the exceptions table does not exist."""
-    schema.require_table(engine, tables.exceptions)

@@ -2,7 +2,7 @@
 
 ``DefaultSiteIndexBuilder`` takes a ``renderer`` (module_name/class_name) in the site config
 (``gx/great_expectations.yml``, set by ``gx_project.build``); this one renders GX's index and adds
-one line under the title that links ``health.html`` (``order_tracking.health_page``).
+one line under the title that links ``health.html`` (``order_tracking.reports.health_page``).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from great_expectations.render.components import RenderedStringTemplateContent
 from great_expectations.render.renderer.site_index_page_renderer import SiteIndexPageRenderer
 
-from order_tracking.health_page import PAGE_NAME
+from order_tracking.reports.health_page import PAGE_NAME
 from order_tracking.settings import HEALTH_NIGHTS
 
 

@@ -36,7 +36,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
 
-from order_tracking import exceptions_store, rules, schema
+from order_tracking import schema
+from order_tracking.checks import exceptions_store, rules
 from order_tracking.db import short_reason
 from order_tracking.errors import UserError
 from order_tracking.maintenance import RetryPolicy

@@ -1,7 +1,7 @@
 """What the morning alert says: subject, plain text and HTML, from the run's check summaries.
 
 Pure functions, no I/O: the CLI's checkpoint email action (``expectations_custom.actions``) and
-the Airflow notifier (``order_tracking.alerting``) both call :func:`build_alert`, so the engineer
+the Airflow notifier (``order_tracking.alerts.notifier``) both call :func:`build_alert`, so the engineer
 reads the same message whichever ran the checks.
 
 Input is one summary dict per check, the shape the monitoring DAG's tasks push to XCom under
@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
-from order_tracking import gx_results
+from order_tracking.checks import gx_results
 from order_tracking.settings import (
     EXCEPTION_TYPES,
     ORDER_MISSING_SPATH,

@@ -13,7 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from order_tracking import db, exceptions_store, gx_results, rules, schema
+from order_tracking import db, schema
+from order_tracking.checks import exceptions_store, extraction_sql, gx_results, rules
 from order_tracking.errors import UserError
 from order_tracking.settings import Settings
 
@@ -83,7 +84,7 @@ def measure_source_counts(settings: Settings, as_of: datetime) -> dict[str, int]
             as_of, settings.extraction_window_secs, settings.extraction_buffer_secs
         )
         with engine.connect() as conn:
-            return rules.measure_source_counts(conn, schema.build_tables(settings), window)
+            return extraction_sql.measure_source_counts(conn, schema.build_tables(settings), window)
     finally:
         engine.dispose()
 
@@ -93,8 +94,8 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
     from great_expectations.core.run_identifier import RunIdentifier
 
     from expectations_custom.actions import exceptions_recorded
-    from expectations_custom.data_docs import docs_sites_urls
-    from order_tracking import gx_project
+    from expectations_custom.data_docs.build import docs_sites_urls
+    from order_tracking.checks import gx_project
 
     cp_name = gx_project.CHECKS[check].checkpoint
     params: dict = {"as_of": as_of.isoformat()}
@@ -150,7 +151,7 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
 
 def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHECK_NAMES) -> MonitorReport:
     """Load the GX project once, run each named check, then read the unresolved summary."""
-    from order_tracking import gx_project
+    from order_tracking.checks import gx_project
 
     engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
     db.check_connection(engine, "warehouse")  # one clear line before GX gets to log tracebacks
@@ -158,7 +159,7 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     from expectations_custom.actions import alert_email_deferred
-    from expectations_custom.data_docs import build_data_docs, data_docs_deferred
+    from expectations_custom.data_docs.build import build_data_docs, data_docs_deferred
 
     context, store_error = gx_project.load_or_local(settings)
     if store_error is not None:  # checked with the local stores; reported (exit 3) at the end
@@ -183,37 +184,7 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
         engine.dispose()
     if store_error is not None:
         outcomes.append(CheckOutcome("gx_store", "error", message=store_error))
+    from order_tracking.alerts.run_alert import send_run_alert
+
     email_error = send_run_alert(settings, alerts.summaries, outcomes, as_of)
     return MonitorReport(as_of, outcomes, unresolved, settings.data_docs_location, email_error)
-
-
-def send_run_alert(
-    settings: Settings, summaries: list[dict], outcomes: list[CheckOutcome], as_of
-) -> str | None:
-    """The run's one alert email, sent after every check has written; the failure line, if any.
-
-    ``summaries`` are what the checkpoints' email actions recorded; a check whose checkpoint raised
-    before its actions ran is added from its outcome, so the email names every error.
-    """
-    from expectations_custom.actions import send_alert
-    from order_tracking import alert_content, mailer
-    from order_tracking.settings import AlertSettings
-
-    try:
-        if not AlertSettings.from_env().smtp_host:
-            return None
-        seen = {s.get("check") for s in summaries}
-        summaries = summaries + [
-            alert_content.error_summary(o.check, o.message, as_of.isoformat())
-            for o in outcomes
-            if o.status == "error" and o.check not in seen
-        ]
-        result = send_alert(summaries, settings)
-    except (mailer.MailError, UserError) as exc:
-        return str(exc)
-    except Exception as exc:  # a bug in the email must not turn written findings into a traceback
-        log.debug("alert email failed", exc_info=True)
-        return f"{type(exc).__name__}: {exc}"[:300]
-    if result:
-        log.info("alert email %s", result)
-    return None

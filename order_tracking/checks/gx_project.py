@@ -39,15 +39,15 @@ ASSET = "nightly_window"
 BATCH_DEFINITION = "whole_window"
 VALIDATION_RESULTS_LIMIT = 120
 RESULTS_STORE_CLASS = {
-    "module_name": "expectations_custom.results_store",
+    "module_name": "expectations_custom.data_docs.results_store",
     "class_name": "ValidationResultsStore",  # GX's name, our module: see results_store
 }
 SITE_BUILDER_CLASS = {
-    "module_name": "expectations_custom.site_builder",
+    "module_name": "expectations_custom.data_docs.site_builder",
     "class_name": "OrderTrackingSiteBuilder",
 }
 INDEX_RENDERER = {
-    "module_name": "expectations_custom.site_index",
+    "module_name": "expectations_custom.data_docs.site_index",
     "class_name": "OrderTrackingSiteIndexPageRenderer",
 }
 
@@ -99,7 +99,7 @@ def build(root: Path) -> None:
     # The index page reads every stored result on every rebuild (~2 ms each, issue 6): list the
     # newest 30 nights of 4 checks; older results stay in uncommitted/validations.
     sites["local_site"]["site_index_builder"]["validation_results_limit"] = VALIDATION_RESULTS_LIMIT
-    # The home page links the health page (expectations_custom.site_index).
+    # The home page links the health page (expectations_custom.data_docs.site_index).
     sites["local_site"]["site_index_builder"]["renderer"] = INDEX_RENDERER
     # No profiling results exist here: GX's profiling section would list the whole results store
     # on every build only to filter every key out. "None" is GX's spelling of "section off".
@@ -135,7 +135,7 @@ def build(root: Path) -> None:
 def _use_our_results_store(config_file: Path) -> None:
     """Name our results store class in the yml (GX's context API keeps the default class).
 
-    Its keys are read without dateutil (expectations_custom.results_store): the store is listed
+    Its keys are read without dateutil (expectations_custom.data_docs.results_store): the store is listed
     several times a run and grows by four results a night.
     """
     yaml = YAML(typ="rt")
@@ -189,8 +189,8 @@ def shared_store_config(settings: Settings) -> DataContextConfig:
     Checks the bucket first (s3_store.StoreUnavailable, one line), because GX would otherwise
     only log a warning and fail later, inside a checkpoint.
     """
-    from order_tracking import s3_store
     from order_tracking.settings import DATA_DOCS_PREFIX, VALIDATIONS_PREFIX
+    from order_tracking.stores import s3 as s3_store
 
     location, endpoint = settings.gx_store, settings.s3_endpoint_url
     s3_store.check_access(location, endpoint)

@@ -27,7 +27,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
 from order_tracking import db
-from order_tracking.maintenance_sql import VACUUM_OPERATIONS
+from order_tracking.maintenance.plan import VACUUM_OPERATIONS
 from order_tracking.schema import Tables
 from order_tracking.settings import HEALTH_NIGHTS
 

@@ -23,9 +23,10 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from order_tracking import db, privileges, schema
+from order_tracking import db, schema
 from order_tracking.db import redact, short_reason
-from order_tracking.maintenance_metrics import SVV_TABLE_INFO
+from order_tracking.maintenance import privileges
+from order_tracking.maintenance.metrics import SVV_TABLE_INFO
 from order_tracking.settings import Settings
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"

@@ -1,7 +1,7 @@
 """The Data Docs "health" page: the last 30 nights at a glance, next to GX's own pages.
 
 ``health.html`` sits beside the site's ``index.html`` (which links to it, see
-``expectations_custom.site_index``) and draws four charts with the vega / vega-lite / vega-embed
+``expectations_custom.data_docs.site_index``) and draws four charts with the vega / vega-lite / vega-embed
 copies vendored for offline Data Docs (``data_docs_offline``), so it renders with no network:
 
 1. findings per night per type (Tests 1-3, from the validation results);
@@ -10,7 +10,7 @@ copies vendored for offline Data Docs (``data_docs_offline``), so it renders wit
 4. per mart table, ghost rows and unsorted % before and after each VACUUM (maintenance log).
 
 The data (``health_data``) is embedded in the page as JSON, so the page is one static file.
-It is rebuilt after every Data Docs index rebuild (``expectations_custom.data_docs.build_data_docs``):
+It is rebuilt after every Data Docs index rebuild (``expectations_custom.data_docs.build.build_data_docs``):
 once per ``monitor`` run, once per checkpoint in Airflow.
 """
 
@@ -23,7 +23,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from order_tracking import data_docs_offline, db, health_data, schema
+from order_tracking import db, schema
+from order_tracking.reports import data_docs_offline, health_data
 from order_tracking.settings import EXCEPTION_TYPES, HEALTH_NIGHTS, Settings
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ import great_expectations
 from great_expectations.exceptions import InvalidKeyError
 from great_expectations.render.renderer.site_builder import SiteBuilder
 
-from order_tracking import data_docs_offline
+from order_tracking.reports import data_docs_offline
 
 STAMP_KEY = ("static", "order_tracking_assets.txt")
 

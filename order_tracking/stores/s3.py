@@ -38,8 +38,8 @@ from great_expectations.data_context.store.tuple_store_backend import TupleStore
 from great_expectations.exceptions import InvalidKeyError
 from great_expectations.util import filter_properties_dict
 
-from order_tracking import data_docs_offline
 from order_tracking.errors import StoreUnavailable
+from order_tracking.reports import data_docs_offline
 from order_tracking.settings import S3Location
 
 # A hang is a bug: bounded connect/read times and a few retries (botocore's "standard" mode

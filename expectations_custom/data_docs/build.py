@@ -23,9 +23,9 @@ from great_expectations.data_context.util import instantiate_class_from_config
 from great_expectations.render.view.view import DefaultJinjaView
 from jinja2 import BytecodeCache
 
-from expectations_custom.results_store import listed_once
+from expectations_custom.data_docs.results_store import listed_once
 from expectations_custom.scoped import bound
-from order_tracking import data_docs_offline, health_page
+from order_tracking.reports import data_docs_offline, health_page
 from order_tracking.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ def refresh_health_page(context, site: Path | None) -> None:
 
 def _publish_health_page(context) -> None:
     """The health page (linked from the index) for a site in a bucket: built aside, then stored."""
-    from order_tracking import s3_store
+    from order_tracking.stores import s3 as s3_store
 
     settings = Settings.from_env()
     try:

@@ -1,0 +1,1 @@
+"""Fixes a person decides on: repair of reactivated orders (``repair-reactivated``)."""
