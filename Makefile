@@ -2,13 +2,13 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt constraints.txt | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat requirements-runtime.txt requirements.txt requirements-dev.txt constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv services test lint demo bench clean airflow-rehearsal
+.PHONY: venv services test lint demo bench clean airflow-rehearsal mwaa-check
 
-$(STAMP): requirements.txt requirements-dev.txt constraints.txt
+$(STAMP): requirements-runtime.txt requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "installing pinned requirements into $(VENV) (about 40 s the first time)..."
+	@echo "installing pinned requirements into $(VENV): several minutes on a fresh machine (about 6), seconds afterwards..."
 	@$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
@@ -25,6 +25,11 @@ test: venv services
 # README says, with PASS/FAIL lines; under 6 minutes (scripts/airflow_rehearsal.py).
 airflow-rehearsal: venv services
 	$(PY) scripts/airflow_rehearsal.py
+
+# requirements-runtime.txt resolves with the pinned apache-airflow from PyPI (pip --dry-run in a
+# clean venv, about a minute; part of `make test` too). README, "Deploying to Amazon MWAA".
+mwaa-check: venv
+	$(PY) -m pytest -q -m pypi tests/test_packaging.py
 
 lint: venv
 	$(VENV)/bin/ruff check .

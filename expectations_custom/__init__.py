@@ -1,7 +1,7 @@
 """GX extensions of the project: the four rule expectations and the checkpoint actions.
 
 Import this package before a GX context loads: GX silently drops expectations and actions whose
-classes are not registered (DESIGN.md section 5). ``EXPECTATIONS`` maps the CLI check names to the
+classes are not registered (docs/design.md section 5). ``EXPECTATIONS`` maps the CLI check names to the
 classes, in the spec's order.
 """
 

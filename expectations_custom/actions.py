@@ -10,7 +10,6 @@ the exceptions action wrote runs the checkpoint inside ``exceptions_recorded()``
 from __future__ import annotations
 
 import logging
-import os
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -28,12 +27,13 @@ from great_expectations.compatibility.pydantic import root_validator
 
 from expectations_custom.base import settings_tables
 from expectations_custom.data_docs import build as data_docs
+from expectations_custom.run_settings import run_settings
 from expectations_custom.scoped import bound
 from order_tracking import db
 from order_tracking.alerts import content as alert_content
 from order_tracking.alerts import mailer
 from order_tracking.checks import exceptions_store, gx_results
-from order_tracking.settings import AlertSettings, Settings
+from order_tracking.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -86,12 +86,14 @@ class RecordExceptionsAction(ValidationAction):
     type: Literal["order_tracking_record_exceptions"] = "order_tracking_record_exceptions"
 
     def run(self, checkpoint_result: CheckpointResult, action_context: ActionContext | None = None) -> dict:
-        settings = Settings.from_env()
+        settings = run_settings()
         recorded: list[exceptions_store.RecordResult] = []
         failed = list(_our_failed_findings(checkpoint_result))
         if failed:
             tables = settings_tables(settings)  # cached: building ~10 tables costs more than the write
-            engine = db.shared_engine(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
+            engine = db.shared_engine(
+                settings.warehouse_url, settings.warehouse_schemas, "warehouse", settings.timeouts
+            )
             seen_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
             for expectation, evr in failed:
                 rows = _fetched_findings(evr)
@@ -185,7 +187,8 @@ class OrderTrackingEmailAction(EmailAction):
         return values
 
     def run(self, checkpoint_result: CheckpointResult, action_context: ActionContext | None = None) -> dict:
-        if not os.environ.get("ORDER_TRACKING_SMTP_HOST", "").strip():
+        settings = run_settings()
+        if not settings.alert.smtp_host:
             return {"email_result": "skipped: ORDER_TRACKING_SMTP_HOST is not set"}
         try:
             summaries = checkpoint_summaries(checkpoint_result, action_context)
@@ -199,7 +202,7 @@ class OrderTrackingEmailAction(EmailAction):
         if checkpoint_result.success and self.notify_on == "failure":
             return {"email_result": ""}
         try:
-            return {"email_result": send_alert(summaries, Settings.from_env())}
+            return {"email_result": send_alert(summaries, settings)}
         except mailer.MailError as exc:
             logger.error("alert email not sent: %s", exc)
             return {"email_result": f"not sent: {exc}"}
@@ -241,7 +244,9 @@ def checkpoint_summaries(
 
 def open_stats(settings: Settings) -> dict[str, alert_content.OpenStats]:
     """Open exceptions per type with the oldest detection, read from the warehouse."""
-    engine = db.shared_engine(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
+    engine = db.shared_engine(
+        settings.warehouse_url, settings.warehouse_schemas, "warehouse", settings.timeouts
+    )
     rows = exceptions_store.summary_by_type(engine, settings_tables(settings))
     return {r.exception_type: alert_content.OpenStats(r.count, r.oldest_detected_at) for r in rows}
 
@@ -258,7 +263,7 @@ def send_alert(
     """
     if all(s.get("status") == "pass" for s in summaries):
         return ""
-    alert_settings = AlertSettings.from_env()
+    alert_settings = settings.alert
     if open_by_type is None:
         try:
             open_by_type = open_stats(settings)

@@ -32,6 +32,7 @@ from great_expectations.render.renderer.renderer import renderer
 from great_expectations.validator.metric_configuration import MetricConfiguration
 
 from expectations_custom.rule_rows import RULE_ROWS
+from expectations_custom.run_settings import run_settings
 from order_tracking import schema
 from order_tracking.alerts.content import SAMPLE_IN_EMAIL, NextStep, next_step
 from order_tracking.checks import gx_results
@@ -57,10 +58,16 @@ def parse_as_of(value: Any) -> datetime:
 
 
 def jsonable(value: Any) -> Any:
-    if isinstance(value, (datetime, date)):
+    if isinstance(value, datetime):
         return value.isoformat(sep=" ")
+    if isinstance(value, date):  # a DATE column: date.isoformat() takes no separator (issue 28)
+        return value.isoformat()
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, float) and value.is_integer():
+        # A whole number of seconds (diff_seconds is microseconds / 1e6 as a float) reads
+        # "-3600", not "-3600.0"; a fraction keeps its shortest exact form ("0.25").
+        return int(value)
     return value
 
 
@@ -143,7 +150,7 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
             keyed = [row for row in rows if row.get("order_id") is not None]
         columns = [k for k in (rows[0].keys() if rows else ()) if k not in _TOTALS]
         sample = [{k: jsonable(row[k]) for k in columns} for row in keyed[: self.sample_size]]
-        window = self.window(Settings.from_env())
+        window = self.window(run_settings())
         tables_read = list(rule_rows.get("tables") or [])
         return {
             "success": count == 0,

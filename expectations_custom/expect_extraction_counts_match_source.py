@@ -13,12 +13,20 @@ from great_expectations.render.renderer.renderer import renderer
 
 from expectations_custom.base import OrderTrackingExpectation, parse_as_of, settings_tables
 from expectations_custom.rule_rows import RULE_ROWS
+from expectations_custom.run_settings import run_settings
 from order_tracking import db
 from order_tracking.checks import extraction_sql, lost_rows
 from order_tracking.checks.rules import RuleQuery, Window
 from order_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
+
+
+RETENTION_KEY = "raw_retention"
+
+
+class RawRetentionError(Exception):
+    """The window is older than what the raw tables keep: Test 0 cannot be checked for it."""
 
 
 class ExpectExtractionCountsMatchSource(OrderTrackingExpectation):
@@ -79,18 +87,29 @@ class ExpectExtractionCountsMatchSource(OrderTrackingExpectation):
         details = result["result"]["details"]
         details["counts"] = counts
         if short:
-            details.update(self._lost_rows(execution_engine, [r["table_name"] for r in short]))
+            lost = self._lost_rows(execution_engine, [r["table_name"] for r in short])
+            if RETENTION_KEY in lost:
+                # A window the raw tables no longer hold cannot be checked: an error (exit 3),
+                # never an alarm listing every source row as lost. GX records the raise as
+                # the result's error, as for a missing table.
+                raise RawRetentionError(lost[RETENTION_KEY])
+            details.update(lost)
         return result
 
     def _lost_rows(self, execution_engine, short_tables: list[str]) -> dict:
-        """Which cycles lost which rows; a failure here is reported, never loses the alarm."""
-        settings = Settings.from_env()
-        source = db.create_engine(settings.source_url, [settings.source_schema], role="source")
+        """Which cycles lost which rows (or ``{RETENTION_KEY: why}`` when the raw tables no longer
+        hold the window); a failure here is reported, never loses the alarm."""
+        settings = run_settings()
+        source = db.create_engine(
+            settings.source_url, [settings.source_schema], role="source", timeouts=settings.timeouts
+        )
         try:
             with source.connect() as src, execution_engine.engine.connect() as wh:
-                return lost_rows.report(
-                    src, wh, settings_tables(settings), self.window(settings), short_tables
-                )
+                tables, window = settings_tables(settings), self.window(settings)
+                retention = lost_rows.raw_retention(src, wh, tables, window)
+                if retention is not None:
+                    return {RETENTION_KEY: retention}
+                return lost_rows.report(src, wh, tables, window, short_tables)
         except Exception as exc:
             log.warning("Test 0: the lost-row report failed", exc_info=True)
             return {

@@ -16,8 +16,8 @@ from great_expectations.expectations.expectation_configuration import Expectatio
 from great_expectations.expectations.metrics.metric_provider import metric_value
 from great_expectations.expectations.metrics.query_metric_provider import QueryMetricProvider
 
+from expectations_custom.run_settings import run_settings
 from order_tracking.checks.rules import compile_sql
-from order_tracking.settings import Settings
 
 RULE_ROWS = "order_tracking_rule.rows"
 
@@ -43,7 +43,7 @@ class RuleRows(QueryMetricProvider):
         ).to_domain_obj()
         engine = execution_engine.engine
         with engine.connect() as conn:
-            rule, select = expectation.validation_query(conn, Settings.from_env())
+            rule, select = expectation.validation_query(conn, run_settings())
         rows = cls._get_sqlalchemy_records_from_substituted_batch_subquery(
             substituted_batch_subquery=compile_sql(select, engine.dialect),
             execution_engine=execution_engine,

@@ -19,6 +19,8 @@ import sqlalchemy as sa
 from order_tracking.errors import UserError
 
 EXIT_ERROR = 3
+# The packages whose DEBUG lines -v shows (this project's own code).
+OWN_LOGGERS = ("order_tracking", "expectations_custom")
 
 COMMAND_MODULES = (
     "order_tracking.commands.init_db",
@@ -39,6 +41,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: the version is looked up only when asked for, not on every run."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: object) -> None:
+        super().__init__(
+            option_strings, argparse.SUPPRESS, nargs=0, default=argparse.SUPPRESS, help="show the version"
+        )
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        from order_tracking import DISTRIBUTION, package_version
+
+        print(f"{DISTRIBUTION} {package_version()}")  # stdout, as argparse's own version action
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m order_tracking",
@@ -54,7 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="SQLAlchemy URL of the MySQL source; default $ORDER_TRACKING_SOURCE_URL, "
         "else the embedded SQLite under .local/",
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log our progress to stderr (libraries stay at WARNING)"
+    )
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -64,11 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:
+    # Libraries (GX, botocore, urllib3, SQLAlchemy ...) stay at WARNING even with -v: their DEBUG
+    # is thousands of lines a run, botocore's with the SigV4 Authorization header (issue 28).
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose:
+        for name in OWN_LOGGERS:
+            logging.getLogger(name).setLevel(logging.DEBUG)
+    else:
         # GX logs full tracebacks for problems we already report in one line (exit 3);
         # --verbose shows them.
         logging.getLogger("great_expectations").setLevel(logging.CRITICAL)

@@ -150,12 +150,72 @@ class StatementTimeoutPlugin(CreateEnginePlugin):
 plugins.register(TIMEOUT_PLUGIN_NAME, __name__, "StatementTimeoutPlugin")
 
 
+HANDSHAKE_PLUGIN_NAME = "order_tracking_mysql_handshake"
+
+
+class MySQLHandshakePlugin(CreateEnginePlugin):
+    """PyMySQL's handshake bounded by ``connect_timeout``; ``read_timeout`` from then on.
+
+    PyMySQL bounds only the TCP connect by ``connect_timeout``: it then waits for the server's
+    greeting under ``read_timeout`` (600 s by default), so a port that accepts and never answers
+    held a run for 10 minutes whatever the connect timeout said (issue 28). The driver connects
+    with ``read_timeout`` = ``connect_timeout``; once connected, the URL's ``read_timeout`` applies.
+    PyMySQL has no public setter for it: ``_read_timeout`` is the attribute its ``_read_packet``
+    applies before every read (PyMySQL 1.2.4, pinned; test_settings_effect proves the read limit
+    still holds after connect, test_fault_injection the handshake limit).
+    """
+
+    def __init__(self, url: URL, kwargs: dict) -> None:
+        super().__init__(url, kwargs)
+        self.connect = url.query.get("connect_timeout")
+        self.read = url.query.get("read_timeout")
+
+    def update_url(self, url: URL) -> URL:
+        if self.connect is None or self.read is None:
+            return url
+        return url.update_query_dict({"read_timeout": self.connect})
+
+    def engine_created(self, engine: Engine) -> None:
+        if self.connect is None or self.read is None:
+            return
+        read_secs = float(self.read)
+
+        # A pool event: it runs for every new DBAPI connection, before anything else reads on it.
+        @event.listens_for(engine, "connect")
+        def _after_handshake(dbapi_conn, _record) -> None:
+            if not hasattr(dbapi_conn, "_read_timeout"):  # a PyMySQL that changed: fail loudly
+                raise RuntimeError("PyMySQL has no _read_timeout: the source read timeout cannot be set")
+            dbapi_conn._read_timeout = read_secs
+
+
+plugins.register(HANDSHAKE_PLUGIN_NAME, __name__, "MySQLHandshakePlugin")
+
+
 def schema_file(main_path: str | None, schema: str) -> str:
     """File that holds ``schema`` for an embedded database whose main file is ``main_path``."""
     if not main_path or main_path == ":memory:":
         raise UserError("an embedded SQLite database needs a file path, not :memory:")
     p = Path(main_path)
     return str(p.with_name(f"{p.stem}.{schema}.db"))
+
+
+def require_database(url: str, schemas: Iterable[str], role: str) -> None:
+    """Refuse an embedded SQLite database whose files are missing, before anything connects.
+
+    For commands with nothing to do on an empty database (reading, resolving): SQLite creates a
+    missing file on connect and the ATTACH of every schema another, so a mistyped path would
+    leave a directory of empty databases behind. Server URLs are left to the connection.
+    """
+    parsed = parse_url(url, role)
+    if parsed.get_backend_name() != "sqlite":
+        return
+    files = [(parsed.database, "")] + [(schema_file(parsed.database, s), f" (schema {s})") for s in schemas]
+    for path, which in files:
+        if not Path(path).is_file():
+            raise UserError(
+                f"no database at {path}{which}: check the {role} URL "
+                f"(--{role}-url or ORDER_TRACKING_{role.upper()}_URL), or create it with init-db"
+            )
 
 
 # Characters that must be percent-encoded inside a URL's user:password part. A password holding
@@ -244,10 +304,11 @@ def engine_url(
     GX creates its own engine from a connection string, so connection limits travel in the URL:
     driver parameters where the driver has them (psycopg2 ``connect_timeout`` and TCP keepalives;
     PyMySQL ``connect_timeout``/``read_timeout``/``write_timeout``; SQLite's busy ``timeout``),
-    and the ``order_tracking_timeouts`` plugin for the server-side ``statement_timeout``, which
-    PostgreSQL and Redshift both accept as a session setting.
+    the ``order_tracking_timeouts`` plugin for the server-side ``statement_timeout``, which
+    PostgreSQL and Redshift both accept as a session setting, and the
+    ``order_tracking_mysql_handshake`` plugin, which bounds PyMySQL's handshake by the connect timeout.
     """
-    t = timeouts or Timeouts.from_env()
+    t = timeouts or Timeouts()  # the caller passes settings.timeouts; never the environment here
     final = with_schemas(url, schemas, role)
     backend = final.get_backend_name()
     connect = str(max(1, math.ceil(t.connect_secs)))
@@ -255,7 +316,9 @@ def engine_url(
         return _with_defaults(final, {"timeout": str(t.sqlite_busy_secs)})
     if backend in ("mysql", "mariadb"):
         io = str(max(1, math.ceil(t.read_secs)))
-        return _with_defaults(final, {"connect_timeout": connect, "read_timeout": io, "write_timeout": io})
+        final = _with_defaults(final, {"connect_timeout": connect, "read_timeout": io, "write_timeout": io})
+        # Appended: other plugins in the URL stay. It bounds the handshake by connect_timeout.
+        return final.update_query_pairs([("plugin", HANDSHAKE_PLUGIN_NAME)], append=True)
     if backend in ("postgresql", "redshift"):
         final = _with_defaults(
             final,
@@ -293,7 +356,7 @@ def create_engine(
         raise UserError(f"{role} URL {redact(final)!r} cannot be used: {exc}") from None
 
 
-def autocommit_engine(engine: Engine) -> Engine:
+def autocommit_engine(engine: Engine, timeouts: Timeouts | None = None) -> Engine:
     """A second engine on ``engine``'s database whose connections are AUTOCOMMIT from the start.
 
     For statements that must run outside a transaction (VACUUM, ANALYZE). Switching pooled
@@ -305,19 +368,21 @@ def autocommit_engine(engine: Engine) -> Engine:
     derived = sa.create_engine(engine.url, isolation_level="AUTOCOMMIT", pool=engine.pool.recreate())
     if derived.dialect.name in ("postgresql", "redshift"):
         # The pool's connect hook (statement_timeout) came along; the engine's VACUUM limit not.
-        t = Timeouts.from_env()
+        t = timeouts or Timeouts()
         limit_maintenance_statements(derived, _ms(t.statement_secs), _ms(t.vacuum_statement_secs))
     return derived
 
 
 @functools.lru_cache(maxsize=8)
-def shared_engine(url: str, schemas: tuple[str, ...], role: str = "database") -> Engine:
+def shared_engine(
+    url: str, schemas: tuple[str, ...], role: str = "database", timeouts: Timeouts | None = None
+) -> Engine:
     """One engine (and connection pool) per URL for the life of the process.
 
     For code called once per checkpoint (GX actions): a new engine per call pays a fresh
     connection each time. Callers must not dispose it.
     """
-    return create_engine(url, schemas, role)
+    return create_engine(url, schemas, role, timeouts)
 
 
 def check_connection(engine: Engine, role: str) -> None:
@@ -326,7 +391,10 @@ def check_connection(engine: Engine, role: str) -> None:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT 1"))
     except sa.exc.DBAPIError as exc:
-        raise UserError(f"cannot connect to {role} {redact(engine.url)}: {short_reason(exc)}") from None
+        # Without the query: our timeouts and plugin parameters say nothing about which server,
+        # and the MySQL handshake plugin shows its connect-time read_timeout there.
+        where = redact(engine.url.set(query={}))
+        raise UserError(f"cannot connect to {role} {where}: {short_reason(exc)}") from None
 
 
 def short_reason(exc: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""All tables of DESIGN.md section 3 as SQLAlchemy Core metadata, for every backend.
+"""All tables of docs/design.md section 3 as SQLAlchemy Core metadata, for every backend.
 
 Warehouse identifiers are lower case (Redshift folds them); the MySQL source keeps ``pathTime``.
 Indexes serve the 24-hour window queries on SQLite/PostgreSQL/MariaDB; Redshift has no indexes
@@ -305,9 +305,14 @@ def require_table(engine: Engine, table: sa.Table) -> None:
     with engine.connect() as conn:
         exists = sa.inspect(conn).has_table(table.name, schema=table.schema)
     if not exists:
+        # Name the database checked: a URL naming another database (``.../otherdb``) is as likely
+        # as a missing init-db, and init-db there would not help (issue 28). Our query parameters
+        # (timeouts, plugins) say nothing about where; the password is never shown.
+        where = engine.url.set(query={}).render_as_string(hide_password=True)
         raise UserError(
-            f"table {table.schema}.{table.name} does not exist in the warehouse; "
-            "run `python -m order_tracking init-db` first"
+            f"table {table.schema}.{table.name} does not exist in warehouse database "
+            f"{engine.url.database!r} ({where}); run `python -m order_tracking init-db` first, "
+            "or point the warehouse URL at the database that has it"
         )
 
 
@@ -364,40 +369,69 @@ def table_columns(conn: Connection, schema: str, table: str) -> list[tuple[str, 
     return [(str(name), str(type_)) for name, type_ in conn.execute(query)]
 
 
-def find_hist_tables(conn: Connection, schema: str, prefix: str) -> tuple[list[str], list[str]]:
-    """(history tables of one kind in ``schema``, look-alikes): both oldest first. A look-alike is
-    named like a history table but lacks a column the rules read."""
+# Types the rules can compare with the mart's BIGINT order_id, as table_columns spells them
+# (PostgreSQL/Redshift ``format_type``: ``bigint``, ``numeric(20,0)``; SQLAlchemy: ``BIGINT``).
+# Anything else (``character varying(32)``, ``text``) fails the whole check on PostgreSQL and
+# Redshift: ``operator does not exist: text = bigint`` (issue 28).
+_COMPARABLE_ORDER_ID = re.compile(
+    r"^(big|small|tiny|medium)?int(eger)?\d?\b|^(numeric|decimal|real|float|double)\b", re.IGNORECASE
+)
+
+
+def hist_table_problem(columns: Iterable[tuple[str, str]]) -> str | None:
+    """Why the rules cannot read a table named like a history table (its ``(name, type)``
+    columns), or ``None`` when they can."""
+    types = {name.lower(): type_ for name, type_ in columns}
+    missing = [c for c in HIST_REQUIRED_COLUMNS if c not in types]
+    if missing:
+        return f"has no {', '.join(missing)} column"
+    order_id = types["order_id"]
+    if not _COMPARABLE_ORDER_ID.match(order_id.strip()):
+        return f"its order_id column is {order_id}, not a number the rules can compare with BIGINT"
+    return None
+
+
+def classify_hist_tables(conn: Connection, schema: str, prefix: str) -> tuple[list[str], dict[str, str]]:
+    """(history tables of one kind in ``schema``, look-alikes with the reason each is skipped):
+    both oldest first."""
     inspector = sa.inspect(conn)
     named = sorted(
         n
         for n in inspector.get_table_names(schema=schema)
         if (m := HIST_RE.match(n)) and m["prefix"] == prefix
     )
-    usable, look_alikes = [], []
+    usable: list[str] = []
+    look_alikes: dict[str, str] = {}
     for name in named:
-        columns = {column.lower() for column, _ in table_columns(conn, schema, name)}
-        (usable if all(c in columns for c in HIST_REQUIRED_COLUMNS) else look_alikes).append(name)
+        problem = hist_table_problem(table_columns(conn, schema, name))
+        if problem is None:
+            usable.append(name)
+        else:
+            look_alikes[name] = problem
     return usable, look_alikes
+
+
+def find_hist_tables(conn: Connection, schema: str, prefix: str) -> tuple[list[str], list[str]]:
+    """(history tables of one kind in ``schema``, look-alikes): both oldest first. A look-alike is
+    named like a history table but lacks a column the rules read, or has one of the wrong type."""
+    usable, look_alikes = classify_hist_tables(conn, schema, prefix)
+    return usable, list(look_alikes)
 
 
 def discover_hist_tables(conn: Connection, schema: str, prefix: str) -> list[str]:
     """History tables of one kind in ``schema`` that the rules can read, oldest first.
 
     - A table named like a history table but without the columns the rules read (a look-alike,
-      e.g. a backup with other columns) is skipped with a warning naming it; the others are used.
+      e.g. a backup with other columns), or whose order_id the rules cannot compare (text), is
+      skipped with a warning naming it and why; the others are used.
     - The catalog lists tables the user may not read (sqlalchemy-redshift reflects through
       ``pg_class``): a history table without SELECT fails here, in one line with the GRANT to
       run, rather than as a permission error in the middle of Tests 2 and 3.
     """
     from order_tracking.maintenance import privileges
 
-    usable, look_alikes = find_hist_tables(conn, schema, prefix)
-    for name in look_alikes:
-        log.warning(
-            "skipping %s.%s: it is named like a history table but has no %s column",
-            schema,
-            name,
-            ", ".join(HIST_REQUIRED_COLUMNS),
-        )
+    usable, look_alikes = classify_hist_tables(conn, schema, prefix)
+    for name, problem in look_alikes.items():
+        log.warning("skipping %s.%s: it is named like a history table but %s", schema, name, problem)
     privileges.require_select(conn, schema, usable)
     return usable

@@ -1,17 +1,18 @@
 """Every setting of the project, read from the environment in one place.
 
 The spec's constants keep their names (``DQ_LOOKBACK_HOURS`` ...). Everything else comes from
-``ORDER_TRACKING_*`` environment variables with the defaults of DESIGN.md section 2; the embedded
+``ORDER_TRACKING_*`` environment variables with the defaults of docs/design.md section 2; the embedded
 default is a set of SQLite files under ``.local/`` so that ``make demo`` needs no server.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from order_tracking.errors import UserError
 
@@ -49,16 +50,41 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
-def _env_int(name: str, default: int, minimum: int = 0) -> int:
+# --- numbers from the environment: each one range-checked, its error naming the range ----------
+# A value outside these reached the drivers and the date arithmetic (issue 28): ``inf`` was an
+# OverflowError traceback (exit 1), 3000000 s an invalid statement_timeout at connect, 1e20 hours
+# "date value out of range".
+# The longest timeout, a week, fits every driver and server: PostgreSQL's statement_timeout is an
+# int of milliseconds (at most 2147483647, 24.8 days), PyMySQL's connect_timeout at most a year,
+# SQLite's busy timeout an int of milliseconds, and a socket timeout a C timeval.
+MAX_TIMEOUT_SECS = 7 * 24 * 3600
+# The longest window back from as_of: ten years keeps ``as_of - window`` far inside datetime's
+# years 1-9999 and the servers' timestamp ranges.
+MAX_WINDOW_HOURS = 10 * 365 * 24
+# The Test 0 buffer (extraction lag) is minutes; a week is already far past any meaning.
+MAX_BUFFER_SECS = 7 * 24 * 3600
+
+
+def _shown(raw: str) -> str:
+    """The bad value as the error quotes it: a pasted 5,000-digit number stays one short line."""
+    return raw if len(raw) <= 40 else raw[:37] + "..."
+
+
+def _env_int(
+    name: str, default: int, *, minimum: int, maximum: int, what: str = "whole number", span: str = ""
+) -> int:
+    """A whole number from ``name``, ``minimum`` to ``maximum``; the error describes the allowed
+    values as ``what`` (with its unit) and ``span`` (the maximum in words)."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
         value = int(raw)
-    except ValueError:
+    except ValueError:  # also "1e20", "2.5" and numbers of more than 4300 digits
         value = minimum - 1
-    if value < minimum:
-        raise UserError(f"{name}={raw!r} is not a whole number >= {minimum}")
+    if not minimum <= value <= maximum:
+        words = f" ({span})" if span else ""
+        raise UserError(f"{name}={_shown(raw)!r} is not a {what} from {minimum} to {maximum}{words}")
     return value
 
 
@@ -75,16 +101,21 @@ def _identifier(name: str, value: str, *, fold: bool) -> str:
     return value.lower() if fold else value
 
 
-def _env_secs(name: str, default: float) -> float:
+def _env_secs(name: str, default: float, *, zero: bool = True) -> float:
+    """A timeout in seconds from ``name``, up to MAX_TIMEOUT_SECS; ``zero``: 0 is allowed."""
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = float(raw)
+        value = float(raw)  # "inf", "nan" and "1e400" (inf) parse: the range check refuses them
     except ValueError:
-        value = -1.0
-    if value < 0:
-        raise UserError(f"{name}={raw!r} is not a number of seconds >= 0")
+        value = math.nan
+    low = value >= 0 if zero else value > 0
+    if not (low and value <= MAX_TIMEOUT_SECS):  # False for nan
+        allowed = "from 0 to" if zero else "greater than 0 and at most"
+        raise UserError(
+            f"{name}={_shown(raw)!r} is not a number of seconds {allowed} {MAX_TIMEOUT_SECS} (7 days)"
+        )
     return value
 
 
@@ -114,8 +145,8 @@ class Timeouts:
     @classmethod
     def from_env(cls) -> Timeouts:
         return cls(
-            connect_secs=_env_secs("ORDER_TRACKING_CONNECT_TIMEOUT_SECS", CONNECT_TIMEOUT_SECS),
-            read_secs=_env_secs("ORDER_TRACKING_READ_TIMEOUT_SECS", READ_TIMEOUT_SECS),
+            connect_secs=_env_secs("ORDER_TRACKING_CONNECT_TIMEOUT_SECS", CONNECT_TIMEOUT_SECS, zero=False),
+            read_secs=_env_secs("ORDER_TRACKING_READ_TIMEOUT_SECS", READ_TIMEOUT_SECS, zero=False),
             statement_secs=_env_secs("ORDER_TRACKING_STATEMENT_TIMEOUT_SECS", STATEMENT_TIMEOUT_SECS),
             vacuum_statement_secs=_env_secs(
                 "ORDER_TRACKING_VACUUM_STATEMENT_TIMEOUT_SECS", VACUUM_STATEMENT_TIMEOUT_SECS
@@ -155,13 +186,21 @@ def parse_s3_url(name: str, value: str) -> S3Location:
 
 
 def _endpoint_url(name: str) -> str | None:
+    """The S3 endpoint without any ``user:password@`` part.
+
+    boto3 signs every request with the AWS credential chain and ignores a user and password in
+    the endpoint URL; kept, a key pasted there was copied into every Data Docs link of the email
+    (issue 28). Dropped here, it cannot be printed, linked or logged anywhere.
+    """
     raw = os.environ.get(name, "").strip()
     if not raw:
         return None
     parts = urlsplit(raw)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UserError(f"{name}={raw!r} is not an http(s):// URL")
-    return raw.rstrip("/")
+        shown = "***@" + raw.rsplit("@", 1)[1] if "@" in raw else raw
+        raise UserError(f"{name}={shown!r} is not an http(s):// URL")
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=host)).rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -181,19 +220,20 @@ class Settings:
     gx_store: S3Location | None = None
     s3_endpoint_url: str | None = None  # an S3-compatible store (MinIO, a test server); unset = AWS
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # The alert email and its links (defined below; read with the rest, at the entry point).
+    alert: AlertSettings = field(default_factory=lambda: AlertSettings())
 
     @classmethod
     def from_env(cls, warehouse_url: str | None = None, source_url: str | None = None) -> Settings:
         """Settings from ``ORDER_TRACKING_*`` variables; explicit arguments (CLI flags) win."""
         hist = os.environ.get("ORDER_TRACKING_HIST_UTS_TABLES", "").strip()
+        source_url = source_url or _env("ORDER_TRACKING_SOURCE_URL", default_sqlite_url("source"))
         store = os.environ.get("ORDER_TRACKING_GX_STORE_URL", "").strip()
         return cls(
             warehouse_url=warehouse_url
             or _env("ORDER_TRACKING_WAREHOUSE_URL", default_sqlite_url("warehouse")),
-            source_url=source_url or _env("ORDER_TRACKING_SOURCE_URL", default_sqlite_url("source")),
-            source_schema=_identifier(
-                "ORDER_TRACKING_SOURCE_SCHEMA", _env("ORDER_TRACKING_SOURCE_SCHEMA", "kuaisong"), fold=False
-            ),
+            source_url=source_url,
+            source_schema=_identifier(*_source_schema(source_url), fold=False),
             mart_schema=_identifier(
                 "ORDER_TRACKING_MART_SCHEMA",
                 _env("ORDER_TRACKING_MART_SCHEMA", "settlement_public"),
@@ -203,16 +243,36 @@ class Settings:
                 "ORDER_TRACKING_ODS_SCHEMA", _env("ORDER_TRACKING_ODS_SCHEMA", "settlement_ods"), fold=True
             ),
             hist_uts_tables=tuple(t.strip() for t in hist.split(",") if t.strip()) if hist else None,
-            dq_lookback_hours=_env_int("ORDER_TRACKING_DQ_LOOKBACK_HOURS", DQ_LOOKBACK_HOURS, minimum=1),
-            extraction_window_secs=_env_int(
-                "ORDER_TRACKING_EXTRACTION_WINDOW_SECS", EXTRACTION_WINDOW_SECS, minimum=1
+            dq_lookback_hours=_env_int(
+                "ORDER_TRACKING_DQ_LOOKBACK_HOURS",
+                DQ_LOOKBACK_HOURS,
+                minimum=1,
+                maximum=MAX_WINDOW_HOURS,
+                what="whole number of hours",
+                span="10 years",
             ),
-            extraction_buffer_secs=_env_int("ORDER_TRACKING_EXTRACTION_BUFFER_SECS", EXTRACTION_BUFFER_SECS),
+            extraction_window_secs=_env_int(
+                "ORDER_TRACKING_EXTRACTION_WINDOW_SECS",
+                EXTRACTION_WINDOW_SECS,
+                minimum=1,
+                maximum=MAX_WINDOW_HOURS * 3600,
+                what="whole number of seconds",
+                span="10 years",
+            ),
+            extraction_buffer_secs=_env_int(
+                "ORDER_TRACKING_EXTRACTION_BUFFER_SECS",
+                EXTRACTION_BUFFER_SECS,
+                minimum=0,
+                maximum=MAX_BUFFER_SECS,
+                what="whole number of seconds",
+                span="7 days",
+            ),
             alert_email=_env("ORDER_TRACKING_ALERT_EMAIL", DEFAULT_ALERT_EMAIL),
             gx_root=Path(_env("ORDER_TRACKING_GX_ROOT", str(PROJECT_ROOT / "gx"))),
             gx_store=parse_s3_url("ORDER_TRACKING_GX_STORE_URL", store) if store else None,
             s3_endpoint_url=_endpoint_url("ORDER_TRACKING_S3_ENDPOINT_URL"),
             timeouts=Timeouts.from_env(),
+            alert=AlertSettings.from_env(),
         )
 
     @property
@@ -232,13 +292,35 @@ class Settings:
         return f"s3://{self.gx_store.bucket}/{self.gx_store.key(DATA_DOCS_PREFIX, 'index.html')}"
 
 
+# scheme://[user[:password]@]host[:port][/database][?query]: only a URL of this plain shape names
+# its database here; a mis-encoded password is reported (with its hint) where the engine is made.
+_PLAIN_URL_RE = re.compile(r"^[\w+.-]+://(?:[^/?#@]*@)?[^/?#@]*(?:/(?P<db>[^/?#@]*))?(?:\?[^#@]*)?$")
+
+
+def _source_schema(source_url: str) -> tuple[str, str]:
+    """The MySQL source database: ORDER_TRACKING_SOURCE_SCHEMA, else the database the source URL
+    names (``mysql://…/nc_src``), else ``kuaisong``. The two disagreeing is refused: reading
+    ``kuaisong.*`` through a URL that says ``nc_src`` would check the wrong data."""
+    configured = os.environ.get("ORDER_TRACKING_SOURCE_SCHEMA", "").strip()
+    match = None if source_url.startswith("sqlite") else _PLAIN_URL_RE.match(source_url)
+    in_url = (match.group("db") or None) if match else None  # SQLite: a file path, not a schema
+    if configured and in_url and configured != in_url:
+        raise UserError(
+            f"ORDER_TRACKING_SOURCE_SCHEMA={configured!r} disagrees with the source URL's database "
+            f"{in_url!r}: set one of them, or make them the same"
+        )
+    if configured or not in_url:
+        return "ORDER_TRACKING_SOURCE_SCHEMA", configured or "kuaisong"
+    return "the source URL's database", in_url
+
+
 def default_sqlite_url(role: str) -> str:
     """The embedded default: ``.local/<role>.db`` plus one ATTACHed file per schema."""
     return f"sqlite:///{LOCAL_DIR / (role + '.db')}"
 
 
 # --- the alert email (outside Airflow) and its links ------------------------------------------
-# Kept apart from ``Settings`` (branch morning): what the email needs, read when it is sent.
+# Read with the rest by ``Settings.from_env`` (``settings.alert``), at the entry point.
 DEFAULT_SMTP_TIMEOUT_SECS = 30  # connect, and every read: a silent server must not hold the run
 
 
@@ -269,17 +351,11 @@ class AlertSettings:
 
     @classmethod
     def from_env(cls) -> AlertSettings:
-        timeout = os.environ.get("ORDER_TRACKING_SMTP_TIMEOUT_SECS", "").strip()
-        try:
-            timeout_secs = float(timeout) if timeout else DEFAULT_SMTP_TIMEOUT_SECS
-        except ValueError:
-            timeout_secs = -1.0
-        if timeout_secs <= 0:
-            raise UserError(f"ORDER_TRACKING_SMTP_TIMEOUT_SECS={timeout!r} is not a number of seconds > 0")
+        timeout_secs = _env_secs("ORDER_TRACKING_SMTP_TIMEOUT_SECS", DEFAULT_SMTP_TIMEOUT_SECS, zero=False)
         to = _env("ORDER_TRACKING_ALERT_EMAIL", DEFAULT_ALERT_EMAIL)
         return cls(
             smtp_host=os.environ.get("ORDER_TRACKING_SMTP_HOST", "").strip(),
-            smtp_port=_env_int("ORDER_TRACKING_SMTP_PORT", 25),
+            smtp_port=_env_int("ORDER_TRACKING_SMTP_PORT", 25, minimum=1, maximum=65535, what="port number"),
             smtp_user=os.environ.get("ORDER_TRACKING_SMTP_USER") or None,
             smtp_password=os.environ.get("ORDER_TRACKING_SMTP_PASSWORD") or None,
             smtp_starttls=_env_bool("ORDER_TRACKING_SMTP_STARTTLS"),

@@ -1,5 +1,5 @@
 # Source me: the environment under which the project's Airflow runs locally (demo, manual tries).
-# AIRFLOW_HOME must be set before anything imports airflow (DESIGN.md section 5).
+# AIRFLOW_HOME must be set before anything imports airflow (docs/design.md section 5).
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export AIRFLOW_HOME="${AIRFLOW_HOME:-$ROOT/.local/airflow}"
 case "$AIRFLOW_HOME" in /*) ;; *) AIRFLOW_HOME="$PWD/$AIRFLOW_HOME" ;; esac  # Airflow wants absolute

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make sure the local PostgreSQL and MariaDB that the tests talk to are up (DESIGN.md section 2).
+# Make sure the local PostgreSQL and MariaDB that the tests talk to are up (docs/design.md section 2).
 # Starts them if they are not; waits until they answer; fails with one line if they never do.
 set -uo pipefail
 

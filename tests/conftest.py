@@ -27,7 +27,7 @@ from tests import redshift_twin
 ROOT = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
 TWIN_URL = redshift_twin.twin_url(PG_URL)  # the redshift dialect against PG_URL, guarded
-MARIA_URL = os.environ.get("TEST_MARIA_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+MARIA_URL = os.environ.get("TEST_MARIA_URL", "mysql+pymysql://root@127.0.0.1:3306")
 
 _ENV_KEYS = [k for k in os.environ if k.startswith("ORDER_TRACKING_")]
 

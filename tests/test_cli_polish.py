@@ -130,3 +130,63 @@ def test_rules_doc_sqlite_lines_run_the_spec_queries_verbatim(open_spath, tmp_pa
     assert updated == 1
     proc = run_cli("exceptions", "--include-resolved", "--format", "csv")
     assert f"ORDER_MISSING_SPATH,{len(ids) - 1},1," in proc.stdout
+
+
+# --- issue 27: smaller edges from a new user's trial -------------------------------------------
+
+
+def test_exceptions_limit_without_type_or_order_is_refused(open_spath):
+    proc = run_cli("exceptions", "--limit", "2")
+    assert proc.returncode == 3, proc.stdout
+    assert proc.stderr.splitlines() == [
+        "error: --limit 2 limits detail rows: give --type T or --order-id N with it "
+        "(the summary has one line per type)"
+    ]
+    assert proc.stdout == ""
+
+
+def test_exceptions_json_age_names_its_unit(open_spath):
+    import json
+
+    from order_tracking.clock import utc_now
+
+    proc = run_cli("exceptions", "--type", "ORDER_MISSING_SPATH", "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)
+    assert rows and all("age" not in r for r in rows)
+    for r in rows:  # whole seconds since first detection
+        expected = (utc_now() - datetime.fromisoformat(r["detected_at"])).total_seconds()
+        assert isinstance(r["age_seconds"], int) and 0 <= expected - r["age_seconds"] < 120
+
+
+def test_exceptions_table_shows_resolution_notes_one_line_per_exception(open_spath):
+    settings, ids = open_spath
+    resolve_orders(settings, "ORDER_MISSING_SPATH", ids[:1])  # notes "backfilled"
+    proc = run_cli(
+        "resolve", "--order-id", str(ids[1]), "--type", "ORDER_MISSING_SPATH", "--by", "ana",
+        "--notes", "fixed by hand\nsee ticket 42",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("exceptions", "--type", "ORDER_MISSING_SPATH", "--include-resolved")
+    assert proc.returncode == 0, proc.stderr
+    header, *lines = proc.stdout.splitlines()
+    assert len(lines) == len(ids)  # a line break in a note does not split a row
+    columns = header.split()
+    # The long evidence column last: the resolution stays on screen beside the order.
+    assert columns[-1] == "notes" and columns.index("resolution_notes") < columns.index("notes")
+    by_order = {line.split()[0]: line for line in lines}
+    assert "backfilled" in by_order[str(ids[0])]
+    assert "fixed by hand see ticket 42" in by_order[str(ids[1])]
+    start = header.index("resolution_notes")
+    assert by_order[str(ids[1])][start:].startswith("fixed by hand see ticket 42")
+
+
+def test_monitor_says_what_found_counts(gx_copy, sqlite_urls):
+    seed_dataset(synthetic.SeedConfig(as_of=AS_OF, orders=1000, seed=7))
+    proc = run_cli("monitor", "--as-of", AS_OF.isoformat())
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    rows = {line.split()[0]: line for line in proc.stdout.splitlines()[2:6]}
+    # Test 0 counts raw tables short of the source; Tests 1-3 count distinct orders.
+    assert re.match(r"extraction_count\s+FAIL\s+2 tables\s+-\s+-\s", rows["extraction_count"])
+    for check in ("uti_uts_alignment", "missing_spath", "reactivated_missing_ecs"):
+        assert re.match(rf"{check}\s+FAIL\s+\d+ orders\s+\d+\s+\d+\s", rows[check]), rows[check]

@@ -32,7 +32,7 @@ AIRFLOW_ENV = {
     # A failing task must fail now, not wait out a 5-minute retry delay inside dag.test().
     "ORDER_TRACKING_DAG_RETRIES": "0",
 }
-os.environ.update(AIRFLOW_ENV)  # before the first airflow import (DESIGN.md section 5)
+os.environ.update(AIRFLOW_ENV)  # before the first airflow import (docs/design.md section 5)
 
 import pytest  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
@@ -331,7 +331,13 @@ def test_connections_build_urls_with_special_characters(monkeypatch, caplog) -> 
         settings = settings_for_airflow()
     assert sa.engine.make_url(settings.warehouse_url).password == secret
     assert settings.source_url == os.environ["ORDER_TRACKING_SOURCE_URL"]
-    assert "ORDER_TRACKING_SMTP_HOST" not in os.environ  # the GX email action stays off
+    assert settings.alert.smtp_host == ""  # the GX email action stays off (the notifier mails)
+    # ... through the settings handed down, not by editing the task's environment
+    assert os.environ["ORDER_TRACKING_SMTP_HOST"] == "smtp.example.com"
+    assert (
+        "ORDER_TRACKING_WAREHOUSE_URL" not in os.environ
+        or secret not in os.environ["ORDER_TRACKING_WAREHOUSE_URL"]
+    )
     assert secret not in caplog.text and "cluster.example.com" in caplog.text
 
 

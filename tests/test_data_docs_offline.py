@@ -184,6 +184,7 @@ def test_vendored_assets_are_pinned_listed_and_small():
 
 def test_a_checkpoint_run_alone_as_in_airflow_also_renders_offline(tmp_path, sqlite_urls, gx_copy):
     """The DAG runs one checkpoint per task, not ``monitor``: its pages and index must be local too."""
+    from expectations_custom.run_settings import settings_bound
     from order_tracking.checks import gx_project
     from order_tracking.settings import Settings
 
@@ -191,10 +192,12 @@ def test_a_checkpoint_run_alone_as_in_airflow_also_renders_offline(tmp_path, sql
         "seed", "--orders", "2000", "--as-of", AS_OF, "--manifest", str(tmp_path / "m.json"), "--quiet"
     )
     assert seed.returncode == 0, seed.stderr
-    context = gx_project.load(Settings.from_env())
-    result = context.checkpoints.get("order_tracking_missing_spath").run(
-        expectation_parameters={"as_of": AS_OF}
-    )
+    settings = Settings.from_env()
+    context = gx_project.load(settings)
+    with settings_bound(settings):  # as the DAG's operator runs it
+        result = context.checkpoints.get("order_tracking_missing_spath").run(
+            expectation_parameters={"as_of": AS_OF}
+        )
     assert not result.success
     site = gx_copy / "uncommitted" / "data_docs" / "local_site"
     pages = list((site / "validations").rglob("*.html"))

@@ -29,6 +29,10 @@ def deployed(warehouse):
     with engine.begin() as conn:
         conn.exec_driver_sql(f"CREATE TABLE {settings.mart_schema}.hist_ecs_order_info_2027_h1 (id INT)")
     engine.dispose()
+    # An empty embedded source (doctor never creates a missing one): its tables are missing.
+    source = db.create_engine(settings.source_url, [settings.source_schema])
+    source.connect().close()
+    source.dispose()
     return settings
 
 

@@ -1,4 +1,5 @@
-"""The exceptions store (DESIGN.md section 4) on real PostgreSQL, the Redshift twin and SQLite, plus its CLI.
+"""The exceptions store (docs/design.md section 4) on real PostgreSQL, the Redshift twin and SQLite,
+plus its CLI.
 
 Findings come from a small ``findings_src(order_id, notes, round)`` table of the test's own in
 the mart schema, standing in for the rule SQL (a Select labelled ``order_id``, ``notes``).
@@ -660,11 +661,17 @@ def test_cli_exceptions_and_resolve(wh: Warehouse) -> None:
 
 
 def test_cli_without_table_says_run_init_db(schemas, sqlite_urls) -> None:
+    settings = Settings.from_env()
+    empty = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)  # files, no tables
+    empty.connect().close()
+    empty.dispose()
     res = run_cli("exceptions")
     assert res.returncode == 3
+    path = sqlite_urls[0].removeprefix("sqlite:///")
     assert res.stderr.strip() == (
-        f"error: table {schemas.ods}.order_tracking_exceptions does not exist in the warehouse; "
-        "run `python -m order_tracking init-db` first"
+        f"error: table {schemas.ods}.order_tracking_exceptions does not exist in warehouse database "
+        f"{path!r} (sqlite:///{path}); run `python -m order_tracking init-db` first, "
+        "or point the warehouse URL at the database that has it"
     )
 
 

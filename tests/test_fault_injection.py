@@ -73,9 +73,14 @@ def silent_server() -> Iterator[SilentServer]:
     server.close()
 
 
-def timed_cli(*args: str, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, float]:
+def timed_cli(
+    *args: str, env: dict[str, str], timeout: int = 120
+) -> tuple[subprocess.CompletedProcess, float]:
     started = time.monotonic()
-    proc = run_cli(*args, env=env, timeout=120)  # a hang fails the test here, it never blocks CI
+    try:
+        proc = run_cli(*args, env=env, timeout=timeout)  # a hang fails the test here, never blocks CI
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running after {timeout} s (killed): a silent server held the run")
     return proc, time.monotonic() - started
 
 
@@ -98,13 +103,47 @@ def test_silent_warehouse_ends_with_exit_3_within_the_connect_timeout(silent_ser
 def test_silent_source_ends_with_exit_3_within_the_read_timeout(silent_server, pg_warehouse):
     settings = Settings.from_env()
     load(settings, Data())  # warehouse tables exist and are empty
-    url = f"mysql+pymysql://root:secret@127.0.0.1:{silent_server.port}/test"
+    url = f"mysql+pymysql://root:secret@127.0.0.1:{silent_server.port}"
     proc, elapsed = timed_cli(
         "--source-url", url, "monitor", "--as-of", AS_OF.isoformat(), "--checks", "extraction_count", env=FAST
     )
     assert proc.returncode == 3, proc.stdout + proc.stderr
     assert "error in extraction_count" in proc.stderr and "source" in proc.stderr
     assert elapsed < 2 + STARTUP_ALLOWANCE
+    assert "secret" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.usefixtures("gx_copy")
+def test_silent_source_at_the_default_read_timeout_ends_within_the_connect_timeout(
+    silent_server, pg_warehouse
+):
+    """Issue 28: PyMySQL waited for the server's greeting under the read timeout (600 s by default),
+    whatever ORDER_TRACKING_CONNECT_TIMEOUT_SECS said. Only the connect timeout is set here."""
+    settings = Settings.from_env()
+    assert settings.timeouts.read_secs == 600  # the default, as in production
+    load(settings, Data())
+    url = f"mysql+pymysql://root:secret@127.0.0.1:{silent_server.port}"
+    connect = 3
+    # The worst case is TCP connect + the greeting, each within the connect timeout.
+    bound = 2 * connect + STARTUP_ALLOWANCE
+    proc, elapsed = timed_cli(
+        "--source-url",
+        url,
+        "monitor",
+        "--as-of",
+        AS_OF.isoformat(),
+        "--checks",
+        "extraction_count",
+        env={"ORDER_TRACKING_CONNECT_TIMEOUT_SECS": str(connect)},
+        timeout=bound + 30,
+    )
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and "error in extraction_count" in errors[0] and "source" in errors[0], (
+        proc.stderr
+    )
+    assert silent_server.accepted, "the client never reached the silent server"
+    assert elapsed < bound
     assert "secret" not in proc.stdout + proc.stderr and "Traceback" not in proc.stderr
 
 

@@ -110,10 +110,13 @@ def _expected_open_by_age(settings: Settings, first: date, last: date) -> dict[t
 
 
 def _stored_results(gx_root: Path) -> dict[tuple[str, str], dict]:
-    """Independent reading of the validation results store: (night, check) -> result."""
+    """Independent reading of the validation results store: (night, check) -> result (errors
+    left out: an errored result has no figures)."""
     out = {}
     for path in (gx_root / "uncommitted" / "validations").rglob("*.json"):
         doc = json.loads(path.read_text())
+        if (doc["results"][0].get("exception_info") or {}).get("raised_exception"):
+            continue
         res = doc["results"][0]["result"]
         night = res["details"]["window_end"][:10]
         out[(night, res["details"]["check"])] = res
@@ -141,9 +144,13 @@ def health_site(tmp_path_factory) -> dict:
     try:
         settings, manifest = seed_dataset(synthetic.SeedConfig(as_of=NIGHT_A, orders=2000, seed=7))
         vacuum = _seed_exceptions_and_vacuum(settings)
-        for as_of in (NIGHT_B, NIGHT_A):
-            proc = run_cli("monitor", "--as-of", as_of.isoformat(), env=env)
-            assert proc.returncode in (1, 2), proc.stdout + proc.stderr
+        # Night B is older than the raw tables keep (6 hours before night A): Test 0 cannot be
+        # checked for it (exit 3, named), Tests 1-3 can.
+        proc = run_cli("monitor", "--as-of", NIGHT_B.isoformat(), env=env)
+        assert proc.returncode == 3, proc.stdout + proc.stderr
+        assert "error in extraction_count: raw retention:" in proc.stderr
+        proc = run_cli("monitor", "--as-of", NIGHT_A.isoformat(), env=env)
+        assert proc.returncode == 2, proc.stdout + proc.stderr
         site = gx_root / "uncommitted" / "data_docs" / "local_site"
         page = site / "health.html"
         text = page.read_text(encoding="utf-8")
@@ -198,10 +205,18 @@ def test_page_data_matches_the_seeded_rows(health_site, monkeypatch):
 
     # Test 0 per table per night: the stored counts; raw short by exactly the dropped rows.
     extraction = {(r["night"], r["table"], r["side"]): r["rows"] for r in data["extraction"]}
-    for night in (night_a, night_b):
-        for c in stored[(night, "extraction_count")]["details"]["counts"]:
-            assert extraction[(night, c["table"], "source")] == c["source_count"]
-            assert extraction[(night, c["table"], "raw")] == c["raw_count"]
+    for c in stored[(night_a, "extraction_count")]["details"]["counts"]:
+        assert extraction[(night_a, c["table"], "source")] == c["source_count"]
+        assert extraction[(night_a, c["table"], "raw")] == c["raw_count"]
+    # Night B's Test 0 errored (past raw retention): nothing charted, the error named.
+    assert not any(night == night_b for night, _, _ in extraction)
+    (error,) = data["errors"]
+    assert (error["night"], error["check"], error["good_result_shown"]) == (
+        night_b,
+        "extraction_count",
+        False,
+    )
+    assert error["error"].startswith("raw retention: the raw tables keep rows since ")
     for table, dropped in manifest["extraction_dropped"].items():
         if table != "uni_tracking_info":  # raw uti may hold more rows than the source (normal)
             assert extraction[(night_a, table, "source")] - extraction[(night_a, table, "raw")] == dropped
@@ -255,6 +270,7 @@ def test_headless_chromium_draws_every_chart_offline(health_site):
 
 
 def test_a_checkpoint_run_alone_as_in_airflow_rebuilds_the_health_page(health_site, monkeypatch):
+    from expectations_custom.run_settings import settings_bound
     from order_tracking.checks import gx_project
 
     monkeypatch.setenv("ORDER_TRACKING_GX_ROOT", str(health_site["gx_root"]))
@@ -262,10 +278,12 @@ def test_a_checkpoint_run_alone_as_in_airflow_rebuilds_the_health_page(health_si
     monkeypatch.setenv("ORDER_TRACKING_SOURCE_URL", health_site["settings"].source_url)
     page = health_site["page"]
     page.unlink()
-    context = gx_project.load(Settings.from_env())
-    context.checkpoints.get("order_tracking_missing_spath").run(
-        expectation_parameters={"as_of": NIGHT_A.isoformat()}
-    )
+    settings = Settings.from_env()
+    context = gx_project.load(settings)
+    with settings_bound(settings):  # as the DAG's operator runs it
+        context.checkpoints.get("order_tracking_missing_spath").run(
+            expectation_parameters={"as_of": NIGHT_A.isoformat()}
+        )
     assert page.is_file() and "chart-findings" in page.read_text(encoding="utf-8")
 
 
@@ -338,3 +356,42 @@ def test_health_queries_in_both_warehouse_dialects(warehouse, twin_recording):
         sent = redshift_twin.read_recording(recording)
         assert redshift_twin.refused(sent) == []
         assert any("CAST(" in r["sql"] and "AS DATE) AS detected" in r["sql"] for r in sent)
+
+
+def test_a_later_errored_run_keeps_the_last_good_result_of_the_night(gx_copy, sqlite_urls):
+    """Issue 27, defect 4: a good run, then a run of the same night that errors in every check.
+
+    The page must still chart the good run's findings and Test 0 counts (and say the alarm), and
+    say that a later run errored, instead of "No validation result".
+    """
+    settings, manifest = seed_dataset(synthetic.SeedConfig(as_of=NIGHT_A, orders=500, seed=11))
+    good = run_cli("monitor", "--as-of", NIGHT_A.isoformat())
+    assert good.returncode == 2, good.stdout + good.stderr  # findings and the Test 0 alarm
+    # Every check of the second run fails to read the mart: its ATTACHed file is empty.
+    mart_file = Path(db.schema_file(settings.warehouse_url.removeprefix("sqlite:///"), settings.mart_schema))
+    mart_file.rename(mart_file.with_suffix(".away"))
+    for as_of in (NIGHT_B, NIGHT_A):  # night B: errored runs only
+        broken = run_cli("monitor", "--as-of", as_of.isoformat())
+        assert broken.returncode == 3, broken.stdout + broken.stderr
+        assert "error in missing_spath:" in broken.stderr and "error in extraction_count:" in broken.stderr
+
+    text = (gx_copy / "uncommitted" / "data_docs" / "local_site" / "health.html").read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="health-data">(.*?)</script>', text, re.S).group(1))["data"]
+    night = NIGHT_A.date().isoformat()
+    found = {r["type"]: r["found"] for r in data["findings"] if r["night"] == night}
+    assert found == {t: len(manifest["expected"][t]) for t in TYPES}
+    extraction = {(r["table"], r["side"]): r["rows"] for r in data["extraction"] if r["night"] == night}
+    for table, dropped in manifest["extraction_dropped"].items():
+        if dropped:
+            assert extraction[(table, "source")] - extraction[(table, "raw")] == dropped
+    assert "No validation result of Tests 1-3 in the period" not in text
+    assert f"Test 0 alarms on 1 night(s), last on {night}." in text
+    night_b = NIGHT_B.date().isoformat()
+    assert not any(r["night"] == night_b for r in data["findings"] + data["extraction"])
+    errored = {(r["night"], r["check"], r["good_result_shown"]) for r in data["errors"]}
+    checks = ("extraction_count", "uti_uts_alignment", "missing_spath", "reactivated_missing_ecs")
+    assert errored == {(night, c, True) for c in checks} | {(night_b, c, False) for c in checks}
+    assert re.search(rf"<li>A later run errored on {night} \(extraction_count, [^)]*\): the last good "
+                     r"result of each is shown; last error: [^<]*no such table", text), text  # fmt: skip
+    assert re.search(rf"<li>A run errored on {night_b} \(extraction_count, [^)]*\): no run of the night "
+                     "could check them, nothing charted", text), text  # fmt: skip

@@ -251,3 +251,38 @@ def test_a_failing_lost_row_report_keeps_the_alarm(monkeypatch):
     assert outcome.details["lost_rows_error"].startswith("lost-row report failed: OperationalError")
     assert "source went away" in outcome.details["lost_rows_error"]
     assert sorted(r["table_name"] for r in outcome.sample) == ["ecs_order_info", "uni_tracking_spath"]
+
+
+def test_source_rows_with_null_keys_are_listed_not_a_type_error(sqlite_urls):
+    """A source row with a NULL key (MySQL may not declare the key NOT NULL) is a lost row like
+    any other: listed with a null key, sorted after the numbered ones of the same instant, and
+    shown as NULL in the terminal (issue 28: ``lost-row report failed: TypeError``)."""
+    settings = Settings.from_env()
+    tables = schema.build_tables(settings)
+    src = db.create_engine(settings.source_url, [settings.source_schema])
+    wh = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    schema.create_tables(wh, [tables.raw_ecs, tables.raw_uti, tables.raw_uts])
+    lost_at = datetime(2026, 11, 25, 1, 0)
+    with src.begin() as conn:
+        # No primary key, so order_id may be NULL, as in a source that never declared one.
+        conn.exec_driver_sql(
+            f'CREATE TABLE "{settings.source_schema}".ecs_order_info '
+            "(order_id BIGINT, partner_id INTEGER, add_time TIMESTAMP)"
+        )
+        conn.execute(
+            tables.src_ecs.insert(),
+            [{"order_id": None, "add_time": lost_at}, {"order_id": 5, "add_time": lost_at}],
+        )
+    try:
+        with src.connect() as s, wh.connect() as w:
+            report = lost_rows.report(s, w, tables, WINDOW, ["ecs_order_info"])
+    finally:
+        src.dispose()
+        wh.dispose()
+    assert report["missing_rows"] == [
+        {"table": "ecs_order_info", "key": 5, "order_id": 5, "time": "2026-11-25 01:00:00"},
+        {"table": "ecs_order_info", "key": None, "order_id": None, "time": "2026-11-25 01:00:00"},
+    ]
+    assert report["missing_total"] == 2
+    (_cycle_line, missing_line) = lost_rows.summary_lines(report)
+    assert missing_line.endswith("ecs_order_info key=NULL order_id=NULL at 2026-11-25 01:00:00")

@@ -128,8 +128,9 @@ def test_redshift_missing_log_table_is_one_line_pointing_at_init_db(fake: FakeRe
     with pytest.raises(UserError) as caught:
         maintenance.run_plan(fake.engine(), Settings.from_env(), retry=FAST)
     assert str(caught.value) == (
-        "table settlement_ods.order_tracking_maintenance_log does not exist in the warehouse; "
-        "run `python -m order_tracking init-db` first"
+        "table settlement_ods.order_tracking_maintenance_log does not exist in warehouse database 'db' "
+        "(redshift+fakeredshift://u@h/db); run `python -m order_tracking init-db` first, "
+        "or point the warehouse URL at the database that has it"
     )
     assert not fake.statements(("VACUUM", "ANALYZE", "CREATE", "INSERT"))
 
@@ -451,9 +452,11 @@ def test_redshift_twin_plan_reclaims_dead_rows_and_logs_every_step(own_twin: str
 def test_cli_vacuum_without_init_db_creates_nothing_and_points_at_init_db(warehouse: str, schemas) -> None:
     result = run_cli("vacuum", "--retry-attempts", "1", "--retry-delay", "0")
     assert result.returncode == 3, result.stderr
+    where = db.parse_url(warehouse, "warehouse").set(query={}).render_as_string()
     assert result.stderr.strip().splitlines()[-1] == (
-        f"error: table {schemas.ods}.order_tracking_maintenance_log does not exist in the warehouse; "
-        "run `python -m order_tracking init-db` first"
+        f"error: table {schemas.ods}.order_tracking_maintenance_log does not exist in warehouse database "
+        f"'test' ({where}); run `python -m order_tracking init-db` first, "
+        "or point the warehouse URL at the database that has it"
     )
     with sa.create_engine(PG_URL).connect() as conn:  # only init-db creates schemas and tables
         assert not conn.execute(

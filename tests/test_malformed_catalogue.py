@@ -9,6 +9,7 @@ Pipeline tables are created with nullable keys here, as production may have them
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -78,6 +79,8 @@ class Kind:
     expect: dict[str, list | str]  # check -> failing order ids / short raw tables, or ERROR
     notes: dict[int, str] = field(default_factory=dict)  # order id -> text its note must hold
     why: str = ""
+    warnings: tuple[str, ...] = ()  # text each logged warning must hold (a skipped table ...)
+    missing_total: int | None = None  # Test 0: source rows the lost-row report must name
 
 
 PASS_ALL: dict[str, list | str] = {T0: [], T1: [], T2: [], T3: []}
@@ -495,6 +498,19 @@ KINDS: list[Kind] = [
         expect(t1=ERROR, t2=ERROR, t3=[45]),
         why="a query error is an error, not '0 failing'; Test 3 still writes its finding",
     ),
+    # --- values Python cannot hold (issue 28) -------------------------------------------------
+    Kind(
+        "null_order_id_in_source_short_cycle",
+        lambda: (
+            Data()
+            .extracted(60)
+            .add("src_uts", id=61, order_id=None, pathTime=IN)
+            .add("src_uts", id=62, order_id=62, pathTime=IN)
+        ),
+        expect(t0=["uni_tracking_spath"]),
+        missing_total=2,
+        why="the lost-row report names the row with no order_id too, not a TypeError",
+    ),
 ]
 
 HIST_TABLES = {"hist_uts_2026_1": (2026, 1), "hist_ecs_2025_2": (2025, 2), "hist_ecs_2026_1": (2026, 1)}
@@ -549,7 +565,7 @@ def load(settings: Settings, data: Data) -> None:
         src.dispose()
 
 
-def check_outcome(settings: Settings, kind: Kind) -> None:
+def check_outcome(settings: Settings, kind: Kind, caplog: pytest.LogCaptureFixture | None = None) -> None:
     report = run_checks(settings, AS_OF)
     by_check = {o.check: o for o in report.outcomes}
     for check, wanted in kind.expect.items():
@@ -560,6 +576,10 @@ def check_outcome(settings: Settings, kind: Kind) -> None:
         assert got.status == ("fail" if wanted else "pass"), (check, got)
         if check == T0:
             assert sorted(r["table_name"] for r in got.sample) == sorted(wanted), got.sample
+            # The alarm comes with its lost rows, never with "lost-row report failed".
+            assert "lost_rows_error" not in got.details, got.details["lost_rows_error"]
+            if kind.missing_total is not None:
+                assert got.details["missing_total"] == kind.missing_total, got.details
         else:
             assert got.failing == len(wanted), (check, got)
     # What was written: exactly the expected open findings, per type.
@@ -583,6 +603,12 @@ def check_outcome(settings: Settings, kind: Kind) -> None:
     for row in kind.data().open_exceptions:
         if row.get("resolved_at"):
             assert any(r.get("resolution_notes") == row["resolution_notes"] for r in rows)
+    for text in kind.warnings:
+        assert caplog is not None
+        assert any(r.levelname == "WARNING" and text in r.getMessage() for r in caplog.records), (
+            text,
+            caplog.messages,
+        )
     errors = any(v == ERROR for v in kind.expect.values())
     alarm = bool(kind.expect[T0]) and kind.expect[T0] != ERROR
     findings = any(kind.expect[c] for c in (T1, T2, T3) if kind.expect[c] != ERROR)
@@ -597,9 +623,10 @@ def test_malformed_kind(kind: Kind, shared_gx: Path, monkeypatch: pytest.MonkeyP
     check_outcome(settings, kind)
 
 
-def test_catalogue_has_at_least_35_kinds() -> None:
-    assert len(KINDS) + len(SERVER_KINDS) >= 35
-    assert len({k.name for k in KINDS}) == len(KINDS)
+def test_catalogue_has_at_least_54_kinds() -> None:
+    names = [k.name for k in KINDS] + [k.name for k, _ in WAREHOUSE_KINDS] + list(SERVER_KINDS)
+    assert len(names) >= 54
+    assert len(set(names)) == len(names)
 
 
 # --- kinds that need the real servers: mixed-case schema names -------------------------------
@@ -674,3 +701,162 @@ def test_test1_times_in_both_warehouse_dialects(warehouse, shared_gx, monkeypatc
     settings = Settings.from_env()
     load(settings, kind.data())
     check_outcome(settings, kind)
+
+
+# --- kinds that need a real warehouse: values and types SQLite has not (issue 28) ------------
+# Each runs on PostgreSQL and, unless PostgreSQL alone can hold the value, through the Redshift
+# twin (and on SQLite where it means the same there). One bad value must cost one finding, never
+# the check: the other orders' findings of the same check are written too.
+
+
+def _spath_sql(*values: str) -> list[str]:
+    return ['INSERT INTO "{mart}".mart_uni_tracking_spath (order_id, pathtime) VALUES ' + ", ".join(values)]
+
+
+def _infinite_pathtimes() -> Data:
+    d = Data(sql=_spath_sql("(50, 'infinity')", "(51, '-infinity')"))
+    for order_id in (50, 51, 52):
+        d.add("mart_uti", order_id=order_id, update_time=IN).add("mart_ecs", order_id=order_id, add_time=IN)
+    return d.add("mart_uts", order_id=52, pathtime=IN - timedelta(seconds=5))
+
+
+def _pathtime_in_year_294276() -> Data:
+    d = Data(sql=_spath_sql("(53, '294276-01-01 00:00:00')"))
+    for order_id in (53, 54):
+        d.add("mart_uti", order_id=order_id, update_time=IN).add("mart_ecs", order_id=order_id, add_time=IN)
+    return d.add("mart_uts", order_id=54, pathtime=IN - timedelta(seconds=5))
+
+
+def _text_order_id_hist_spath() -> Data:
+    d = Data().add("mart_uti", order_id=55, update_time=IN).add("mart_ecs", order_id=55, add_time=IN)
+    d.sql += [
+        'CREATE TABLE "{mart}".hist_uni_tracking_spath_2027_h1 (order_id VARCHAR(32), pathtime TIMESTAMP)',
+        "INSERT INTO \"{mart}\".hist_uni_tracking_spath_2027_h1 VALUES ('x55', '2026-01-01 00:00:00')",
+    ]
+    return d
+
+
+def _text_order_id_hist_ecs() -> Data:
+    d = Data().add("mart_uti", order_id=56, update_time=IN).add("mart_uts", order_id=56, pathtime=IN)
+    d.sql.append(
+        'CREATE TABLE "{mart}".hist_ecs_order_info_2027_h1 '
+        "(order_id VARCHAR(32), partner_id INTEGER, add_time TIMESTAMP)"
+    )
+    return d
+
+
+def _date_typed_pathtime() -> Data:
+    d = Data(
+        sql=[
+            'DROP TABLE "{mart}".mart_uni_tracking_spath',
+            'CREATE TABLE "{mart}".mart_uni_tracking_spath (order_id BIGINT, pathtime DATE)',
+            *_spath_sql("(57, '2026-11-25')", "(58, '2026-11-25')"),
+        ]
+    )
+    d.add("mart_uti", order_id=57, update_time=IN).add(
+        "mart_uti", order_id=58, update_time=datetime(2026, 11, 25)
+    )
+    return d.add("mart_ecs", order_id=57, add_time=IN).add("mart_ecs", order_id=58, add_time=IN)
+
+
+def _date_typed_update_time() -> Data:
+    # Order 59 agrees (its day's midnight); order 63 has no spath and no ecs.
+    d = Data(
+        sql=[
+            'DROP TABLE "{mart}".mart_uni_tracking_info',
+            'CREATE TABLE "{mart}".mart_uni_tracking_info (order_id BIGINT, update_time DATE)',
+            "INSERT INTO \"{mart}\".mart_uni_tracking_info VALUES (59, '2026-11-25'), (63, '2026-11-25')",
+        ]
+    )
+    return d.add("mart_uts", order_id=59, pathtime=datetime(2026, 11, 25)).add("mart_ecs", order_id=59)
+
+
+BOTH = ("postgresql", "redshift")
+WAREHOUSE_KINDS: list[tuple[Kind, tuple[str, ...]]] = [
+    (
+        Kind(
+            "infinite_pathtimes",
+            _infinite_pathtimes,
+            expect(t1=[50, 51, 52]),
+            notes={50: "max_pathtime=infinity: ", 51: "max_pathtime=-infinity: ", 52: "diff=5s"},
+            why="'infinity' is a PostgreSQL timestamp (Redshift has none): flagged, with the value "
+            "as text, instead of 'cannot subtract infinite timestamps' losing Test 1",
+        ),
+        ("postgresql",),
+    ),
+    (
+        Kind(
+            "pathtime_in_year_294276",
+            _pathtime_in_year_294276,
+            expect(t1=[53, 54]),
+            notes={53: "max_pathtime=294276-01-01 00:00:00", 54: "diff=5s"},
+            why="a timestamp the warehouse holds and Python cannot (year > 9999): flagged with the "
+            "value as text, not 'year 294276 is out of range'",
+        ),
+        ("sqlite", *BOTH),
+    ),
+    (
+        Kind(
+            "text_order_id_in_hist_spath_table",
+            _text_order_id_hist_spath,
+            expect(t2=[55]),
+            warnings=("hist_uni_tracking_spath_2027_h1", "character varying(32)"),
+            why="skipped with a warning naming the table and the type, as a table without order_id "
+            "is; not 'operator does not exist: text = bigint' losing Test 2",
+        ),
+        BOTH,
+    ),
+    (
+        Kind(
+            "text_order_id_in_hist_ecs_table",
+            _text_order_id_hist_ecs,
+            expect(t3=[56]),
+            notes={56: "found in none"},
+            warnings=("hist_ecs_order_info_2027_h1", "character varying(32)"),
+            why="the same for Test 3's history lookup",
+        ),
+        BOTH,
+    ),
+    (
+        Kind(
+            "date_typed_pathtime_column",
+            _date_typed_pathtime,
+            expect(t1=[57]),
+            notes={57: "max_pathtime=2026-11-25 diff=3600s"},
+            why="a DATE pathtime compares as midnight; the sample holds it as text, not "
+            "'date.isoformat() takes no keyword arguments'",
+        ),
+        BOTH,
+    ),
+    (
+        Kind(
+            "date_typed_update_time_column",
+            _date_typed_update_time,
+            expect(t2=[63], t3=[63]),
+            notes={63: "update_time=2026-11-25;"},
+            why="the samples of Tests 2 and 3 carry the DATE as '2026-11-25'",
+        ),
+        BOTH,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "dialect"),
+    [pytest.param(k, d, id=f"{k.name}-{d}") for k, dialects in WAREHOUSE_KINDS for d in dialects],
+)
+def test_malformed_kind_in_the_warehouse(
+    kind: Kind,
+    dialect: str,
+    request: pytest.FixtureRequest,
+    shared_gx: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if dialect != "sqlite":  # the embedded SQLite warehouse is the default (conftest._clean_env)
+        request.getfixturevalue("pg_warehouse" if dialect == "postgresql" else "redshift_warehouse")
+    monkeypatch.setenv("ORDER_TRACKING_GX_ROOT", str(shared_gx))
+    settings = Settings.from_env()
+    load(settings, kind.data())
+    with caplog.at_level(logging.WARNING):
+        check_outcome(settings, kind, caplog)

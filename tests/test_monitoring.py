@@ -243,9 +243,11 @@ def test_missing_exceptions_table_points_at_init_db(gx_copy, sqlite_urls):
     engine.dispose()
     proc = run_cli("monitor", "--as-of", AS_OF.isoformat())
     assert proc.returncode == 3
+    path = settings.warehouse_url.removeprefix("sqlite:///")
     assert proc.stderr.strip() == (
-        f"error: table {settings.ods_schema}.order_tracking_exceptions does not exist in the warehouse; "
-        "run `python -m order_tracking init-db` first"
+        f"error: table {settings.ods_schema}.order_tracking_exceptions does not exist in warehouse "
+        f"database {path!r} (sqlite:///{path}); run `python -m order_tracking init-db` first, "
+        "or point the warehouse URL at the database that has it"
     )
 
 
@@ -298,7 +300,7 @@ def test_one_run_discovers_history_once_per_rule_and_builds_data_docs_once(monke
 
 
 @pytest.mark.usefixtures("gx_copy", "sqlite_urls")
-def test_a_failed_data_docs_build_keeps_the_findings_and_links_no_missing_page(monkeypatch, caplog):
+def test_a_failed_data_docs_build_keeps_the_findings_and_links_no_missing_page(monkeypatch):
     from expectations_custom.data_docs.site_builder import OrderTrackingSiteBuilder as SiteBuilder  # gx/'s
 
     settings, manifest = seed()
@@ -309,9 +311,14 @@ def test_a_failed_data_docs_build_keeps_the_findings_and_links_no_missing_page(m
     monkeypatch.setattr(SiteBuilder, "build", full_disk)
     report = run_checks(settings, AS_OF)
 
+    # The build's failure is an error of its own (exit 3, issue 28), and no index is reported.
+    *checks, docs = report.outcomes
+    assert (docs.check, docs.status) == ("data_docs", "error")
+    assert docs.message == "Data Docs not rebuilt: OSError: [Errno 28] No space left on device"
+    assert report.exit_code() == 3 and report.data_docs_index is None
+    report.outcomes = checks
     assert_matches_manifest(report, settings, manifest)  # every finding recorded all the same
-    assert [o.data_docs_url for o in report.outcomes] == [None] * len(report.outcomes)
-    assert "Data Docs not rebuilt" in caplog.text
+    assert [o.data_docs_url for o in checks] == [None] * len(checks)
 
 
 def test_build_data_docs_refuses_an_empty_page_list():

@@ -12,6 +12,7 @@ from sqlalchemy_redshift.dialect import RedshiftDialect_psycopg2
 from order_tracking import schema
 from order_tracking.checks import extraction_sql, rules
 from order_tracking.settings import Settings
+from tests import redshift_twin
 
 AS_OF = datetime(2026, 11, 25, 3, 0, 0)
 
@@ -83,3 +84,58 @@ def test_extraction_shortfall_needs_every_source_count(tables):
         extraction_sql.extraction_shortfall(
             tables, rules.Window.extraction(AS_OF, 7200, 300), {"ecs_order_info": 1, "uni_tracking_info": 1}
         )
+
+
+def test_infinite_times_are_guarded_on_postgresql_only(tables):
+    """PostgreSQL refuses to subtract 'infinity' (issue 28): the difference is NULL there and the
+    note says so. Redshift has no infinite timestamps: its DATEDIFF stays as it was."""
+    rule = rules.uti_uts_time_mismatch(tables, rules.Window.lookback(AS_OF, 24))
+    pg = rules.compile_sql(rule.sample_with_count(), postgresql.psycopg2.dialect())
+    assert (
+        "CASE WHEN isfinite(scope.update_time) AND isfinite(last_path.max_pathtime) THEN "
+        "CAST(EXTRACT(EPOCH FROM (scope.update_time - last_path.max_pathtime)) * 1000000 AS BIGINT) END"
+    ) in pg
+    assert "no diff can be computed (infinite or out of range)" in pg
+    redshift = rules.compile_sql(rule.sample_with_count(), RedshiftDialect_psycopg2())
+    assert "isfinite" not in redshift
+
+
+def test_rules_stay_redshift_sql_with_one_scan_per_table(tables):
+    """The evidence pathtime is fetched as text (Python cannot hold 'infinity' or year 294276);
+    the guard of the Redshift twin accepts every rule, and the guards add no read: spath once,
+    the window of mart_uni_tracking_info twice (the scope, and the orders whose spath is read),
+    as before issue 28."""
+    redshift = RedshiftDialect_psycopg2()
+    texts = [rules.compile_sql(r.sample_with_count(), redshift) for r in _all_rules(tables)]
+    assert "CAST(last_path.max_pathtime AS VARCHAR(64)) AS max_pathtime" in texts[0]
+    for text in texts:
+        assert redshift_twin.refusal(text) is None
+    t1 = texts[0]
+    assert t1.count("FROM settlement_public.mart_uni_tracking_spath") == 1
+    assert t1.count("FROM settlement_public.mart_uni_tracking_info") == 2
+
+
+@pytest.mark.parametrize(
+    ("type_", "usable"),
+    [
+        ("bigint", True),
+        ("integer", True),
+        ("numeric(20,0)", True),
+        ("double precision", True),
+        ("BIGINT", True),
+        ("int8", True),
+        ("DECIMAL(20, 0)", True),
+        ("character varying(32)", False),
+        ("text", False),
+        ("VARCHAR(32)", False),
+        ("timestamp without time zone", False),
+        ("interval", False),
+    ],
+)
+def test_history_order_id_must_compare_with_bigint(type_, usable):
+    problem = schema.hist_table_problem([("ORDER_ID", type_), ("pathtime", "timestamp")])
+    if usable:
+        assert problem is None
+    else:
+        assert problem == f"its order_id column is {type_}, not a number the rules can compare with BIGINT"
+    assert schema.hist_table_problem([("id", "bigint")]) == "has no order_id column"

@@ -85,7 +85,8 @@ def test_bad_setting_from_the_cli(sqlite_urls):
     assert proc.returncode == 3
     assert (
         proc.stderr.strip()
-        == "error: ORDER_TRACKING_STATEMENT_TIMEOUT_SECS='soon' is not a number of seconds >= 0"
+        == "error: ORDER_TRACKING_STATEMENT_TIMEOUT_SECS='soon' is not a number of seconds "
+        "from 0 to 604800 (7 days)"
     )
 
 
@@ -140,7 +141,7 @@ def test_statement_timeout_reaches_our_engines_and_gx_engines(warehouse, schemas
     monkeypatch.setenv("ORDER_TRACKING_VACUUM_STATEMENT_TIMEOUT_SECS", "7")
     settings = Settings.from_env()
     load(settings, Data())
-    ours = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    ours = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, timeouts=settings.timeouts)
     gx_like = sa.create_engine(gx_project.gx_url(settings))  # what GX does with its connection string
     try:
         for engine in (ours, gx_like):
@@ -155,7 +156,7 @@ def test_statement_timeout_reaches_our_engines_and_gx_engines(warehouse, schemas
                     "pg_catalog.pg_class c"
                 )
             )
-        autocommit = db.autocommit_engine(ours)  # what maintenance runs VACUUM/ANALYZE on
+        autocommit = db.autocommit_engine(ours, settings.timeouts)  # what maintenance runs VACUUM/ANALYZE on
         seen: list[str] = []
 
         @sa.event.listens_for(autocommit, "before_cursor_execute")  # runs after the product's own
@@ -177,7 +178,7 @@ def test_statement_timeout_reaches_our_engines_and_gx_engines(warehouse, schemas
 
 def test_read_timeout_reaches_the_mysql_source(monkeypatch):
     monkeypatch.setenv("ORDER_TRACKING_READ_TIMEOUT_SECS", "1")
-    engine = db.create_engine(MARIA_URL, role="source")
+    engine = db.create_engine(MARIA_URL, role="source", timeouts=Timeouts.from_env())
     started = time.monotonic()
     try:
         with pytest.raises(sa.exc.OperationalError, match="timed out"), engine.connect() as conn:
@@ -189,7 +190,7 @@ def test_read_timeout_reaches_the_mysql_source(monkeypatch):
 
 def test_sqlite_busy_timeout_setting(tmp_path, monkeypatch):
     monkeypatch.setenv("ORDER_TRACKING_SQLITE_BUSY_TIMEOUT_SECS", "0.3")
-    engine = db.create_engine(f"sqlite:///{tmp_path / 'w.db'}", ["s"])
+    engine = db.create_engine(f"sqlite:///{tmp_path / 'w.db'}", ["s"], timeouts=Timeouts.from_env())
     with engine.connect() as first:
         first.exec_driver_sql("CREATE TABLE t (x INTEGER)")
         first.commit()

@@ -26,7 +26,7 @@ from order_tracking.settings import ORDER_MISSING_SPATH, REACTIVATED_ORDER_MISSI
 from tests.conftest import PG_URL, ROOT, TWIN_URL, seed_dataset
 
 sys.path.insert(0, str(ROOT / "scripts"))
-from benchmark import RuleScans  # the benchmark counts rule scans the same way
+from benchmarking.measures import RuleScans  # the benchmark counts rule scans the same way
 
 sys.path.pop(0)
 

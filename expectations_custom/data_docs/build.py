@@ -24,6 +24,7 @@ from great_expectations.render.view.view import DefaultJinjaView
 from jinja2 import BytecodeCache
 
 from expectations_custom.data_docs.results_store import listed_once
+from expectations_custom.run_settings import run_settings
 from expectations_custom.scoped import bound
 from order_tracking.reports import data_docs_offline, health_page
 from order_tracking.settings import Settings
@@ -158,6 +159,7 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
     # At least one page: the suite pages exist, only the index has to change.
     builders = _run_site_builders(context)  # one set for the page checks and the build
     wanted = [r for r in asked if not _suite_page_exists(builders, r)] or asked[:1]
+    settings = run_settings()  # the health page reads the warehouse of this run
     urls = {}
     # The index, the validation section and the health page each list every stored result.
     with listed_once():
@@ -167,14 +169,14 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
                 urls[name] = index[0]
         for url in urls.values():
             if not url.startswith("file://"):  # a site in a bucket (s3_store makes pages offline)
-                refresh_health_page(context, None)
+                refresh_health_page(context, None, settings)
                 continue
             site = Path(url.removeprefix("file://")).parent
             try:  # a styling problem must never fail a check
                 data_docs_offline.localize_site(site, since=started)
             except Exception:
                 logger.warning("Data Docs at %s still load CSS/JS from CDNs", site, exc_info=True)
-            refresh_health_page(context, site)  # the index links the health page: built together
+            refresh_health_page(context, site, settings)  # the index links the health page: built together
     return urls
 
 
@@ -187,25 +189,24 @@ def _suite_page_exists(builders: dict, identifier) -> bool:
     )
 
 
-def refresh_health_page(context, site: Path | None) -> None:
+def refresh_health_page(context, site: Path | None, settings: Settings) -> None:
     """Rebuild ``health.html`` in the local site folder ``site``, or in the bucket when ``None``.
 
     Never raises: the health page is a view, it must not fail a check or the final gate.
     """
     if site is None:
-        _publish_health_page(context)
+        _publish_health_page(context, settings)
         return
     try:
-        health_page.build(context, site)
+        health_page.build(context, site, settings)
     except Exception:
         logger.warning("Data Docs health page at %s not rebuilt", site, exc_info=True)
 
 
-def _publish_health_page(context) -> None:
+def _publish_health_page(context, settings: Settings) -> None:
     """The health page (linked from the index) for a site in a bucket: built aside, then stored."""
     from order_tracking.stores import s3 as s3_store
 
-    settings = Settings.from_env()
     try:
         with tempfile.TemporaryDirectory() as tmp:
             page = health_page.build(context, Path(tmp), settings)

@@ -9,7 +9,8 @@ run time with ``dateutil`` (~0.13 ms a key). With a year of results (4 checks a 
   ``datetime.fromisoformat`` (C, ~0.3 µs; ``strptime`` looks the locale up on every call), it
   gives the same key. A run time in any other format still goes through GX's own parse.
 - Inside :func:`listed_once` the store is listed once: nothing writes results while a build
-  reads them, and the memo ends with the block, so the next run lists afresh.
+  reads them, and the memo ends with the block, so the next run lists afresh. The results read
+  there that are errors are noted too (:func:`errors_read`), for the index to mark them apart.
 
 Named by ``class_name``/``module_name`` in ``gx/great_expectations.yml`` (``gx_project.build``).
 """
@@ -29,6 +30,7 @@ from great_expectations.data_context.types.resource_identifiers import (
 )
 
 from expectations_custom.scoped import bound
+from order_tracking.checks import gx_results
 
 GX_RUN_TIME = re.compile(r"\d{8}T\d{6}\.\d{6}Z")  # RunIdentifier.to_tuple's "%Y%m%dT%H%M%S.%fZ", UTC
 
@@ -38,6 +40,17 @@ _LISTED: ContextVar[dict | None] = ContextVar("order_tracking_results_listed", d
 def listed_once() -> AbstractContextManager[dict]:
     """Inside, each results store lists its keys at most once (a Data Docs build)."""
     return bound(_LISTED, {})
+
+
+_ERRORS = "errors"  # in the listed_once memo, beside the listings (keyed by store id)
+
+
+def errors_read() -> dict[tuple[str, ...], str]:
+    """Inside :func:`listed_once`: the results read so far that are errors, by key tuple, with
+    the first line of the error. The index reads every result it lists anyway; its renderer
+    (``site_index``) marks these runs apart from real findings without reading them again."""
+    listed = _LISTED.get()
+    return {} if listed is None else listed.setdefault(_ERRORS, {})
 
 
 class ValidationResultsStore(validation_results_store.ValidationResultsStore):
@@ -55,6 +68,15 @@ class ValidationResultsStore(validation_results_store.ValidationResultsStore):
         if id(self) not in listed:
             listed[id(self)] = super().list_keys()
         return list(listed[id(self)])
+
+    def get(self, key):
+        result = super().get(key)
+        if _LISTED.get() is not None and isinstance(key, ValidationResultIdentifier):
+            evrs = getattr(result, "results", None) or []
+            error = next((e for e in map(gx_results.result_error, evrs) if e), None)
+            if error:
+                errors_read()[key.to_tuple()] = error
+        return result
 
     def tuple_to_key(self, tuple_: tuple[str, ...]):
         # (suite name parts..., run name, run time, batch id); the fixed-length form has one part

@@ -17,7 +17,7 @@ from __future__ import annotations
 import html
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +25,7 @@ from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
 from order_tracking.alerts import content as alert_content
 from order_tracking.alerts import mailer
-from order_tracking.settings import DEFAULT_ALERT_EMAIL, AlertSettings
+from order_tracking.settings import DEFAULT_ALERT_EMAIL
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,9 @@ ALERT_VARIABLE = "order_tracking_alert_email"
 DEFAULT_SENDER = "order-tracking-dq@localhost"
 
 
-def alert_recipients() -> list[str]:
-    """Variable, then env, then the spec's default; comma-separated lists allowed."""
+def alert_recipients(configured: Sequence[str] | None = None) -> list[str]:
+    """Variable, then the settings' recipients (env), then the spec's default; comma-separated
+    lists allowed."""
     value = None
     try:
         from airflow.sdk import Variable
@@ -42,7 +43,7 @@ def alert_recipients() -> list[str]:
         value = Variable.get(ALERT_VARIABLE, default=None)
     except Exception:  # no supervisor / metadata DB to ask: the env and default still apply
         log.debug("Variable %s not readable", ALERT_VARIABLE, exc_info=True)
-    value = value or os.environ.get("ORDER_TRACKING_ALERT_EMAIL", "").strip() or DEFAULT_ALERT_EMAIL
+    value = value or ",".join(configured or ()) or DEFAULT_ALERT_EMAIL
     return [a.strip() for a in str(value).split(",") if a.strip()]
 
 
@@ -95,15 +96,19 @@ def gather(context: dict[str, Any], with_exceptions: bool = True) -> dict[str, A
         ti = context.get("ti")
         info["failed_tasks"] = [ti.task_id] if ti is not None else []
         log.warning("task states unavailable: %s", exc)
+    try:  # built once here, the notifier's entry point (connections over the environment)
+        settings = settings_for_airflow()
+    except Exception as exc:  # a bad setting must not stop the alert
+        log.warning("settings unreadable (Data Docs location unknown): %s", exc)
+        settings = None
+    if settings is not None:
+        info["recipients"] = settings.alert.recipients
     if not with_exceptions:
         return info
-    try:
-        settings = settings_for_airflow()
+    if settings is not None:
         info["data_docs"] = settings.data_docs_location
         info["site_root"] = settings.data_docs_index.parent
-        info["base_url"] = AlertSettings.from_env().data_docs_base_url
-    except Exception as exc:  # a bad setting must not stop the alert
-        log.warning("Data Docs location unknown: %s", exc)
+        info["base_url"] = settings.alert.data_docs_base_url
     try:
         pushed = run_xcoms(context, "summary", list(DQ_TASKS))
         gate = run_xcoms(context, "open_exceptions", [UNRESOLVED_TASK])
@@ -167,8 +172,9 @@ class FailedRunNotifier(SmtpNotifier):
         super().__init__(**kwargs)
 
     def notify(self, context: Any) -> None:
-        alert = render(gather(dict(context), self.with_exceptions))
-        self.to = alert_recipients()
+        info = gather(dict(context), self.with_exceptions)
+        alert = render(info)
+        self.to = alert_recipients(info.get("recipients"))
         self.subject, self.html_content = alert.subject, alert.html
         # The provider caches its SmtpHook on the notifier, which lives as long as the parsed DAG:
         # read smtp_default afresh for every run so a changed connection takes effect.

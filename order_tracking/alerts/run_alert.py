@@ -25,10 +25,9 @@ def send_run_alert(
     from expectations_custom.actions import send_alert
     from order_tracking.alerts import content as alert_content
     from order_tracking.alerts import mailer
-    from order_tracking.settings import AlertSettings
 
     try:
-        if not AlertSettings.from_env().smtp_host:
+        if not settings.alert.smtp_host:
             return None
         seen = {s.get("check") for s in summaries}
         summaries = summaries + [

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
+import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,9 @@ from order_tracking.errors import StoreUnavailable, UserError
 from order_tracking.settings import Settings
 
 URL_ENV = "ORDER_TRACKING_GX_WAREHOUSE_URL"
+# Fixed: every id in gx/ derives from it (stable_id); changing it changes them all.
+ID_NAMESPACE = uuid.UUID("5c1f6f3e-8a4b-4d2e-9f1a-0d7e2b6c4a91")
+UNCOMMITTED = "uncommitted"  # results and Data Docs: kept by build, ignored by git
 DATASOURCE = "warehouse"
 ASSET = "nightly_window"
 BATCH_DEFINITION = "whole_window"
@@ -83,12 +87,67 @@ def _expectation(name: str):
     return cls(**kwargs)
 
 
+def stable_id(*path: str) -> str:
+    """The id of the GX object at ``path`` (its kind, then the names leading to it), e.g.
+    ``stable_id("suite", "order_tracking_missing_spath")``.
+
+    GX gives every object a random uuid4 when it is added; ids derived from names make a rebuild
+    of an unchanged project byte-identical, so ``git diff gx/`` shows only real changes.
+    """
+    return str(uuid.uuid5(ID_NAMESPACE, "/".join(path)))
+
+
 def build(root: Path) -> None:
-    """(Re)create the committed GX project under ``root`` (the folder that holds ``gx/``)."""
-    gx_dir = root / "gx"
-    if gx_dir.exists():
-        shutil.rmtree(gx_dir)
-    context = gx.get_context(mode="file", project_root_dir=str(root))
+    """(Re)generate the committed part of the GX project under ``root`` (the folder that holds ``gx/``).
+
+    Built whole in a scratch folder, then swapped in: ``gx/uncommitted/`` (every stored validation
+    result and the Data Docs) is left alone, and the output depends on this code only, never on
+    what uncommitted/ holds. Two builds of the same code write the same bytes.
+    """
+    with tempfile.TemporaryDirectory(prefix="gx_build_") as scratch:
+        built = Path(scratch) / "gx"
+        _build_into(built)
+        _swap_committed(root / "gx", built)
+
+
+def _swap_committed(gx_dir: Path, built: Path) -> None:
+    """Replace everything in ``gx_dir`` but uncommitted/ by the committed part of ``built``.
+
+    Old entries go first, so a suite or checkpoint that the code no longer makes does not linger.
+    """
+    gx_dir.mkdir(parents=True, exist_ok=True)
+    for old in gx_dir.iterdir():
+        if old.name == UNCOMMITTED:
+            continue
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+    for new in built.iterdir():
+        if new.name != UNCOMMITTED:
+            shutil.move(new, gx_dir / new.name)
+
+
+def _seed_context_id(gx_dir: Path) -> None:
+    """Make the data context id name-derived.
+
+    No API sets it: GX takes it from the expectations store's backend id file and, when that file
+    is missing, writes a random uuid4 there while the context starts (before any call of ours).
+    Written first, GX reads it and puts the same id in great_expectations.yml.
+    """
+    id_file = gx_dir / "expectations" / ".ge_store_backend_id"
+    id_file.parent.mkdir(parents=True)
+    id_file.write_text(f"store_backend_id = {stable_id('data_context')}\n", encoding="utf-8")
+
+
+def _build_into(gx_dir: Path) -> None:
+    """Create the GX project in the new folder ``gx_dir`` (GX scaffolds it)."""
+    _seed_context_id(gx_dir)
+    # GX test-connects while adding the datasource: to an in-memory SQLite, whatever the
+    # environment says; the stored config keeps only the ${...} reference.
+    context = gx.get_context(
+        mode="file", context_root_dir=str(gx_dir), runtime_environment={URL_ENV: "sqlite://"}
+    )
     # No usage analytics from a production data pipeline (and none can leave a closed network).
     context.enable_analytics(False)
     # Progress bars on stderr are noise in Airflow logs and the CLI.
@@ -106,22 +165,34 @@ def build(root: Path) -> None:
     sites["local_site"]["site_section_builders"] = {"profiling": "None"}
     context.variables.data_docs_sites = sites
     context.variables.save()
-    # GX test-connects while adding; the stored config keeps only the ${...} reference.
-    os.environ.setdefault(URL_ENV, "sqlite://")
+    # Ids: GX gives every object a random id when it is added and keeps an id that is set when the
+    # object is saved again (update), so each one below is added, renamed by stable_id, then saved.
+    # References (a validation definition's suite and batch definition, a checkpoint's validation
+    # definitions) are written from the objects, hence the order.
     source = context.data_sources.add_sql(name=DATASOURCE, connection_string="${" + URL_ENV + "}")
     asset = source.add_query_asset(name=ASSET, query="SELECT 1 AS batch_marker")
     batch_definition = asset.add_batch_definition_whole_table(BATCH_DEFINITION)
+    source.id = uuid.UUID(stable_id("datasource", DATASOURCE))
+    asset.id = uuid.UUID(stable_id("asset", DATASOURCE, ASSET))
+    batch_definition.id = uuid.UUID(stable_id("batch_definition", DATASOURCE, ASSET, BATCH_DEFINITION))
+    context.update_datasource(source)
     for check in CHECKS.values():
         suite = context.suites.add(gx.ExpectationSuite(name=check.suite))
         suite.add_expectation(_expectation(check.name))
+        suite.id = stable_id("suite", check.suite)
+        for expectation in suite.expectations:
+            expectation.id = stable_id("expectation", check.suite, expectation.expectation_type)
+        suite.save()
         validation = context.validation_definitions.add(
             gx.ValidationDefinition(name=check.suite, data=batch_definition, suite=suite)
         )
+        validation.id = stable_id("validation_definition", check.suite)
+        validation.save()
         actions = [OrderTrackingDataDocsAction(name="update_data_docs")]
         if check.name != "extraction_count":  # Test 0 writes no exception rows (spec)
             actions.insert(0, RecordExceptionsAction(name="record_exceptions"))
         actions.append(OrderTrackingEmailAction(name="email_on_failure"))
-        context.checkpoints.add(
+        checkpoint = context.checkpoints.add(
             gx.Checkpoint(
                 name=check.checkpoint,
                 validation_definitions=[validation],
@@ -129,6 +200,8 @@ def build(root: Path) -> None:
                 result_format={"result_format": "SUMMARY"},
             )
         )
+        checkpoint.id = stable_id("checkpoint", check.checkpoint)
+        checkpoint.save()
     _use_our_results_store(gx_dir / "great_expectations.yml")
 
 
@@ -161,11 +234,17 @@ def load(settings: Settings):
     root = settings.gx_root
     if not (root / "great_expectations.yml").exists():
         raise UserError(f"no GX project at {root} (great_expectations.yml missing)")
-    os.environ[URL_ENV] = gx_url(settings)
     config = shared_store_config(settings) if settings.gx_store else None
     # context_root_dir, not project_root_dir: the latter means "<dir>/gx" and, for a folder
-    # named otherwise, GX silently creates a new empty project there (issue 12).
-    context = gx.get_context(mode="file", context_root_dir=str(root), project_config=config)
+    # named otherwise, GX silently creates a new empty project there (issue 12). The datasource's
+    # ${ORDER_TRACKING_GX_WAREHOUSE_URL} comes from this run's settings (GX's runtime config
+    # variables), never from the process environment.
+    context = gx.get_context(
+        mode="file",
+        context_root_dir=str(root),
+        project_config=config,
+        runtime_environment={URL_ENV: gx_url(settings)},
+    )
     verify(context)
     return context
 

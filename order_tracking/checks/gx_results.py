@@ -3,7 +3,7 @@
 GX 1.24 reports an expectation that raised at the top of ``exception_info``
 (``{"raised_exception": True, "exception_message": ...}``), but a metric whose query failed in
 every retry (a missing table, a killed backend) under one key per metric,
-``{"MetricConfigurationID(...)": {"raised_exception": True, ...}}`` (DESIGN.md section 7), with
+``{"MetricConfigurationID(...)": {"raised_exception": True, ...}}`` (docs/design.md section 7), with
 ``success=False`` and no ``result``. Reading only the top level turns such an error into "0
 failing" (or a pass). Every place that classifies results asks ``result_error`` instead.
 Imports no GX: results may also arrive as plain dicts (JSON, XCom).

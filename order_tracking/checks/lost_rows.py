@@ -19,8 +19,10 @@ from a cycle that is not short (raw holds extra rows there, normal for uti) are 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from order_tracking.checks import extraction_sql, rules
@@ -28,8 +30,10 @@ from order_tracking.schema import Tables
 from order_tracking.settings import EXTRACTION_CYCLE_SECS, LOST_ROWS_LIMIT
 
 
-def _iso(value: datetime) -> str:
-    return value.isoformat(sep=" ")
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    return str(value)  # a DATE column's date ('2026-11-25'), or text the driver left as it was
 
 
 def _per_cycle(
@@ -77,8 +81,49 @@ def report(
                 short_ranges.append((max(start, window.start), min(start + step, window.end)))
         if short_ranges:
             missing.extend(_missing_keys(source, warehouse, spec, short_ranges))
-    missing.sort(key=lambda r: (r["time"] or "", r["table"], r["key"]))
+    # A NULL key sorts after every number (None and int do not compare).
+    missing.sort(key=lambda r: (r["time"] or "", r["table"], r["key"] is None, r["key"] or 0))
     return {"cycles": cycles, "missing_rows": missing[:limit], "missing_total": len(missing)}
+
+
+def raw_retention(
+    source: Connection, warehouse: Connection, tables: Tables, window: rules.Window
+) -> str | None:
+    """Why the window cannot be checked when raw retention explains a shortfall, else ``None``.
+
+    The raw tables keep recent rows only; the source keeps everything. Re-checking a night older
+    than the raw side's oldest row found raw short of the source and listed every source row as
+    "lost". Retention is read from the data: the raw side holds nothing before some point inside
+    the window (or before its end), and the source holds rows from before that point, which the
+    raw side would show if it kept them. The oldest row of all three raw tables is the bound (a
+    sparse table, few new orders in ecs, may have its own oldest row late by chance); empty raw
+    tables or a source with nothing older (a first night, a small test) are read as a real
+    shortfall. One ``MIN`` per raw table and at most one row per source table, run only when
+    Test 0 is short.
+    """
+    oldest = []
+    for spec in extraction_sql.extraction_tables(tables):
+        first = warehouse.execute(sa.select(sa.func.min(spec.raw.c[spec.raw_time]))).scalar()
+        if isinstance(first, date) and not isinstance(first, datetime):  # a DATE-typed column
+            first = datetime.combine(first, datetime.min.time())
+        if isinstance(first, datetime):
+            oldest.append(first)
+    if not oldest or min(oldest) <= window.start:
+        return None
+    since = min(oldest)
+    older = (
+        sa.select(sa.literal(1))
+        .select_from(spec.source)
+        .where(spec.source.c[spec.source_time] < since)
+        .limit(1)
+        for spec in extraction_sql.extraction_tables(tables)
+    )
+    if not any(source.execute(select).first() for select in older):
+        return None
+    return (
+        f"raw retention: the raw tables keep rows since {_iso(since)}; this window "
+        f"[{_iso(window.start)}, {_iso(window.end)}) cannot be checked"
+    )
 
 
 def _missing_keys(
@@ -99,15 +144,25 @@ def _missing_keys(
         m = row._mapping
         if tuple(m[c] for c in src_cols) in in_raw:
             continue
+        # A source row with a NULL key or order_id is missing like any other: it is listed (as
+        # null, shown "NULL"), never a TypeError that loses the whole report (issue 28).
         out.append(
             {
                 "table": spec.name,
-                "key": int(m[spec.key]),
-                "order_id": int(m["order_id"]),
+                "key": _int_or_none(m[spec.key]),
+                "order_id": _int_or_none(m["order_id"]),
                 "time": _iso(m["row_time"]) if m["row_time"] is not None else None,
             }
         )
     return out
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _shown(value: Any) -> str:
+    return "NULL" if value is None else str(value)
 
 
 def summary_lines(details: dict, keys: int = 5) -> list[str]:
@@ -120,7 +175,8 @@ def summary_lines(details: dict, keys: int = 5) -> list[str]:
     missing = details.get("missing_rows") or []
     if missing:
         shown = ", ".join(
-            f"{m['table']} key={m['key']} order_id={m['order_id']} at {m['time']}" for m in missing[:keys]
+            f"{m['table']} key={_shown(m['key'])} order_id={_shown(m['order_id'])} at {_shown(m['time'])}"
+            for m in missing[:keys]
         )
         total = details.get("missing_total", len(missing))
         lines.append(f"  missing rows ({total}): {shown}" + (" ..." if total > keys else ""))

@@ -51,6 +51,16 @@ def _microseconds_between_default(element, compiler, **kw):
     return f"CAST(EXTRACT(EPOCH FROM ({delta})) * 1000000 AS BIGINT)"
 
 
+@compiles(microseconds_between, "postgresql")
+def _microseconds_between_postgresql(element, compiler, **kw):
+    # PostgreSQL holds 'infinity' and '-infinity' timestamps (Redshift has none) and refuses to
+    # subtract them ("cannot subtract infinite timestamps"), which lost every finding of Test 1
+    # (issue 28): no difference (NULL) for those, and the note says why.
+    later, earlier = (compiler.process(c, **kw) for c in element.clauses)
+    delta = f"CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) * 1000000 AS BIGINT)"
+    return f"CASE WHEN isfinite({later}) AND isfinite({earlier}) THEN {delta} END"
+
+
 @compiles(microseconds_between, "redshift")
 def _microseconds_between_redshift(element, compiler, **kw):
     later, earlier = list(element.clauses)
@@ -220,7 +230,7 @@ def _name(table: sa.Table) -> str:
 def uti_uts_time_mismatch(tables: Tables, window: Window) -> RuleQuery:
     """Test 1: ``update_time`` differs from ``MAX(pathtime)`` in mart spath.
 
-    Orders without any mart spath row are Test 2's business (DESIGN.md section 4): the inner
+    Orders without any mart spath row are Test 2's business (docs/design.md section 4): the inner
     join leaves them out.
     """
     scope = _scope(tables, window)
@@ -234,21 +244,24 @@ def uti_uts_time_mismatch(tables: Tables, window: Window) -> RuleQuery:
     diff = microseconds_between(scope.c.update_time, last_path.c.max_pathtime)
     all_null = last_path.c.max_pathtime.is_(None)
     observed = sa.literal("update_time=") + _text(scope.c.update_time)
+    seen_path = observed + sa.literal(" max_pathtime=") + _text(last_path.c.max_pathtime)
     notes = sa.case(
         # Spath rows exist but none has a time: not Test 2's (rows exist), so a Test 1 finding.
         (all_null, observed + sa.literal(" max_pathtime=NULL: every pathtime of the order is NULL")),
-        else_=observed
-        + sa.literal(" max_pathtime=")
-        + _text(last_path.c.max_pathtime)
-        + sa.literal(" diff=")
-        + _seconds_text(diff)
-        + sa.literal("s"),
+        # 'infinity' (PostgreSQL), a year past 9999 (SQLite's date functions): still a finding,
+        # with the value as the warehouse spells it.
+        (diff.is_(None), seen_path + sa.literal(": no diff can be computed (infinite or out of range)")),
+        else_=seen_path + sa.literal(" diff=") + _seconds_text(diff) + sa.literal("s"),
     )
     select = (
         sa.select(
             scope.c.order_id,
             scope.c.update_time,
-            last_path.c.max_pathtime,
+            # As text: pathtime is whatever the pipeline wrote ('infinity', year 294276, a DATE
+            # column), and the driver would turn it into a Python value that cannot hold it
+            # ("year 294276 is out of range") or a wrong one (psycopg2: infinity -> 9999-12-31).
+            # update_time needs no such care: the window bounds it.
+            sa.cast(last_path.c.max_pathtime, sa.String(64)).label("max_pathtime"),
             (sa.cast(diff, sa.Float) / 1000000).label("diff_seconds"),
             notes.label("notes"),
         )

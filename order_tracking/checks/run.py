@@ -53,8 +53,8 @@ class CheckOutcome:
 class MonitorReport:
     as_of: datetime
     outcomes: list[CheckOutcome]
-    unresolved: dict[str, int]
-    data_docs_index: str
+    unresolved: dict[str, int] | None  # None: the count could not be read (an error says why)
+    data_docs_index: str | None  # None: the build failed (an error outcome says why)
     email_error: str | None = None  # the alert email failed: reported, never a reason to undo writes
 
     def exit_code(self) -> int:
@@ -62,7 +62,7 @@ class MonitorReport:
             return EXIT_ERROR
         if any(o.check == "extraction_count" and o.status == "fail" for o in self.outcomes):
             return EXIT_EXTRACTION_ALARM
-        return EXIT_UNRESOLVED if sum(self.unresolved.values()) else EXIT_CLEAN
+        return EXIT_UNRESOLVED if sum((self.unresolved or {}).values()) else EXIT_CLEAN
 
 
 def parse_checks(text: str | None) -> list[str]:
@@ -77,7 +77,9 @@ def parse_checks(text: str | None) -> list[str]:
 
 def measure_source_counts(settings: Settings, as_of: datetime) -> dict[str, int]:
     """Test 0's source side: row counts per table in the closed window, on MySQL."""
-    engine = db.create_engine(settings.source_url, [settings.source_schema], role="source")
+    engine = db.create_engine(
+        settings.source_url, [settings.source_schema], role="source", timeouts=settings.timeouts
+    )
     try:
         db.check_connection(engine, "source")
         window = rules.Window.extraction(
@@ -153,38 +155,59 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
     """Load the GX project once, run each named check, then read the unresolved summary."""
     from order_tracking.checks import gx_project
 
-    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
+    engine = db.create_engine(
+        settings.warehouse_url, settings.warehouse_schemas, role="warehouse", timeouts=settings.timeouts
+    )
     db.check_connection(engine, "warehouse")  # one clear line before GX gets to log tracebacks
     exceptions_store.require_table(engine, schema.build_tables(settings))  # else: run init-db
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     from expectations_custom.actions import alert_email_deferred
     from expectations_custom.data_docs.build import build_data_docs, data_docs_deferred
+    from expectations_custom.run_settings import settings_bound
 
     context, store_error = gx_project.load_or_local(settings)
     if store_error is not None:  # checked with the local stores; reported (exit 3) at the end
         settings = dataclasses.replace(settings, gx_store=None)
     checks = list(checks)
-    # One Data Docs build and one alert email for the whole run, not one per check.
-    with data_docs_deferred() as pages, alert_email_deferred() as alerts:
+    # One Data Docs build and one alert email for the whole run, not one per check; the GX side
+    # (expectations, actions, site builders) reads this run's settings, never the environment.
+    with settings_bound(settings), data_docs_deferred() as pages, alert_email_deferred() as alerts:
         outcomes = [run_check(context, settings, c, as_of) for c in checks]
+        docs_error = None
         try:  # inside: the run's site builders, which gave the URLs, build the pages
             suite = ExpectationSuiteIdentifier(name=gx_project.CHECKS[checks[0]].suite)
             build_data_docs(context, pages.resource_identifiers or [suite])  # or just the index
-        except Exception:
-            log.warning("Data Docs not rebuilt", exc_info=True)
+        except Exception as exc:
+            # Findings are written; the pages are not: an error (exit 3), never a link to them.
+            log.debug("Data Docs not rebuilt", exc_info=True)  # shown with --verbose
+            docs_error = data_docs_error(exc)
             for outcome in outcomes:
                 outcome.data_docs_url = None  # the page it names was not written
+            for summary in alerts.summaries:
+                summary["data_docs_page"] = None  # nor does the email link it
     try:
         unresolved = exceptions_store.unresolved_summary(engine, schema.build_tables(settings))
     except Exception as exc:
         outcomes.append(CheckOutcome("unresolved_summary", "error", message=db.short_reason(exc)))
-        unresolved = {}
+        unresolved = None  # unknown, never "0": the error outcome makes the exit code 3
     finally:
         engine.dispose()
     if store_error is not None:
         outcomes.append(CheckOutcome("gx_store", "error", message=store_error))
+    if docs_error is not None:
+        outcomes.append(CheckOutcome("data_docs", "error", message=docs_error))
     from order_tracking.alerts.run_alert import send_run_alert
 
     email_error = send_run_alert(settings, alerts.summaries, outcomes, as_of)
-    return MonitorReport(as_of, outcomes, unresolved, settings.data_docs_location, email_error)
+    index = None if docs_error else settings.data_docs_location
+    return MonitorReport(as_of, outcomes, unresolved, index, email_error)
+
+
+def data_docs_error(exc: Exception) -> str:
+    """One line for a failed Data Docs build: the store's own line when the upload failed."""
+    from order_tracking.errors import StoreUnavailable
+
+    if isinstance(exc, StoreUnavailable):
+        return f"Data Docs upload failed: {exc}"
+    return f"Data Docs not rebuilt: {type(exc).__name__}: {db.short_reason(exc)}"

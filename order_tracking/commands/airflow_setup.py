@@ -23,7 +23,7 @@ from order_tracking.errors import UserError
 
 SMTP_SECURITY = {
     # port -> (disable_ssl, disable_tls): the SMTP provider uses implicit SSL unless disable_ssl,
-    # then STARTTLS unless disable_tls (DESIGN.md section 7).
+    # then STARTTLS unless disable_tls (docs/design.md section 7).
     "ssl": (False, True),  # 465
     "starttls": (True, False),  # 587
     "none": (True, True),  # 25, or a local sink

@@ -20,14 +20,18 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 def warehouse_engine(settings: Settings, check: bool = True) -> Engine:
-    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
+    engine = db.create_engine(
+        settings.warehouse_url, settings.warehouse_schemas, role="warehouse", timeouts=settings.timeouts
+    )
     if check:
         db.check_connection(engine, "warehouse")
     return engine
 
 
 def source_engine(settings: Settings, check: bool = True) -> Engine:
-    engine = db.create_engine(settings.source_url, [settings.source_schema], role="source")
+    engine = db.create_engine(
+        settings.source_url, [settings.source_schema], role="source", timeouts=settings.timeouts
+    )
     if check:
         db.check_connection(engine, "source")
     return engine
@@ -40,6 +44,8 @@ def exceptions_warehouse(args: argparse.Namespace) -> Iterator[tuple[Engine, sch
 
     settings = settings_from(args)
     tables = schema.build_tables(settings)
+    # Nothing to read or resolve in a database that is not there: never create one.
+    db.require_database(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
     engine = warehouse_engine(settings)
     try:
         exceptions_store.require_table(engine, tables)

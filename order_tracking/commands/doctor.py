@@ -6,6 +6,7 @@ import argparse
 
 from order_tracking import db
 from order_tracking.commands.common import settings_from
+from order_tracking.errors import UserError
 from order_tracking.reports import doctor
 
 
@@ -27,7 +28,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.skip_source:
         targets.append(("source", settings.source_url, [settings.source_schema], doctor.source_checks))
     for role, url, schemas, run_checks in targets:
-        engine = db.create_engine(url, schemas, role=role)
+        try:  # a preflight writes nothing: a missing embedded database is a finding, not created
+            db.require_database(url, schemas, role)
+        except UserError as exc:
+            checks.append(doctor.Check(doctor.FAIL, f"{role}: {exc}"))
+            continue
+        engine = db.create_engine(url, schemas, role=role, timeouts=settings.timeouts)
         try:
             checks += run_checks(engine, settings)
         finally:

@@ -39,6 +39,10 @@ DETAIL_COLUMNS = (
     "resolved_by",
     "resolution_notes",
 )
+# The table view puts the long evidence column last, so that the resolution (when, who, why)
+# stays on screen beside the order instead of past the end of a terminal line.
+TABLE_DETAIL_COLUMNS = (*(c for c in DETAIL_COLUMNS if c != "notes"), "notes")
+AGE_JSON_KEY = "age_seconds"  # JSON carries the age as a number: its name says the unit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,13 +64,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--include-resolved", action="store_true", help="also show resolved exceptions")
     p.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
-    p.add_argument("--limit", type=int, metavar="N", help="at most N detail rows")
+    p.add_argument("--limit", type=int, metavar="N", help="at most N detail rows (with --type/--order-id)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.limit is not None and args.limit < 1:
         raise UserError(f"--limit {args.limit}: give a number of rows >= 1")
+    if args.limit is not None and args.exception_type is None and not args.order_ids:
+        # Silently ignored before: the summary has at most one line per type, nothing to cut.
+        raise UserError(
+            f"--limit {args.limit} limits detail rows: give --type T or --order-id N with it "
+            "(the summary has one line per type)"
+        )
     with exceptions_warehouse(args) as (engine, tables):
         if args.exception_type is None and not args.order_ids:
             summary = store.summary_by_type(engine, tables, include_resolved=args.include_resolved)
@@ -103,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
             truncated = args.limit is not None and len(rows) > args.limit
             rows = rows[: args.limit] if truncated else rows
             records = [{c: getattr(r, c) for c in DETAIL_COLUMNS} for r in rows]
-            _emit(records, DETAIL_COLUMNS, args.format, empty="no matching exceptions")
+            columns = TABLE_DETAIL_COLUMNS if args.format == "table" else DETAIL_COLUMNS
+            _emit(records, columns, args.format, empty="no matching exceptions")
             if truncated:
                 # On stderr, so that csv/json output stays machine-readable.
                 print(
@@ -123,6 +134,11 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def _cell(value: Any) -> str:
+    """A table cell on one line: a line break in a note would split the row."""
+    return " ".join(_text(value).splitlines())
+
+
 def _json(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
@@ -133,7 +149,7 @@ def _json(value: Any) -> Any:
 
 def _emit(records: list[dict], columns: tuple[str, ...], fmt: str, empty: str) -> None:
     if fmt == "json":
-        out = [{c: _json(r[c]) for c in columns} for r in records]
+        out = [{AGE_JSON_KEY if c == "age" else c: _json(r[c]) for c in columns} for r in records]
         print(json.dumps(out, indent=2))
         return
     if fmt == "csv":
@@ -145,7 +161,7 @@ def _emit(records: list[dict], columns: tuple[str, ...], fmt: str, empty: str) -
     if not records:
         print(empty)
         return
-    cells = [[_text(r[c]) for c in columns] for r in records]
+    cells = [[_cell(r[c]) for c in columns] for r in records]
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
     for row in cells:

@@ -49,6 +49,14 @@ def _cell(value: object) -> str:
     return "-" if value is None else str(value)
 
 
+def _found(check: str, count: int | None) -> str:
+    """The count with what it counts: Test 0 counts raw tables short of the source, not orders."""
+    if count is None:
+        return "-"
+    noun = "table" if check == "extraction_count" else "order"
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def print_report(report: MonitorReport) -> None:
     print(f"as_of {report.as_of.isoformat(sep=' ')} UTC")
     header = ("check", "status", "found", "new", "already open", "sample order ids")
@@ -56,7 +64,7 @@ def print_report(report: MonitorReport) -> None:
         (
             o.check,
             o.status.upper(),
-            _cell(o.failing),
+            _found(o.check, o.failing),
             _cell(o.new),
             _cell(o.already_open),
             ", ".join(o.sample_ids[:5]) + (" ..." if (o.failing or 0) > 5 else ""),
@@ -79,7 +87,11 @@ def print_report(report: MonitorReport) -> None:
             print(f"EXTRACTION COUNT ALARM: {short}; check extraction logs and Redshift COPY errors")
             for line in lost_rows.summary_lines(o.details):
                 print(line)
-    total = sum(report.unresolved.values())
-    parts = ", ".join(f"{t}={n}" for t, n in report.unresolved.items())
-    print(f"unresolved exceptions: {total}" + (f" ({parts})" if parts else ""))
-    print(f"Data Docs: {report.data_docs_index}")
+    if report.unresolved is None:  # an error is never reported as "0"
+        print("unresolved exceptions: unknown (the exceptions table could not be read; see the error)")
+    else:
+        total = sum(report.unresolved.values())
+        parts = ", ".join(f"{t}={n}" for t, n in report.unresolved.items())
+        print(f"unresolved exceptions: {total}" + (f" ({parts})" if parts else ""))
+    if report.data_docs_index:  # None: not rebuilt, and the error line says so
+        print(f"Data Docs: {report.data_docs_index}")

@@ -77,12 +77,12 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         if args.dialect:
             engine_dialect = dialect_named(args.dialect)
-        else:
-            engine_dialect = db.create_engine(
-                settings.warehouse_url, settings.warehouse_schemas, role="warehouse"
-            ).dialect
+        else:  # the URL's dialect, no engine: an embedded database must not be created by a plan
+            engine_dialect = db.parse_url(settings.warehouse_url, "warehouse").get_dialect()()
         print_plan(maintenance.plan_outcomes(engine_dialect, settings, tasks), engine_dialect)
         return 0
+    # Nothing to vacuum in a database that is not there: never create one.
+    db.require_database(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
     engine = warehouse_engine(settings)
     retry = maintenance.RetryPolicy(attempts=args.retry_attempts, base_delay=args.retry_delay)
     print_plan(maintenance.plan_outcomes(engine.dialect, settings, tasks), engine.dialect)

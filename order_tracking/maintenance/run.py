@@ -1,6 +1,6 @@
 """Runs the spec's vacuum plan (DAG 2): VACUUM/ANALYZE with metrics, retries and a log.
 
-The rules that make this correct on Redshift (DESIGN.md section 6):
+The rules that make this correct on Redshift (docs/design.md section 6):
 
 - every statement runs alone on a connection of a dedicated AUTOCOMMIT engine
   (``db.autocommit_engine``), so a caller's open transaction can never swallow it (VACUUM fails
@@ -87,7 +87,7 @@ def run_task(
     if write_to_log and log_table is None:
         log_table = require_log_table(engine, settings)
     own_autocommit = autocommit is None
-    autocommit = autocommit or db.autocommit_engine(engine)
+    autocommit = autocommit or db.autocommit_engine(engine, settings.timeouts)
     outcomes = []
     try:
         for stmt in plan_statements(engine.dialect, settings.mart_schema, [task_name]):
@@ -154,7 +154,7 @@ def run_plan(
     run_id, run_started = uuid.uuid4().hex, naive_utc_now()
     log_table = require_log_table(engine, settings) if write_to_log else None
     outcomes: list[Outcome] = []
-    autocommit = db.autocommit_engine(engine)
+    autocommit = db.autocommit_engine(engine, settings.timeouts)
     try:
         for task in chosen:
             outcomes += run_task(

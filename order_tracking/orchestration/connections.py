@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import os
 
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -17,7 +17,7 @@ SOURCE_CONN_ID = "order_tracking_mysql"
 AWS_CONN_ID = "order_tracking_aws"  # optional: credentials for ORDER_TRACKING_GX_STORE_URL
 
 
-# Airflow connection types -> the SQLAlchemy drivers we pin (DESIGN.md section 5). Without the
+# Airflow connection types -> the SQLAlchemy drivers we pin (docs/design.md section 5). Without the
 # amazon/mysql/postgres providers Airflow stores such types as "generic": `airflow-setup` then
 # writes the driver into the extra {"drivername": ...}, which wins over the type.
 DRIVERS = {
@@ -68,22 +68,18 @@ def connection_url(conn_id: str) -> str | None:
 def settings_for_airflow() -> Settings:
     """Settings for a task: Airflow connections when they exist, else the ``ORDER_TRACKING_*`` env.
 
-    The warehouse URL is also put into this task process's environment because the checkpoint's
-    exceptions action reads ``Settings.from_env()`` inside GX. The checkpoints' own email action is
-    switched off (it runs only when ``ORDER_TRACKING_SMTP_HOST`` is set): in Airflow the one
-    alert per failed run is the DAG's SmtpNotifier, so no finding is mailed twice.
+    Built once per task and passed down (GX's actions get it through ``settings_bound``); the
+    process environment is left as it is. The checkpoints' own email action is switched off (no
+    SMTP host): in Airflow the one alert per failed run is the DAG's SmtpNotifier, so no finding
+    is mailed twice.
     """
     from order_tracking import db
     from order_tracking.stores import aws_connection
 
-    os.environ.pop("ORDER_TRACKING_SMTP_HOST", None)
     aws_connection.use_airflow_connection(AWS_CONN_ID)  # else boto3's standard chain (MWAA: execution role)
     warehouse, source = connection_url(WAREHOUSE_CONN_ID), connection_url(SOURCE_CONN_ID)
-    if warehouse:
-        os.environ["ORDER_TRACKING_WAREHOUSE_URL"] = warehouse
-    if source:
-        os.environ["ORDER_TRACKING_SOURCE_URL"] = source
     settings = Settings.from_env(warehouse_url=warehouse, source_url=source)
+    settings = dataclasses.replace(settings, alert=dataclasses.replace(settings.alert, smtp_host=""))
     log.info(
         "warehouse %s (%s), source %s (%s)",
         db.redact(settings.warehouse_url),

@@ -55,7 +55,9 @@ def unresolved_counts(settings: Settings) -> dict[str, int]:
     from order_tracking import db, schema
     from order_tracking.checks import exceptions_store
 
-    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
+    engine = db.create_engine(
+        settings.warehouse_url, settings.warehouse_schemas, role="warehouse", timeouts=settings.timeouts
+    )
     try:
         return exceptions_store.unresolved_summary(engine, schema.build_tables(settings))
     finally:
@@ -71,7 +73,9 @@ def refresh_health_page(settings: Settings) -> None:
 
         context, store_error = gx_project.load_or_local(settings)
         in_bucket = settings.gx_store is not None and store_error is None
-        data_docs.refresh_health_page(context, None if in_bucket else settings.data_docs_index.parent)
+        data_docs.refresh_health_page(
+            context, None if in_bucket else settings.data_docs_index.parent, settings
+        )
     except Exception:
         log.warning("Data Docs health page not refreshed", exc_info=True)
 
@@ -90,7 +94,9 @@ def check_unresolved_exceptions(context: Any) -> dict[str, Any]:
     ti = context["ti"]
     failed = failed_tasks(ti.dag_id, ti.run_id, list(DQ_TASKS))
     try:
-        engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
+        engine = db.create_engine(
+            settings.warehouse_url, settings.warehouse_schemas, role="warehouse", timeouts=settings.timeouts
+        )
         try:
             db.check_connection(engine, "warehouse")
             tables = schema.build_tables(settings)

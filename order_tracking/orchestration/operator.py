@@ -4,7 +4,7 @@ committed checkpoints with the run's window, and the summary each task pushes to
 from __future__ import annotations
 
 import contextlib
-import functools
+import dataclasses
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -55,8 +55,11 @@ class _CheckpointWithParameters:
     also passes our ``expectation_parameters`` and a run name (Data Docs list runs by it); keeps
     the GX context and the result for the operator to classify."""
 
-    def __init__(self, check: str, expectation_parameters: dict[str, Any], run_name: str) -> None:
+    def __init__(
+        self, check: str, expectation_parameters: dict[str, Any], run_name: str, settings: Settings
+    ) -> None:
         self.check = check
+        self.settings = settings  # the task's one configuration, bound while GX runs
         self.expectation_parameters = expectation_parameters
         self.run_name = run_name
         self.gx_context: Any = None
@@ -65,12 +68,14 @@ class _CheckpointWithParameters:
         self.recorded: list = []  # what the exceptions action wrote (RecordResult)
         self.store_error: str | None = None  # the shared GX store was unusable: local stores used
 
-    def load_context(self, settings: Settings) -> Any:
+    def load_context(self) -> Any:
         """The provider's ``configure_file_data_context`` callable: ``gx/`` loaded and verified,
         on the local stores when the shared one is unusable (findings before their pages)."""
         from order_tracking.checks import gx_project
 
-        context, self.store_error = gx_project.load_or_local(settings)
+        context, self.store_error = gx_project.load_or_local(self.settings)
+        if self.store_error is not None:  # the results and pages stay local for this run
+            self.settings = dataclasses.replace(self.settings, gx_store=None)
         return context
 
     def configure(self, gx_context: Any) -> _CheckpointWithParameters:
@@ -85,8 +90,9 @@ class _CheckpointWithParameters:
         from great_expectations.core.run_identifier import RunIdentifier
 
         from expectations_custom.actions import exceptions_recorded
+        from expectations_custom.run_settings import settings_bound
 
-        with exceptions_recorded() as self.recorded:
+        with settings_bound(self.settings), exceptions_recorded() as self.recorded:
             self.result = self.checkpoint.run(
                 batch_parameters=batch_parameters or None,
                 expectation_parameters=self.expectation_parameters,
@@ -230,8 +236,8 @@ class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
             "as_of param" if explicit else "scheduled window",
         )
         run_name = data_docs_run_name(context.get("run_id"), as_of)
-        wrapper = _CheckpointWithParameters(self.check, parameters, run_name)
-        self.configure_file_data_context = functools.partial(wrapper.load_context, settings)
+        wrapper = _CheckpointWithParameters(self.check, parameters, run_name, settings)
+        self.configure_file_data_context = wrapper.load_context
         self.configure_checkpoint = wrapper.configure
         return as_of, wrapper
 

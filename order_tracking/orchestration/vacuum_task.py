@@ -83,7 +83,9 @@ def run_vacuum_task(task_name: str, context: Any | None = None) -> list[dict[str
 
     try:
         settings = settings_for_airflow()
-        engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas, role="warehouse")
+        engine = db.create_engine(
+            settings.warehouse_url, settings.warehouse_schemas, role="warehouse", timeouts=settings.timeouts
+        )
         try:
             db.check_connection(engine, "warehouse")
             run_id = None

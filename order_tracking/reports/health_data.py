@@ -2,9 +2,11 @@
 
 Three sources, each read with a bound that follows the number of nights, not the history kept:
 
-- the GX validation results store: per night and check, the newest result (findings of Tests 1-3,
-  Test 0's source and raw counts per table). A night is the date of the run's ``as_of``; only
-  the newest result per night and check is loaded (chosen from the store's keys).
+- the GX validation results store: per night and check, the newest good result (findings of
+  Tests 1-3, Test 0's source and raw counts per table). A night is the date of the run's
+  ``as_of``; results are loaded newest first per night and check (chosen from the store's keys)
+  until one is not an error, at most ``READS_PER_SLOT``; the errored runs passed over are listed
+  in ``errors``, so a later run that errored never hides the good result before it.
 - the exceptions table: per night, the exceptions still open at the end of that day, by whole
   days since ``detected_at``: 0-1, 2-7, 8-30, >30. One aggregate query over the rows open at some
   time in the period, grouped by detection and resolution date.
@@ -19,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -27,6 +29,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
 
 from order_tracking import db
+from order_tracking.checks.gx_results import result_error
 from order_tracking.maintenance.plan import VACUUM_OPERATIONS
 from order_tracking.schema import Tables
 from order_tracking.settings import HEALTH_NIGHTS
@@ -38,6 +41,9 @@ AGE_BUCKETS = ("0-1 days", "2-7 days", "8-30 days", ">30 days")  # upper bounds:
 SUITE_PREFIX = "order_tracking_"
 RUN_NAME_PREFIX = "as_of_"  # monitoring.run_check names runs as_of_<YYYYmmddTHHMMSS>
 RUN_NAME_STAMP = re.compile(r"\d{8}T\d{6}")
+# Results read per night and check, newest first, looking for one that is not an error: the
+# bound keeps the page's cost following the number of nights, not the retries of a bad night.
+READS_PER_SLOT = 8
 
 
 @dataclass
@@ -49,6 +55,7 @@ class HealthData:
     open_by_age: list[dict] = field(default_factory=list)  # night, age, type, open
     extraction: list[dict] = field(default_factory=list)  # night, table, side, rows
     vacuum: list[dict] = field(default_factory=list)  # table, at, operation, measure, when, value
+    errors: list[dict] = field(default_factory=list)  # night, check, run_time, error, good_result_shown
     problems: list[str] = field(default_factory=list)  # a source that could not be read
 
     @property
@@ -66,6 +73,7 @@ class HealthData:
             "open_by_age": self.open_by_age,
             "extraction": self.extraction,
             "vacuum": self.vacuum,
+            "errors": self.errors,
             "problems": self.problems,
         }
 
@@ -90,31 +98,46 @@ def night_of(key) -> date:
     return key.run_id.run_time.date()
 
 
-def from_validation_results(store, first: date, last: date) -> tuple[list[dict], list[dict]]:
-    """``(findings, extraction)`` records from the newest result per night and check.
+def from_validation_results(store, first: date, last: date) -> tuple[list[dict], list[dict], list[dict]]:
+    """``(findings, extraction, errors)`` from the newest good result per night and check.
 
-    The night and the newest run are read from the store's keys, so only the results charted
-    are loaded (at most nights x checks; GX reads a stored result in a few ms).
+    The night and the order of the runs are read from the store's keys, so only the results
+    charted are loaded: newest first per night and check, until one is not an error (at most
+    ``READS_PER_SLOT``; GX reads a stored result in a few ms). A later run that errored (a lost
+    connection, a dropped table) says nothing about the night's data: it is listed in ``errors``
+    and the good result before it is still charted.
     """
-    newest: dict[tuple[date, str], object] = {}
+    runs: dict[tuple[date, str], list] = {}
     for key in store.list_keys():
         if key.run_id.run_time is None:
             continue
         night = night_of(key)
         if not first <= night <= last:
             continue
-        slot = (night, key.expectation_suite_identifier.name.removeprefix(SUITE_PREFIX))
-        if slot not in newest or key.run_id.run_time > newest[slot].run_id.run_time:
-            newest[slot] = key
-    findings, extraction = [], []
-    for (night, check), key in sorted(newest.items(), key=lambda item: item[0]):
-        try:
-            evr = store.get(key).results[0]
-        except Exception:
-            log.warning("health page: cannot read validation result %s", key, exc_info=True)
-            continue
-        if evr.exception_info and evr.exception_info.get("raised_exception"):
-            continue  # the check could not run that time: no figure to chart
+        check = key.expectation_suite_identifier.name.removeprefix(SUITE_PREFIX)
+        runs.setdefault((night, check), []).append(key)
+    findings, extraction, errors = [], [], []
+    for (night, check), keys in sorted(runs.items(), key=lambda item: item[0]):
+        keys.sort(key=lambda k: k.run_id.run_time, reverse=True)
+        passed_over = []
+        evr = None
+        for key in keys[:READS_PER_SLOT]:
+            try:
+                candidate = store.get(key).results[0]
+            except Exception:
+                log.warning("health page: cannot read validation result %s", key, exc_info=True)
+                continue
+            error = result_error(candidate)
+            if error is None:
+                evr = candidate
+                break
+            passed_over.append({"run_time": _run_time(key), "error": error})
+        errors += [
+            {"night": night.isoformat(), "check": check, **e, "good_result_shown": evr is not None}
+            for e in passed_over
+        ]
+        if evr is None:
+            continue  # no run of that night could check: no figure to chart
         result = evr.result or {}
         details = result.get("details") or {}
         if check == "extraction_count":
@@ -141,7 +164,15 @@ def from_validation_results(store, first: date, last: date) -> tuple[list[dict],
                     "found": int(result.get("observed_value") or 0),
                 }
             )
-    return findings, extraction
+    return findings, extraction, errors
+
+
+def _run_time(key) -> str:
+    """When the run started, UTC, to the second (GX keys carry an aware or a naive UTC time)."""
+    at = key.run_id.run_time
+    if at.tzinfo is not None:
+        at = at.astimezone(UTC)
+    return at.replace(tzinfo=None, microsecond=0).isoformat(sep=" ")
 
 
 # --- exceptions table --------------------------------------------------------------------------
@@ -266,7 +297,7 @@ def collect(store, engine: sa.Engine | None, tables: Tables, now: datetime) -> H
     first, last = period(now)
     data = HealthData(first, last, now)
     try:
-        data.findings, data.extraction = from_validation_results(store, first, last)
+        data.findings, data.extraction, data.errors = from_validation_results(store, first, last)
     except Exception as exc:
         log.warning("health page: validation results not read", exc_info=True)
         data.problems.append(f"validation results not read: {db.short_reason(exc)}")

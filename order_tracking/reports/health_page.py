@@ -10,6 +10,8 @@ copies vendored for offline Data Docs (``data_docs_offline``), so it renders wit
 4. per mart table, ghost rows and unsorted % before and after each VACUUM (maintenance log).
 
 The data (``health_data``) is embedded in the page as JSON, so the page is one static file.
+Each night shows its last good result per check; runs that errored are named in the headline
+(after a good result, or with none), never shown as "no result".
 It is rebuilt after every Data Docs index rebuild (``expectations_custom.data_docs.build.build_data_docs``):
 once per ``monitor`` run, once per checkpoint in Airflow.
 """
@@ -37,6 +39,7 @@ _ASSETS = {
     "vega-embed": "https://cdn.jsdelivr.net/npm/vega-embed@6",
 }
 WIDTH = 860
+ERROR_NIGHTS_LISTED = 5  # nights with errored runs named in the headline, newest first; then a count
 
 
 def _asset(name: str) -> str:
@@ -161,6 +164,10 @@ def headline(data: health_data.HealthData) -> list[str]:
             + ", ".join(f"{t} {n}" for t, n in sorted(found.items()))
             + "."
         )
+    elif any(e["check"] != "extraction_count" for e in data.errors):
+        lines.append(
+            "No good validation result of Tests 1-3 in the period: every run of them errored (below)."
+        )
     else:
         lines.append("No validation result of Tests 1-3 in the period.")
     last = data.last_night.isoformat()
@@ -186,8 +193,34 @@ def headline(data: health_data.HealthData) -> list[str]:
     )
     if short_nights:
         lines.append(f"Test 0 alarms on {len(short_nights)} night(s), last on {short_nights[-1]}.")
+    lines += error_lines(data.errors)
     if not data.vacuum:
         lines.append("No VACUUM figures (ghost rows, unsorted %) in the maintenance log for the period.")
+    return lines
+
+
+def error_lines(errors: list[dict]) -> list[str]:
+    """Per night, the checks whose newest runs errored: after a good result (still charted), or
+    with no good result at all (nothing charted). An error is never shown as "no result"."""
+    lines = []
+    for shown, wording in (
+        (True, "the last good result of each is shown"),
+        (False, "no run of the night could check them, nothing charted"),
+    ):
+        per_night: dict[str, list[dict]] = {}
+        for e in errors:
+            if e["good_result_shown"] is shown:
+                per_night.setdefault(e["night"], []).append(e)
+        for night in sorted(per_night, reverse=True)[:ERROR_NIGHTS_LISTED]:
+            runs = per_night[night]
+            checks = ", ".join(sorted({e["check"] for e in runs}))
+            last = max(runs, key=lambda e: e["run_time"])
+            lines.append(
+                f"A {'later ' if shown else ''}run errored on {night} ({checks}): {wording}; "
+                f"last error: {last['error']}"
+            )
+        if len(per_night) > ERROR_NIGHTS_LISTED:
+            lines.append(f"... and errored runs on {len(per_night) - ERROR_NIGHTS_LISTED} earlier night(s).")
     return lines
 
 
@@ -240,12 +273,13 @@ def _tables(settings: Settings) -> schema.Tables:
     return schema.build_tables(settings)
 
 
-def build(context, site_dir: Path, settings: Settings | None = None, now: datetime | None = None) -> Path:
+def build(context, site_dir: Path, settings: Settings, now: datetime | None = None) -> Path:
     """Write ``health.html`` into the Data Docs site at ``site_dir``; returns its path."""
-    settings = settings or Settings.from_env()
     now = now or datetime.now(UTC).replace(tzinfo=None, microsecond=0)
     tables = _tables(settings)
-    engine = db.shared_engine(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
+    engine = db.shared_engine(
+        settings.warehouse_url, settings.warehouse_schemas, "warehouse", settings.timeouts
+    )
     data = health_data.collect(context.validation_results_store, engine, tables, now)
     page = Path(site_dir) / PAGE_NAME
     page.write_text(render(data), encoding="utf-8")

@@ -1,4 +1,4 @@
-"""The exceptions store: ``settlement_ods.order_tracking_exceptions`` (DESIGN.md section 4).
+"""The exceptions store: ``settlement_ods.order_tracking_exceptions`` (docs/design.md section 4).
 
 Contract:
 

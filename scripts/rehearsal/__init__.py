@@ -1,0 +1,1 @@
+"""The helpers of ``scripts/airflow_rehearsal.py``: deployment, processes, reads and checks."""

@@ -1,0 +1,116 @@
+"""What the checks read: the metadata DB (assertions only; deployment uses the CLI), mail, logs."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import time
+
+import sqlalchemy as sa
+
+from rehearsal.config import MONITORING, PG
+from rehearsal.state import RehearsalState
+
+
+class Reads(RehearsalState):
+    """Read-only views of what the deployed Airflow did."""
+
+    def q(self, sql: str, **params: object) -> list[sa.Row]:
+        """Rows of ``sql`` on the metadata DB."""
+        assert self.meta is not None
+        with self.meta.connect() as conn:
+            return list(conn.execute(sa.text(sql), params))
+
+    def run_state(self, dag_id: str, run_id: str) -> tuple[str | None, int]:
+        """State and clear number of a DAG run; (None, -1) while it does not exist."""
+        rows = self.q(
+            "SELECT state, clear_number FROM dag_run WHERE dag_id = :d AND run_id = :r", d=dag_id, r=run_id
+        )
+        return (rows[0][0], rows[0][1]) if rows else (None, -1)
+
+    def wait_run(self, dag_id: str, run_id: str, timeout: float, clear_number: int = 0) -> str:
+        """Wait until the run (cleared ``clear_number`` times) succeeded or failed; its state."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            state, number = self.run_state(dag_id, run_id)
+            if state in ("success", "failed") and number >= clear_number:
+                return state
+            time.sleep(1)
+        raise TimeoutError(f"{dag_id} run {run_id} did not finish within {timeout:.0f} s")
+
+    def task_rows(self, dag_id: str, run_id: str) -> dict[str, sa.Row]:
+        """The run's task instances by task id."""
+        rows = self.q(
+            "SELECT task_id, state, start_date, end_date FROM task_instance"
+            " WHERE dag_id = :d AND run_id = :r",
+            d=dag_id,
+            r=run_id,
+        )
+        return {r.task_id: r for r in rows}
+
+    def summaries(self, run_id: str) -> dict[str, dict]:
+        """The ``summary`` XCom of each monitoring task of the run, decoded."""
+        rows = self.q(
+            "SELECT task_id, value FROM xcom WHERE dag_id = :d AND run_id = :r AND key = 'summary'",
+            d=MONITORING,
+            r=run_id,
+        )
+        out = {}
+        for task_id, value in rows:
+            while isinstance(value, str):
+                value = json.loads(value)
+            out[task_id] = value
+        return out
+
+    def runs(self, dag_id: str) -> list[sa.Row]:
+        """Every run of the DAG, oldest first."""
+        return self.q(
+            "SELECT run_id, run_type, state, logical_date FROM dag_run WHERE dag_id = :d ORDER BY id",
+            d=dag_id,
+        )
+
+    def emails(self) -> list[str]:
+        """Subject and HTML body of every message the sink holds."""
+        if not self.maildir.exists():
+            return []
+        out = []
+        for msg in mailbox.Maildir(str(self.maildir), create=False):
+            parts = [msg.get("Subject", "")]
+            for part in msg.walk():
+                if part.get_content_type() in ("text/html", "text/plain"):
+                    parts.append(part.get_payload(decode=True).decode("utf-8", "replace"))
+            out.append("\n".join(parts))
+        return out
+
+    def emails_for(self, run_id: str, expected: int, timeout: float = 45) -> list[str]:
+        """Emails naming ``run_id``, once ``expected`` arrived (DAG callbacks run a little after)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [m for m in self.emails() if run_id in m]
+            if len(found) >= expected or time.monotonic() > deadline:
+                return found
+            time.sleep(1)
+
+    def warehouse_rows(self) -> list[sa.Row]:
+        """The exceptions table as the checks left it."""
+        engine = sa.create_engine(f"{PG}/test")
+        try:
+            with engine.connect() as conn:
+                return list(
+                    conn.execute(
+                        sa.text(
+                            f'SELECT order_id, exception_type, resolved_at FROM "{self.schemas["ods"]}".'
+                            "order_tracking_exceptions"
+                        )
+                    )
+                )
+        finally:
+            engine.dispose()
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str) -> str:
+        """Every log file of the task in the run, joined."""
+        logs = self.home / "airflow" / "logs"
+        return "\n".join(
+            p.read_text(errors="replace")
+            for p in logs.glob(f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/*.log")
+        )
