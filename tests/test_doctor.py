@@ -157,3 +157,23 @@ def test_doctor_svv_table_info_visibility_on_redshift():
         'SELECT svv_table_info."table" \nFROM svv_table_info \nWHERE svv_table_info.schema = %(schema_1)s '
         'AND svv_table_info."table" IN (%(table_1_1)s, %(table_1_2)s, %(table_1_3)s)'
     ]
+
+
+def test_doctor_says_why_a_history_look_alike_is_skipped(warehouse):
+    """A history-named table with a text order_id: the WARN names its type, not a missing column."""
+    settings = Settings.from_env()
+    tables = schema.build_tables(settings)
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    schema.create_tables(engine, tables.pipeline_tables + tables.ods_tables)
+    mart = settings.mart_schema
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE TABLE {mart}.hist_uni_tracking_spath_2027_h1 "
+            "(order_id VARCHAR(32), pathtime TIMESTAMP, update_time TIMESTAMP)"
+        )
+    lines = [c.line() for c in doctor.warehouse_checks(engine, settings)]
+    engine.dispose()
+    warn = [line for line in lines if "hist_uni_tracking_spath_2027_h1" in line]
+    assert len(warn) == 1 and warn[0].startswith("WARN"), lines
+    assert "its order_id column is" in warn[0] and "has no order_id column" not in warn[0], warn
+    assert warn[0].endswith("; the checks skip it"), warn

@@ -106,12 +106,11 @@ def _history(
     for prefix in (schema.HIST_UTS_PREFIX, schema.HIST_ECS_PREFIX):
         explicit = settings.hist_uts_tables if prefix == schema.HIST_UTS_PREFIX else None
         if explicit is not None:
-            names, look_alikes = list(explicit), []
+            names, look_alikes = list(explicit), {}
         else:
-            names, look_alikes = schema.find_hist_tables(conn, mart, prefix)
-        for name in look_alikes:
-            yield Check(WARN, f"{mart}.{name}: named like a history table but has no order_id column; the "
-                              "checks skip it")  # fmt: skip
+            names, look_alikes = schema.classify_hist_tables(conn, mart, prefix)
+        for name, reason in look_alikes.items():  # the reason: a missing column or its type
+            yield Check(WARN, f"{mart}.{name}: named like a history table but {reason}; the checks skip it")
         if not names:
             yield Check(WARN, f"no history tables {mart}.{prefix}<YYYY>_h<1|2> found")
         yield from _readable(conn, [tables.hist_by_name(n) for n in names], user,
