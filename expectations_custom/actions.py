@@ -32,8 +32,8 @@ from expectations_custom.scoped import bound
 from order_tracking import db
 from order_tracking.alerts import content as alert_content
 from order_tracking.alerts import mailer
+from order_tracking.alerts.run_alert import send_alert
 from order_tracking.checks import exceptions_store, gx_results
-from order_tracking.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -240,45 +240,3 @@ def checkpoint_summaries(
         for identifier, validation in checkpoint_result.run_results.items()
         for evr in validation.results
     ]
-
-
-def open_stats(settings: Settings) -> dict[str, alert_content.OpenStats]:
-    """Open exceptions per type with the oldest detection, read from the warehouse."""
-    engine = db.shared_engine(
-        settings.warehouse_url, settings.warehouse_schemas, "warehouse", settings.timeouts
-    )
-    rows = exceptions_store.summary_by_type(engine, settings_tables(settings))
-    return {r.exception_type: alert_content.OpenStats(r.count, r.oldest_detected_at) for r in rows}
-
-
-def send_alert(
-    summaries: list[dict],
-    settings: Settings,
-    open_by_type: dict[str, alert_content.OpenStats] | None = None,
-) -> str:
-    """Build the one alert for ``summaries`` and send it; ``""`` when nothing failed.
-
-    Raises ``mailer.MailError`` (one line) when delivery fails. The open counts are read here,
-    after every check has written, unless given.
-    """
-    if all(s.get("status") == "pass" for s in summaries):
-        return ""
-    alert_settings = settings.alert
-    if open_by_type is None:
-        try:
-            open_by_type = open_stats(settings)
-        except Exception as exc:  # the alert matters more than its open counts
-            logger.warning("open exceptions not read for the alert: %s", db.short_reason(exc))
-            open_by_type = {}
-    as_of = next((s.get("as_of") for s in summaries if s.get("as_of")), None)
-    alert = alert_content.build_alert(
-        summaries,
-        as_of=as_of,
-        now=datetime.now(UTC).replace(tzinfo=None),
-        open_by_type=open_by_type,
-        data_docs_index=settings.data_docs_location,
-        site_root=settings.data_docs_index.parent,
-        base_url=alert_settings.data_docs_base_url,
-    )
-    mailer.send(alert, alert_settings)
-    return f"sent to {', '.join(alert_settings.recipients)}"

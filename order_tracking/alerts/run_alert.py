@@ -1,10 +1,18 @@
-"""The ``monitor`` run's one alert email, sent after every check has written."""
+"""The alert email outside Airflow: built from the checks' summaries and sent, once per run.
+
+``send_alert`` builds and sends one alert (the checkpoints' email action calls it when not
+deferred); ``send_run_alert`` is ``monitor``'s one email, sent after every check has written."""
 
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from order_tracking import db, schema
+from order_tracking.alerts import content as alert_content
+from order_tracking.alerts import mailer
+from order_tracking.checks import exceptions_store
 from order_tracking.errors import UserError
 from order_tracking.settings import Settings
 
@@ -22,10 +30,6 @@ def send_run_alert(
     ``summaries`` are what the checkpoints' email actions recorded; a check whose checkpoint raised
     before its actions ran is added from its outcome, so the email names every error.
     """
-    from expectations_custom.actions import send_alert
-    from order_tracking.alerts import content as alert_content
-    from order_tracking.alerts import mailer
-
     try:
         if not settings.alert.smtp_host:
             return None
@@ -44,3 +48,45 @@ def send_run_alert(
     if result:
         log.info("alert email %s", result)
     return None
+
+
+def open_stats(settings: Settings) -> dict[str, alert_content.OpenStats]:
+    """Open exceptions per type with the oldest detection, read from the warehouse."""
+    engine = db.shared_engine(
+        settings.warehouse_url, settings.warehouse_schemas, "warehouse", settings.timeouts
+    )
+    rows = exceptions_store.summary_by_type(engine, schema.build_tables(settings))
+    return {r.exception_type: alert_content.OpenStats(r.count, r.oldest_detected_at) for r in rows}
+
+
+def send_alert(
+    summaries: list[dict],
+    settings: Settings,
+    open_by_type: dict[str, alert_content.OpenStats] | None = None,
+) -> str:
+    """Build the one alert for ``summaries`` and send it; ``""`` when nothing failed.
+
+    Raises ``mailer.MailError`` (one line) when delivery fails. The open counts are read here,
+    after every check has written, unless given.
+    """
+    if all(s.get("status") == "pass" for s in summaries):
+        return ""
+    alert_settings = settings.alert
+    if open_by_type is None:
+        try:
+            open_by_type = open_stats(settings)
+        except Exception as exc:  # the alert matters more than its open counts
+            log.warning("open exceptions not read for the alert: %s", db.short_reason(exc))
+            open_by_type = {}
+    as_of = next((s.get("as_of") for s in summaries if s.get("as_of")), None)
+    alert = alert_content.build_alert(
+        summaries,
+        as_of=as_of,
+        now=datetime.now(UTC).replace(tzinfo=None),
+        open_by_type=open_by_type,
+        data_docs_index=settings.data_docs_location,
+        site_root=settings.data_docs_index.parent,
+        base_url=alert_settings.data_docs_base_url,
+    )
+    mailer.send(alert, alert_settings)
+    return f"sent to {', '.join(alert_settings.recipients)}"
