@@ -29,6 +29,7 @@ from expectations_custom.base import settings_tables
 from expectations_custom.data_docs import build as data_docs
 from expectations_custom.run_settings import run_settings
 from expectations_custom.scoped import bound
+from expectations_custom.store_faults import noted_faults
 from order_tracking import db
 from order_tracking.alerts import content as alert_content
 from order_tracking.alerts import mailer
@@ -133,9 +134,20 @@ class OrderTrackingDataDocsAction(UpdateDataDocsAction):
         if batch is not None:
             batch.resource_identifiers.extend(resource_identifiers or [])
             return {}
-        return data_docs.build_data_docs(self._resolve_context().context, resource_identifiers or [])
+        faults = noted_faults()
+        if faults is None:
+            return data_docs.build_data_docs(self._resolve_context().context, resource_identifiers or [])
+        try:  # noted, not raised: GX runs this action first, and the findings are written after it
+            return data_docs.build_data_docs(self._resolve_context().context, resource_identifiers or [])
+        except Exception as exc:
+            faults.data_docs = data_docs_error(exc)
+            logger.debug("Data Docs not built", exc_info=True)
+            return {}
 
     def _get_docs_sites_urls(self, site_names: list[str] | None = None, resource_identifier=None):
+        faults = noted_faults()
+        if faults is not None and faults.any:
+            return []  # no link to a page that was not built (nor a result that was not stored)
         # A deferred page does not exist yet: its URL is known all the same (the email links it).
         return data_docs.docs_sites_urls(
             self._resolve_context().context,
@@ -143,6 +155,16 @@ class OrderTrackingDataDocsAction(UpdateDataDocsAction):
             only_if_exists=data_docs.deferred_batch() is None,
             site_names=site_names,
         )
+
+
+def data_docs_error(exc: Exception) -> str:
+    """One line for a failed Data Docs build: the store's own line when the upload failed."""
+    from order_tracking import db
+    from order_tracking.errors import StoreUnavailable
+
+    if isinstance(exc, StoreUnavailable):
+        return f"Data Docs upload failed: {exc}"
+    return f"Data Docs not rebuilt: {type(exc).__name__}: {db.short_reason(exc)}"
 
 
 @dataclass

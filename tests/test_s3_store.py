@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -57,10 +58,13 @@ def _free_port() -> int:
 def s3_endpoint() -> Iterator[str]:
     """A moto S3 server on 127.0.0.1 (its own process), for this module's tests."""
     port = _free_port()
+    # Its request log goes to a file: a pipe nobody reads fills up (64 KB, a few runs' requests)
+    # and the server then blocks on its next log line, every client waiting out its timeouts.
+    log = tempfile.TemporaryFile()  # noqa: SIM115  (closed after the server stops)
     proc = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=log,
     )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -71,9 +75,8 @@ def s3_endpoint() -> Iterator[str]:
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError(
-                    f"moto server did not start: {proc.stderr.read().decode()[-2000:]}"
-                ) from None
+                log.seek(0)
+                raise RuntimeError(f"moto server did not start: {log.read().decode()[-2000:]}") from None
             time.sleep(0.2)
     yield endpoint
     proc.terminate()
@@ -81,6 +84,7 @@ def s3_endpoint() -> Iterator[str]:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    log.close()
 
 
 @pytest.fixture

@@ -9,16 +9,22 @@ run: GX makes a new site builder (~4 ms of config substitution and class loading
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import logging
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
+from great_expectations.data_context.types.resource_identifiers import (
+    ExpectationSuiteIdentifier,
+    ValidationResultIdentifier,
+)
 from great_expectations.data_context.util import instantiate_class_from_config
 from great_expectations.render.view.view import DefaultJinjaView
 from jinja2 import BytecodeCache
@@ -161,13 +167,13 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
     wanted = [r for r in asked if not _suite_page_exists(builders, r)] or asked[:1]
     settings = run_settings()  # the health page reads the warehouse of this run
     urls = {}
-    # The index, the validation section and the health page each list every stored result.
-    with listed_once():
-        for name, builder in builders.items():
+    for name, builder in builders.items():
+        # The index, the validation section and the health page each list every stored result.
+        with _site_lock(builder), listed_once():
             index = builder.build(resource_identifiers=wanted, build_index=True)
-            if index:
-                urls[name] = index[0]
-        for url in urls.values():
+            if not index:
+                continue
+            url = urls[name] = index[0]
             if not url.startswith("file://"):  # a site in a bucket (s3_store makes pages offline)
                 refresh_health_page(context, None, settings)
                 continue
@@ -178,6 +184,27 @@ def build_data_docs(context, resource_identifiers: list) -> dict:
                 logger.warning("Data Docs at %s still load CSS/JS from CDNs", site, exc_info=True)
             refresh_health_page(context, site, settings)  # the index links the health page: built together
     return urls
+
+
+@contextlib.contextmanager
+def _site_lock(builder) -> Iterator[None]:
+    """For a site on this machine's disk: one build at a time (an exclusive ``flock``).
+
+    Two runs building one folder at once (two ``monitor`` runs, two Airflow runs of a backfill)
+    could otherwise read a page the other is still writing (``localize_site`` rewrites the pages
+    of the build) and write it back cut short. A site in a bucket needs no lock: each object is
+    written whole, and the site builder redoes an index that missed another run's page.
+    """
+    backend = builder.target_store.store_backends.get(ValidationResultIdentifier)
+    base = getattr(backend, "full_base_directory", None)
+    if base is None:
+        yield
+        return
+    site = Path(base)
+    site.parent.mkdir(parents=True, exist_ok=True)
+    with open(site.parent / f".{site.name}.build.lock", "a+b") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, or the process dies
+        yield
 
 
 def _suite_page_exists(builders: dict, identifier) -> bool:

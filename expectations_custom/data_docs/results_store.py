@@ -17,6 +17,7 @@ Named by ``class_name``/``module_name`` in ``gx/great_expectations.yml`` (``gx_p
 
 from __future__ import annotations
 
+import logging
 import re
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
@@ -30,7 +31,11 @@ from great_expectations.data_context.types.resource_identifiers import (
 )
 
 from expectations_custom.scoped import bound
+from expectations_custom.store_faults import noted_faults
 from order_tracking.checks import gx_results
+from order_tracking.errors import StoreUnavailable
+
+logger = logging.getLogger(__name__)
 
 GX_RUN_TIME = re.compile(r"\d{8}T\d{6}\.\d{6}Z")  # RunIdentifier.to_tuple's "%Y%m%dT%H%M%S.%fZ", UTC
 
@@ -60,6 +65,19 @@ class ValidationResultsStore(validation_results_store.ValidationResultsStore):
     ``ValidationResultsStore`` gets GX's default one under the same store name, silently
     replacing this one (``DataContextConfig._init_stores``).
     """
+
+    def store_validation_results(self, *args, **kwargs):
+        """GX's, except that a store that cannot be reached is noted, not raised, inside
+        ``store_faults_noted``: the check's actions (the exceptions write first) still run."""
+        try:
+            return super().store_validation_results(*args, **kwargs)
+        except StoreUnavailable as exc:
+            faults = noted_faults()
+            if faults is None:
+                raise
+            faults.results = faults.results or str(exc)
+            logger.warning("validation result not stored: %s", exc)
+            return False
 
     def list_keys(self) -> list:
         listed = _LISTED.get()

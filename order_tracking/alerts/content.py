@@ -233,10 +233,12 @@ def build_alert(
     base_url: str | None = None,
     failed_tasks: Sequence[str] = (),
     run_label: str | None = None,
+    data_docs_error: str | None = None,
 ) -> Alert:
     """The alert for one run: ``summaries`` of its checks, the open exceptions per type, links.
 
     ``open_by_type`` missing a type means "not known" (e.g. the warehouse was down), not zero.
+    ``data_docs_error``: this run's pages were not built: one line, no link to the old home page.
     """
     open_by_type = dict(open_by_type or {})
     views = _type_views(summaries, open_by_type)
@@ -281,7 +283,11 @@ def build_alert(
         text += ["", *t]
         parts.append(h)
 
-    if index:
+    if data_docs_error:
+        line = f"Data Docs: this run's pages could not be built: {data_docs_error}"
+        text += ["", line]
+        parts.append(f"<p>{html.escape(line)}</p>")
+    elif index:
         text += ["", f"Data Docs: {index}"]
         parts.append(f"<p>Data Docs: {_a(index)}</p>")
     text += ["", f"All open exceptions: {CLI} exceptions"]

@@ -122,6 +122,10 @@ def gather(context: dict[str, Any], with_exceptions: bool = True) -> dict[str, A
         elif task_id in info["failed_tasks"]:
             summaries.append(alert_content.error_summary(check, f"task {task_id} failed; see its log"))
     info["summaries"] = summaries
+    # A DQ task whose pages could not be built says so (``data_docs_error``): the email
+    # then says it once, instead of linking the home page as if it showed this run.
+    docs_errors = [s["data_docs_error"] for s in summaries if s.get("data_docs_error")]
+    info["data_docs_error"] = docs_errors[0] if docs_errors else None
     open_now = gate.get(UNRESOLVED_TASK)
     info["open_by_type"] = (
         None
@@ -159,6 +163,7 @@ def render(info: dict[str, Any], now: datetime | None = None) -> alert_content.A
         base_url=info.get("base_url"),
         failed_tasks=failed,
         run_label=str(info["run_id"]),
+        data_docs_error=info.get("data_docs_error"),
     )
 
 

@@ -23,23 +23,30 @@ log = logging.getLogger(__name__)
 
 
 def send_run_alert(
-    settings: Settings, summaries: list[dict], outcomes: list[CheckOutcome], as_of
+    settings: Settings,
+    summaries: list[dict],
+    outcomes: list[CheckOutcome],
+    as_of,
+    data_docs_error: str | None = None,
 ) -> str | None:
     """The run's one alert email, sent after every check has written; the failure line, if any.
 
     ``summaries`` are what the checkpoints' email actions recorded; a check whose checkpoint raised
-    before its actions ran is added from its outcome, so the email names every error.
+    before its actions ran is added from its outcome, so the email names every error. A failed
+    Data Docs build is its one "Data Docs:" line, in place of the link to the home page.
     """
     try:
         if not settings.alert.smtp_host:
             return None
         seen = {s.get("check") for s in summaries}
+        if data_docs_error:
+            seen.add("data_docs")  # said by the Data Docs line
         summaries = summaries + [
             alert_content.error_summary(o.check, o.message, as_of.isoformat())
             for o in outcomes
             if o.status == "error" and o.check not in seen
         ]
-        result = send_alert(summaries, settings)
+        result = send_alert(summaries, settings, data_docs_error=data_docs_error)
     except (mailer.MailError, UserError) as exc:
         return str(exc)
     except Exception as exc:  # a bug in the email must not turn written findings into a traceback
@@ -63,6 +70,7 @@ def send_alert(
     summaries: list[dict],
     settings: Settings,
     open_by_type: dict[str, alert_content.OpenStats] | None = None,
+    data_docs_error: str | None = None,
 ) -> str:
     """Build the one alert for ``summaries`` and send it; ``""`` when nothing failed.
 
@@ -87,6 +95,7 @@ def send_alert(
         data_docs_index=settings.data_docs_location,
         site_root=settings.data_docs_index.parent,
         base_url=alert_settings.data_docs_base_url,
+        data_docs_error=data_docs_error,
     )
     mailer.send(alert, alert_settings)
     return f"sent to {', '.join(alert_settings.recipients)}"

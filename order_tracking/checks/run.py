@@ -43,6 +43,7 @@ class CheckOutcome:
     exception_type: str | None = None
     skipped_null_order_ids: int = 0  # failing rows that cannot be keyed: counted, not written
     details: dict = field(default_factory=dict)  # the validation result's details (Test 0: cycles)
+    store_error: str | None = None  # checked and written, but GX's result was not stored (one line)
 
     @property
     def sample_ids(self) -> list[str]:
@@ -97,6 +98,7 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
 
     from expectations_custom.actions import exceptions_recorded
     from expectations_custom.data_docs.build import docs_sites_urls
+    from expectations_custom.store_faults import store_faults_noted
     from order_tracking.checks import gx_project
 
     cp_name = gx_project.CHECKS[check].checkpoint
@@ -104,7 +106,7 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
     try:
         if check == "extraction_count":
             params["source_counts"] = measure_source_counts(settings, as_of)
-        with exceptions_recorded() as recorded:
+        with exceptions_recorded() as recorded, store_faults_noted() as faults:
             result = context.checkpoints.get(cp_name).run(
                 expectation_parameters=params,
                 # Data Docs list runs by name: make it say which window was checked.
@@ -120,10 +122,18 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
     url = None
     try:
         # The page is built at the end of the run (data_docs_deferred): its URL is known now.
-        urls = docs_sites_urls(context, identifier, only_if_exists=False)
+        # A result that was not stored gets no page: no URL either.
+        urls = [] if faults.results else docs_sites_urls(context, identifier, only_if_exists=False)
         url = urls[0]["site_url"] if urls else None
     except Exception:
         log.warning("no Data Docs URL for %s", cp_name)
+    outcome = _outcome(check, evr, url, recorded)
+    outcome.store_error = faults.results
+    return outcome
+
+
+def _outcome(check: str, evr, url: str | None, recorded: list) -> CheckOutcome:
+    """The outcome of one validation result (``recorded``: what the exceptions action wrote)."""
     error = gx_results.result_error(evr)
     if error is not None:
         return CheckOutcome(check, "error", message=error, data_docs_url=url)
@@ -162,7 +172,7 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
     exceptions_store.require_table(engine, schema.build_tables(settings))  # else: run init-db
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
-    from expectations_custom.actions import alert_email_deferred
+    from expectations_custom.actions import alert_email_deferred, data_docs_error
     from expectations_custom.data_docs.build import build_data_docs, data_docs_deferred
     from expectations_custom.run_settings import settings_bound
 
@@ -182,9 +192,12 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
             # Findings are written; the pages are not: an error (exit 3), never a link to them.
             log.debug("Data Docs not rebuilt", exc_info=True)  # shown with --verbose
             docs_error = data_docs_error(exc)
-            for outcome in outcomes:
+        unstored = {o.check for o in outcomes if o.store_error}
+        for outcome in outcomes:
+            if docs_error or outcome.check in unstored:
                 outcome.data_docs_url = None  # the page it names was not written
-            for summary in alerts.summaries:
+        for summary in alerts.summaries:
+            if docs_error or summary.get("check") in unstored:
                 summary["data_docs_page"] = None  # nor does the email link it
     try:
         unresolved = exceptions_store.unresolved_summary(engine, schema.build_tables(settings))
@@ -195,19 +208,23 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
         engine.dispose()
     if store_error is not None:
         outcomes.append(CheckOutcome("gx_store", "error", message=store_error))
-    if docs_error is not None:
+    if unstored:
+        # One line naming the store: the site build that failed with it says nothing new.
+        first = next(o.store_error for o in outcomes if o.store_error)
+        outcomes.append(CheckOutcome("gx_store", "error", message=_unstored_line(first, outcomes)))
+    elif docs_error is not None:
         outcomes.append(CheckOutcome("data_docs", "error", message=docs_error))
     from order_tracking.alerts.run_alert import send_run_alert
 
-    email_error = send_run_alert(settings, alerts.summaries, outcomes, as_of)
+    email_error = send_run_alert(settings, alerts.summaries, outcomes, as_of, docs_error)
     index = None if docs_error else settings.data_docs_location
     return MonitorReport(as_of, outcomes, unresolved, index, email_error)
 
 
-def data_docs_error(exc: Exception) -> str:
-    """One line for a failed Data Docs build: the store's own line when the upload failed."""
-    from order_tracking.errors import StoreUnavailable
-
-    if isinstance(exc, StoreUnavailable):
-        return f"Data Docs upload failed: {exc}"
-    return f"Data Docs not rebuilt: {type(exc).__name__}: {db.short_reason(exc)}"
+def _unstored_line(store_error: str, outcomes: list[CheckOutcome]) -> str:
+    """The store's line, and which checks' results it did not take (their findings are written)."""
+    names = ", ".join(o.check for o in outcomes if o.store_error)
+    return (
+        f"{store_error}; results not stored for {names} "
+        "(findings written; the next run's Data Docs list what the store holds)"
+    )

@@ -33,8 +33,6 @@ from order_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
 
-log = logging.getLogger(__name__)
-
 SUMMARY_KEY = "summary"  # the XCom each DQ task pushes (TEAM.md contract)
 
 # DAG task id -> check name of order_tracking.checks.run / gx_project.CHECKS
@@ -66,6 +64,7 @@ class _CheckpointWithParameters:
         self.checkpoint: Any = None
         self.result: Any = None
         self.recorded: list = []  # what the exceptions action wrote (RecordResult)
+        self.faults: Any = None  # store_faults.StoreFaults: a store that failed during the run
         self.store_error: str | None = None  # the shared GX store was unusable: local stores used
 
     def load_context(self) -> Any:
@@ -91,8 +90,14 @@ class _CheckpointWithParameters:
 
         from expectations_custom.actions import exceptions_recorded
         from expectations_custom.run_settings import settings_bound
+        from expectations_custom.store_faults import store_faults_noted
 
-        with settings_bound(self.settings), exceptions_recorded() as self.recorded:
+        # A store that fails is noted, not raised: the findings are written all the same.
+        with (
+            settings_bound(self.settings),
+            exceptions_recorded() as self.recorded,
+            store_faults_noted() as self.faults,
+        ):
             self.result = self.checkpoint.run(
                 batch_parameters=batch_parameters or None,
                 expectation_parameters=self.expectation_parameters,
@@ -101,9 +106,17 @@ class _CheckpointWithParameters:
             )
         return self.result
 
-    def data_docs_page(self) -> str | None:
-        if self.result is None or self.gx_context is None:
+    def store_fault(self) -> str | None:
+        """One line when a store failed: the result not stored, or the pages not built."""
+        if self.faults is None or not self.faults.any:
             return None
+        if self.faults.results:
+            return f"{self.faults.results}; the result was not stored (findings written)"
+        return self.faults.data_docs
+
+    def data_docs_page(self) -> str | None:
+        if self.result is None or self.gx_context is None or self.store_fault():
+            return None  # never a link to a page that was not written
         identifier = next(iter(self.result.run_results))
         try:
             urls = self.gx_context.get_docs_sites_urls(resource_identifier=identifier)
@@ -127,6 +140,7 @@ def empty_summary(check: str, as_of: datetime | None) -> dict[str, Any]:
         "as_of": as_of.isoformat() if as_of else None,
         "sample": [],
         "data_docs_page": None,
+        "data_docs_error": None,  # this run's page was not built: the line saying why
         "error": None,
     }
 
@@ -138,13 +152,15 @@ def summarize(check: str, as_of: datetime, wrapper: _CheckpointWithParameters) -
         return {**empty_summary(check, as_of), "error": "the checkpoint did not run"}
     recorded = [r.__dict__ for r in wrapper.recorded]
     validation = next(iter(result.run_results.values()))
-    return alert_content.summary_from_result(
+    summary = alert_content.summary_from_result(
         check,
         validation.results[0],
         recorded,
         as_of=as_of.isoformat(),
         data_docs_page=wrapper.data_docs_page(),
     )
+    summary["data_docs_error"] = wrapper.store_fault()
+    return summary
 
 
 def push_summary(context: Any, summary: dict[str, Any]) -> None:
@@ -207,9 +223,12 @@ class OrderTrackingCheckpointOperator(GXValidateCheckpointOperator):
         push_summary(context, summary)
         if store_error is not None:
             log.error("%s: this run's results and Data Docs stayed local: %s", self.check, store_error)
+        fault = summary.get("data_docs_error")
+        if fault:  # written, but no page: an error, as the CLI's exit 3, and no link
+            log.error("%s: %s", self.check, fault)
         self._raise_for(summary)
-        if store_error is not None:  # written, but the shared site missed the run: retry (transient)
-            raise RuntimeError(f"{self.check}: {store_error}")
+        if store_error is not None or fault:  # the findings are written: a retry redoes the rest
+            raise RuntimeError(f"{self.check}: {store_error or fault}")
         log.info("%s passed: %s", self.check, summary)
         return summary
 
