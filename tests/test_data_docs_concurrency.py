@@ -173,3 +173,26 @@ def test_a_build_that_listed_the_results_before_another_run_stored_keeps_that_ru
     stored, pages, index = _local_state(gx_copy)
     assert len(stored) == 8
     _assert_every_result_has_a_listed_page(stored, pages, index)
+
+
+@pytest.mark.usefixtures("sqlite_urls")
+def test_a_result_cut_short_is_a_warning_and_the_other_pages_are_built(gx_copy):
+    """A run killed while GX wrote its result leaves a file cut short: the next build renders the
+    other pages, and says in a warning which page it could not build (it used to fail every build:
+    the section builder raised on it)."""
+    seed_dataset(synthetic.SeedConfig(as_of=AS_OF, orders=1000, seed=7))
+    _monitor(AS_OF)
+    results = gx_copy / "uncommitted" / "validations"
+    whole = next(results.glob("order_tracking_missing_spath/*/*/*.json"))
+    cut = whole.parent.parent / "20261125T040000.000000Z" / whole.name
+    cut.parent.mkdir()
+    cut.write_text(whole.read_text(encoding="utf-8")[:200], encoding="utf-8")
+
+    run = run_cli("monitor", "--as-of", (AS_OF + timedelta(hours=1)).isoformat())
+    assert run.returncode in (1, 2), run.stdout + run.stderr
+    run_name = whole.parent.parent.name
+    assert f"Data Docs page not built for order_tracking_missing_spath, run {run_name}" in run.stderr
+    stored, pages, index = _local_state(gx_copy)
+    _assert_every_result_has_a_listed_page(
+        stored - {cut.relative_to(results).with_suffix("").parts}, pages, index
+    )

@@ -29,6 +29,7 @@ from great_expectations.data_context.types.resource_identifiers import (
     ExpectationSuiteIdentifier,
     ValidationResultIdentifier,
 )
+from great_expectations.exceptions import InvalidKeyError
 
 from expectations_custom.scoped import bound
 from expectations_custom.store_faults import noted_faults
@@ -88,7 +89,17 @@ class ValidationResultsStore(validation_results_store.ValidationResultsStore):
         return list(listed[id(self)])
 
     def get(self, key):
-        result = super().get(key)
+        try:
+            result = super().get(key)
+        except (InvalidKeyError, StoreUnavailable):
+            raise
+        except Exception as exc:
+            if _LISTED.get() is None:
+                raise
+            # In a build: one result cut short (a run killed while GX wrote it) must not fail every
+            # build from now on. GX's builders skip a key that raises InvalidKeyError, with a warning.
+            logger.warning("stored validation result %s cannot be read, skipped: %s", key, exc)
+            raise InvalidKeyError(f"unreadable validation result {key}") from None
         if _LISTED.get() is not None and isinstance(key, ValidationResultIdentifier):
             evrs = getattr(result, "results", None) or []
             error = next((e for e in map(gx_results.result_error, evrs) if e), None)
