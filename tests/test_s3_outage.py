@@ -96,19 +96,25 @@ def _logged(capfd, caplog) -> str:
 
 
 class _TaskInstance:
-    """What the provider's operator and ours call on ``ti`` in a task: XCom pushes, kept here."""
+    """What the operators and the run's notifier call on ``ti``: XCom pushes, kept here."""
 
-    def __init__(self) -> None:
+    dag_id = "order_tracking_daily_monitoring"
+
+    def __init__(self, task_id: str) -> None:
+        self.task_id = task_id
         self.pushed: dict[str, object] = {}
 
     def xcom_push(self, key: str, value: object) -> None:
         self.pushed[key] = value
 
+    def xcom_pull(self, task_ids: str, key: str, run_id: str | None = None) -> object:
+        return self.pushed.get(key) if task_ids == self.task_id else None
+
 
 def _run_dq_task(check: str, as_of: datetime) -> tuple[_TaskInstance, BaseException | None]:
     from order_tracking.orchestration.operator import OrderTrackingCheckpointOperator
 
-    ti = _TaskInstance()
+    ti = _TaskInstance(f"dq_{check}")
     task = OrderTrackingCheckpointOperator(task_id=f"dq_{check}", check=check)
     context = {"ti": ti, "run_id": "manual__outage", "params": {"as_of": as_of.isoformat()}}
     try:
@@ -139,6 +145,17 @@ def test_s3_stopped_mid_task_loses_no_finding_under_airflow(outage, bucket, capf
     logged = _logged(capfd, caplog)
     assert f"missing_spath: GX store s3://{bucket}/{PREFIX}/validations" in logged  # the error line
     assert ".html" not in logged  # no page link logged
+
+    # The run's email (the DAG's notifier, from the task's XCom): every finding, no page, and one
+    # line saying the pages could not be built instead of the old home page's link.
+    from order_tracking.alerts import notifier
+
+    alert = notifier.render(notifier.gather({"ti": ti, "run_id": "manual__outage"}))
+    for order_id in sorted(manifest["expected"]["ORDER_MISSING_SPATH"]):
+        assert str(order_id) in alert.text
+    assert "Page: " not in alert.text and "index.html" not in alert.text + alert.html
+    docs_lines = [line for line in alert.text.splitlines() if line.startswith("Data Docs")]
+    assert docs_lines == [f"Data Docs: this run's pages could not be built: {summary['data_docs_error']}"]
 
 
 @pytest.mark.usefixtures("gx_copy", "sqlite_urls", "airflow_db")
