@@ -81,12 +81,16 @@ def test_shims_datediff_identity_distkey_vacuum_and_stand_ins(twin_engine, schem
             {"s": s, "t": "t"},
         ).one()
         history = conn.execute(
-            sa.text("SELECT status, is_automatic FROM sys_vacuum_history WHERE schema_name = :s"), {"s": s}
+            sa.text(
+                "SELECT vacuum_type, status, is_automatic FROM sys_vacuum_history WHERE schema_name = :s "
+                "ORDER BY start_time, vacuum_type"
+            ),
+            {"s": s},
         ).all()
         assert sa.inspect(conn).has_table("t", schema=s)  # the dialect's own catalog query
         assert sa.inspect(conn).get_table_names(schema=s) == ["t"]
     assert info.size >= 1
-    assert history == [("Complete", False)]
+    assert history == [("Delete", "Complete", False), ("Sort", "Complete", False)]
 
 
 @pytest.mark.usefixtures("redshift_warehouse")
