@@ -552,8 +552,14 @@ def test_cli_dry_run_for_the_warehouse_and_bad_flags(sqlite_urls: tuple[str, str
         "-- vacuum plan for sqlite",
         "-- sqlite has no table-level VACUUM: each VACUUM DELETE ONLY below rebuilds the whole file of",
         "-- the schema (every table in it, the same work each time); ANALYZE is per table.",
+        f"-- figures not read: no database at {sqlite_urls[0].split(':///')[1]}: check the warehouse URL "
+        "(--warehouse-url or ORDER_TRACKING_WAREHOUSE_URL), or create it with init-db",
         "-- vacuum_mart_uti",
+        "-- VACUUM DELETE ONLY mart_uni_tracking_info: runs: no threshold "
+        "(ORDER_TRACKING_VACUUM_MIN_DELETED_PCT=0, always)",
         'VACUUM "settlement_public";  -- VACUUM DELETE ONLY mart_uni_tracking_info',
+        "-- ANALYZE mart_uni_tracking_info: runs: no threshold "
+        "(ORDER_TRACKING_ANALYZE_MIN_STATS_OFF_PCT=0, always)",
         "ANALYZE settlement_public.mart_uni_tracking_info;",
     ]
     bad = run_cli("vacuum", "--tables", "uti,orders")
