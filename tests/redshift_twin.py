@@ -20,8 +20,8 @@ Shims (few; each one is a Redshift spelling, never a PostgreSQL feature made to 
 - ``VACUUM [DELETE ONLY | SORT ONLY | FULL ...] t [TO n PERCENT] [BOOST]`` and ``ANALYZE t [PREDICATE
   COLUMNS]`` are done by :func:`redshift_twin_catalog.maintenance` under Redshift's privilege rules
   and recorded in ``sys_vacuum_history`` (see that module for what is modelled).
-- ``CREATE TABLE``: each ``col VARCHAR(n)`` also gets ``CHECK (octet_length(col) <= n)``, because a
-  Redshift VARCHAR(n) holds n bytes, not n characters (a too-long value fails, as on Redshift,
+- ``CREATE [TEMPORARY] TABLE``: each ``col VARCHAR(n)`` also gets ``CHECK (octet_length(col) <= n)``,
+  because a Redshift VARCHAR(n) holds n bytes, not n characters (a too-long value fails, as on Redshift,
   though with a check-constraint message).
 - sqlalchemy-redshift's own catalog queries (recognised by ``svv_external_schemas``): the UNION
   branches over Spectrum / late-binding-view relations are dropped (none exist in the twin),
@@ -60,7 +60,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import plugins
 from sqlalchemy.engine import URL, CreateEnginePlugin, Engine, make_url
 
-from tests import redshift_twin_catalog
+from tests import redshift_twin_catalog, redshift_twin_rules
 
 PLUGIN = "redshift_twin"
 MARKER = "redshift_twin"  # the twin URL's application_name
@@ -87,7 +87,7 @@ class Rule:
     """One construct Redshift does not support, how to spot it, and where the guide says so."""
 
     construct: str
-    pattern: re.Pattern[str]
+    pattern: re.Pattern[str] | redshift_twin_rules.SkipLevelCorrelation
     page: tuple[str, str]
     example: str  # a statement the rule must refuse (the guard's tests run every one)
 
@@ -96,7 +96,7 @@ def _rule(construct: str, pattern: str, page: tuple[str, str], example: str) -> 
     return Rule(construct, re.compile(pattern, re.IGNORECASE | re.DOTALL), page, example)
 
 
-RULES: tuple[Rule, ...] = (
+RULES: tuple[Rule, ...] = (  # noqa: RUF005
     _rule("CREATE INDEX (incl. UNIQUE and partial indexes)", r"\bCREATE\s+(UNIQUE\s+)?INDEX\b", FEATURES,
           "CREATE UNIQUE INDEX ix ON s.t (a) WHERE b IS NULL"),
     _rule("sequences (CREATE/ALTER/DROP SEQUENCE)", r"\b(CREATE|ALTER|DROP)\s+(TEMP(ORARY)?\s+)?SEQUENCE\b",
@@ -150,6 +150,9 @@ RULES: tuple[Rule, ...] = (
           "SELECT a FROM s.t WHERE to_tsvector(b) @@ to_tsquery('x')"),
     _rule("SAVEPOINT / ROLLBACK TO SAVEPOINT", r"^\s*(SAVEPOINT|RELEASE\s+SAVEPOINT)\b|\bROLLBACK\s+TO\b",
           FUNCTIONS, "SAVEPOINT sa_savepoint_1"),
+) + tuple(
+    Rule(c, _rule(c, p, page, e).pattern if isinstance(p, str) else p, page, e)
+    for c, p, page, e in redshift_twin_rules.EXTRA_RULES
 )  # fmt: skip
 
 # Redshift SQL the product sends that the guard must let through (tests run every one).
@@ -172,6 +175,7 @@ ALLOWED_EXAMPLES: tuple[str, ...] = (
     # SQLAlchemy's own reflection (Table.create(checkfirst=True)): a leader-node catalog query.
     "SELECT pg_catalog.pg_class.relname FROM pg_catalog.pg_class JOIN pg_catalog.pg_namespace "
     "ON pg_catalog.pg_namespace.oid = pg_catalog.pg_class.relnamespace WHERE relkind = ANY (ARRAY['r', 'v'])",
+    *redshift_twin_rules.EXTRA_ALLOWED,
 )
 
 
@@ -277,7 +281,9 @@ def _catalog_postgres(sql: str) -> str:
 
 
 # Redshift's VARCHAR(n) holds n bytes of UTF-8, PostgreSQL's n characters: a CHECK on the byte length.
-_CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\b", re.IGNORECASE)
+_CREATE_TABLE = re.compile(
+    r"^\s*CREATE\s+(TEMP\s+|TEMPORARY\s+)?TABLE\b", re.IGNORECASE
+)  # temporary ones too
 _VARCHAR_COLUMN = re.compile(r"^(\s*)(\w+) VARCHAR\((\d+)\)", re.IGNORECASE | re.MULTILINE)
 _VARCHAR_BYTES = r"\1\2 VARCHAR(\3) CONSTRAINT \2_varchar_bytes CHECK (octet_length(\2) <= \3)"
 

@@ -102,6 +102,10 @@ def test_varchar_length_counts_bytes_as_on_redshift(twin_engine, schemas) -> Non
         conn.execute(sa.text(f"INSERT INTO {s}.v (note) VALUES (:n)"), {"n": "abcd"})  # 4 bytes
     with pytest.raises(sa.exc.IntegrityError, match="note_varchar_bytes"), twin_engine.begin() as conn:
         conn.execute(sa.text(f"INSERT INTO {s}.v (note) VALUES (:n)"), {"n": "ééé"})  # 3 chars, 6 bytes
+    # temporary tables too (the staged exceptions write makes one)
+    with pytest.raises(sa.exc.IntegrityError, match="notes_varchar_bytes"), twin_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TEMPORARY TABLE staged (\n\tnotes VARCHAR(4)\n)")
+        conn.execute(sa.text("INSERT INTO staged (notes) VALUES (:n)"), {"n": "ééé"})
 
 
 def test_recording_keeps_every_statement_as_sent(twin_engine, twin_recording) -> None:
