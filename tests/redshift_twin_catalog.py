@@ -15,6 +15,9 @@ Modelled (PostgreSQL 15 underneath; each item says what it is built from):
   'Complete'; a test may set 'Skipped' or 'Failed', or ``NO_ROW``: then nothing is vacuumed), plus
   PostgreSQL's autovacuums as ``is_automatic`` rows. Regular users see only their own rows, superusers all.
   Tests may insert rows of their own (``is_automatic`` ones) into ``vacuum_log``.
+- ``sys_analyze_history`` (superusers only): one row per ANALYZE the twin ran, status 'Full' or
+  'PredicateColumn', or 'Skipped' when the test sets ``table_state.analyze_status`` (then nothing
+  is analyzed).
 - Who may VACUUM/ANALYZE (``may_maintain``): a superuser, the table owner, or a user granted the
   VACUUM / ANALYZE system permission (``system_privileges``, shown as ``svv_system_privileges``,
   roles through ``svv_user_grants``). A database owner may not (Redshift allows it only for tables
@@ -40,6 +43,10 @@ CREATE TABLE IF NOT EXISTS {SCHEMA}.table_state (
   schema_name text, table_name text, unsorted numeric, vacuum_status text,
   PRIMARY KEY (schema_name, table_name));
 CREATE TABLE IF NOT EXISTS {SCHEMA}.system_privileges (identity_name text, system_privilege text);
+ALTER TABLE {SCHEMA}.table_state ADD COLUMN IF NOT EXISTS analyze_status text;
+CREATE TABLE IF NOT EXISTS {SCHEMA}.analyze_log (
+  user_name text, schema_name text, table_name text, is_automatic char(1), status text,
+  start_time timestamp, end_time timestamp);
 CREATE OR REPLACE FUNCTION {SCHEMA}.is_superuser() RETURNS boolean LANGUAGE sql STABLE AS $$
   SELECT COALESCE((SELECT rolsuper FROM pg_roles WHERE rolname = current_user), false) $$;
 CREATE OR REPLACE FUNCTION {SCHEMA}.svv_table_info_granted() RETURNS boolean LANGUAGE sql STABLE AS $$
@@ -97,6 +104,21 @@ RETURNS void LANGUAGE sql SECURITY DEFINER AS $$
   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
   WHERE c.oid = rel AND st.schema_name = n.nspname AND st.table_name = c.relname
     AND status = 'Complete' AND kind IN ('Sort', 'Full') $$;
+CREATE OR REPLACE VIEW {SCHEMA}.sys_analyze_history AS
+SELECT a.user_name, a.schema_name, a.table_name, a.is_automatic, a.status, a.start_time, a.end_time
+FROM {SCHEMA}.analyze_log a WHERE {SCHEMA}.is_superuser();
+GRANT SELECT ON {SCHEMA}.sys_analyze_history TO PUBLIC;
+CREATE OR REPLACE FUNCTION {SCHEMA}.analyze_status(rel regclass) RETURNS text LANGUAGE sql STABLE
+SECURITY DEFINER AS $$
+  SELECT (SELECT st.analyze_status FROM {SCHEMA}.table_state st
+          JOIN pg_class c ON c.relname = st.table_name
+          JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = st.schema_name
+          WHERE c.oid = rel) $$;
+CREATE OR REPLACE FUNCTION {SCHEMA}.record_analyze(rel regclass, status text, started timestamp)
+RETURNS void LANGUAGE sql SECURITY DEFINER AS $$
+  INSERT INTO {SCHEMA}.analyze_log
+  SELECT session_user, n.nspname, c.relname, 'f', status, started, (now() AT TIME ZONE 'UTC')::timestamp
+  FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = rel $$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {SCHEMA} TO PUBLIC;
 """
 
@@ -151,10 +173,18 @@ def maintenance(conn, sql: str) -> str | None:
         cur.execute(f"SELECT {SCHEMA}.record_vacuum(%s::regclass, %s, %s, %s)",
                     (table, _kind(vacuum.group(1)), status, started))  # fmt: skip
         return NO_OP
+    if analyze:
+        cur.execute(f"SELECT {SCHEMA}.analyze_status(%s::regclass)", (table,))
+        if cur.fetchone()[0] == "Skipped":  # Redshift: too few rows changed since the last ANALYZE
+            cur.execute(f"SELECT {SCHEMA}.record_analyze(%s::regclass, 'Skipped', %s)", (table, started))
+            return NO_OP
     if as_self:
         cur.execute(plain)
     else:
         _run_as_owner(conn, table, plain)
+    if analyze:
+        status = "PredicateColumn" if "PREDICATE" in sql.upper() else "Full"
+        cur.execute(f"SELECT {SCHEMA}.record_analyze(%s::regclass, %s, %s)", (table, status, started))
     if vacuum:
         cur.execute(f"SELECT {SCHEMA}.record_vacuum(%s::regclass, %s, %s, %s)",
                     (table, _kind(vacuum.group(1)), "Complete", started))  # fmt: skip
@@ -187,6 +217,18 @@ def set_table_state(
                 "vacuum_status = EXCLUDED.vacuum_status"
             ),
             {"s": schema, "t": table, "u": unsorted, "v": vacuum_status},
+        )
+
+
+def set_analyze_status(admin: sa.Engine, schema: str, table: str, status: str | None) -> None:
+    """The status the twin's next ANALYZE of the table ends with ('Skipped'; None: it runs)."""
+    with admin.begin() as conn:
+        conn.execute(
+            sa.text(
+                f"INSERT INTO {SCHEMA}.table_state (schema_name, table_name, analyze_status) "
+                "VALUES (:s, :t, :a) ON CONFLICT (schema_name, table_name) DO UPDATE SET analyze_status = :a"
+            ),
+            {"s": schema, "t": table, "a": status},
         )
 
 

@@ -179,3 +179,18 @@ def test_a_user_granted_vacuum_and_analyze_is_allowed(redshift_warehouse: str) -
     assert vacuum.status == "unknown", vacuum.error
     assert "no evidence" in vacuum.error
     assert analyze.status == "ok", analyze.error
+
+
+def test_sys_analyze_history_proves_or_skips_the_analyze(redshift_warehouse: str) -> None:
+    settings = Settings.from_env()
+    engine = _pg_setup(settings)  # run as a superuser: sys_analyze_history is superuser-only
+    admin = _admin(redshift_warehouse)
+    _vacuum, analyzed = _run(engine, "vacuum_mart_uti")
+    redshift_twin_catalog.set_analyze_status(admin, settings.mart_schema, UTI, "Skipped")
+    _vacuum, skipped = _run(engine, "vacuum_mart_uti")
+    admin.dispose()
+    engine.dispose()
+    assert (analyzed.status, analyzed.error) == ("ok", None)
+    assert "history: ANALYZE Full" in analyzed.notes
+    assert skipped.status == "skipped", skipped.error
+    assert skipped.error.startswith("sys_analyze_history reports 'Skipped' for this ANALYZE")

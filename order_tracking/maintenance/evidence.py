@@ -39,6 +39,7 @@ from order_tracking.maintenance.judge import (
 from order_tracking.maintenance.metrics import (
     SVV_TABLE_INFO,
     Metrics,
+    analyze_history,
     read_metrics,
     vacuum_history,
     wait_for_postgres,
@@ -75,6 +76,17 @@ def svv_access(conn: Connection, schema_name: str, table: str) -> SvvAccess:
     return SvvAccess(readable=readable, table_visible=visible, holds_rows=holds)
 
 
+def _analyze_history(engine: Engine, schema_name: str, table: str, since: datetime, outcome: Outcome) -> list:
+    """sys_analyze_history rows, or none with a note: it is superuser-only unless granted."""
+    try:
+        rows = analyze_history(engine, schema_name, table, since)
+    except sa.exc.DBAPIError as exc:
+        outcome.notes.append(f"sys_analyze_history unavailable: {short_reason(exc)}")
+        return []
+    outcome.notes.extend(f"history: ANALYZE {str(h['status']).strip()}" for h in rows)
+    return rows
+
+
 def _no_row(metrics: Metrics | None) -> bool:
     return metrics is None or not metrics.detail.get("in_svv_table_info", True)
 
@@ -97,7 +109,8 @@ def _check_effect(engine: Engine, settings: Settings, stmt: Statement, outcome: 
                 stmt.operation, outcome.before, outcome.after, history, rights, svv
             )
         else:
-            judged = judge_redshift_analyze(outcome.before, outcome.after, rights, svv)
+            analyzed = _analyze_history(engine, schema_name, stmt.table, since, outcome)
+            judged = judge_redshift_analyze(outcome.before, outcome.after, rights, svv, analyzed)
         if judged[0] == OK and svv is not None and svv.readable is False:
             outcome.notes.append(f"figures unavailable: run {svv_grant(rights.user)}")
     elif name == "postgresql" and stmt.operation in (VACUUM_DELETE_ONLY, ANALYZE):

@@ -133,9 +133,24 @@ def judge_redshift_vacuum(
 
 
 def judge_redshift_analyze(
-    before: Metrics | None, after: Metrics | None, rights: VacuumRights, svv: SvvAccess | None = None
+    before: Metrics | None,
+    after: Metrics | None,
+    rights: VacuumRights,
+    svv: SvvAccess | None = None,
+    history: list[dict] | None = None,
 ) -> tuple[str, str | None]:
-    """(status, reason) of a Redshift ANALYZE, from the privilege and ``stats_off`` before/after."""
+    """(status, reason) of a Redshift ANALYZE: a ``sys_analyze_history`` row of this step where
+    readable (Full / PredicateColumn ok, Skipped skipped), else the privilege and ``stats_off``
+    before/after."""
+    for row in reversed(history or []):
+        status = _status(row)
+        if status.lower() in ("full", "predicatecolumn"):
+            return OK, None
+        if status.lower() == "skipped":
+            return SKIPPED, (
+                "sys_analyze_history reports 'Skipped' for this ANALYZE: fewer rows changed than "
+                "analyze_threshold_percent"
+            )
     if rights.may_vacuum is False:
         return FAILED, privilege_noop(ANALYZE, rights)
     b = None if before is None else before.stats_off

@@ -45,6 +45,15 @@ SYS_VACUUM_HISTORY = sa.table(
     sa.column("end_time"),
     sa.column("reclaimed_rows"),
 )
+# Superuser-only by default: a regular user reads no rows (then ANALYZE is judged by stats_off).
+SYS_ANALYZE_HISTORY = sa.table(
+    "sys_analyze_history",
+    sa.column("schema_name"),
+    sa.column("table_name"),
+    sa.column("is_automatic"),
+    sa.column("status"),
+    sa.column("start_time"),
+)
 PG_STAT_USER_TABLES = sa.table(
     "pg_stat_user_tables",
     sa.column("relid"),
@@ -133,6 +142,24 @@ def vacuum_history(engine: Engine, schema: str, table: str, since: datetime) -> 
             h.c.table_name == table,
             h.c.start_time >= since,
             h.c.is_automatic == sa.false(),
+        )
+        .order_by(h.c.start_time)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
+def analyze_history(engine: Engine, schema: str, table: str, since: datetime) -> list[dict[str, Any]]:
+    """Redshift ``sys_analyze_history`` rows of explicit ANALYZEs of the table since ``since``
+    (status Full, PredicateColumn or Skipped; ``is_automatic`` is char(1), 'f' for ours)."""
+    h = SYS_ANALYZE_HISTORY
+    query = (
+        sa.select(h.c.status, h.c.start_time)
+        .where(
+            h.c.schema_name == schema,
+            h.c.table_name == table,
+            h.c.start_time >= since,
+            h.c.is_automatic == "f",
         )
         .order_by(h.c.start_time)
     )
