@@ -197,3 +197,19 @@ def test_doctor_says_why_a_history_look_alike_is_skipped(warehouse):
     assert len(warn) == 1 and warn[0].startswith("WARN"), lines
     assert "its order_id column is" in warn[0] and "has no order_id column" not in warn[0], warn
     assert warn[0].endswith("; the checks skip it"), warn
+
+
+def test_doctor_gives_the_svv_table_info_grant_when_the_view_shows_nothing():
+    # Issue 24 1a: to a user not granted it, svv_table_info shows no rows (no error on Redshift).
+    fake = FakeRedshift()
+    fake.svv_readable = False
+    tables = schema.build_tables(Settings.from_env())
+    engine = fake.engine()
+    with engine.connect() as conn:
+        checks = list(doctor._svv_table_info(conn, [tables.mart_uti, tables.mart_uts, tables.mart_ecs], "dq"))
+    engine.dispose()
+    assert [c.line() for c in checks] == [
+        "WARN svv_table_info shows dq no table at all: the tables are empty, or it is not granted (visible "
+        "only to superusers unless granted; vacuum and analyze figures would be unknown); "
+        "fix: GRANT SELECT ON svv_table_info TO dq;"
+    ]
