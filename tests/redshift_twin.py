@@ -20,9 +20,10 @@ Shims (few; each one is a Redshift spelling, never a PostgreSQL feature made to 
 - ``VACUUM [DELETE ONLY | SORT ONLY | FULL ...] t [TO n PERCENT] [BOOST]`` and ``ANALYZE t [PREDICATE
   COLUMNS]`` are done by :func:`redshift_twin_catalog.maintenance` under Redshift's privilege rules
   and recorded in ``sys_vacuum_history`` (see that module for what is modelled).
-- ``CREATE [TEMPORARY] TABLE``: each ``col VARCHAR(n)`` also gets ``CHECK (octet_length(col) <= n)``,
-  because a Redshift VARCHAR(n) holds n bytes, not n characters (a too-long value fails, as on Redshift,
-  though with a check-constraint message).
+- ``CREATE [TEMPORARY] TABLE`` (and, after it ran, ``CREATE TABLE ... AS``: see
+  ``redshift_twin_catalog.ctas_byte_checks``): each ``col VARCHAR(n)`` also gets
+  ``CHECK (octet_length(col) <= n)``, because a Redshift VARCHAR(n) holds n bytes, not n
+  characters (a too-long value fails, as on Redshift, though with a check-constraint message).
 - sqlalchemy-redshift's own catalog queries (recognised by ``svv_external_schemas``): the UNION
   branches over Spectrum / late-binding-view relations are dropped (none exist in the twin),
   ``WHERE 1`` -> ``WHERE true``, output-column names in WHERE -> the catalog columns, and
@@ -371,6 +372,8 @@ def activate() -> None:
     """
     if not event.contains(Engine, "before_cursor_execute", _guard):
         event.listen(Engine, "before_cursor_execute", _guard, retval=True)
+    if not event.contains(Engine, "after_cursor_execute", redshift_twin_catalog.after_execute):
+        event.listen(Engine, "after_cursor_execute", redshift_twin_catalog.after_execute)
 
 
 class TwinPlugin(CreateEnginePlugin):

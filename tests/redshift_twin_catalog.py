@@ -196,6 +196,37 @@ def _kind(word: str | None) -> str:
     return _KINDS.get(key, key.title())
 
 
+# --- CREATE TABLE ... AS: VARCHAR(n) is n bytes -------------------------------------------------
+
+_CTAS = re.compile(r"^\s*CREATE\s+(?:TEMP\s+|TEMPORARY\s+)?TABLE\s+([\w.\"]+)\s+AS\b", re.IGNORECASE)
+
+
+def ctas_byte_checks(conn, sql: str) -> None:
+    """After a ``CREATE TABLE ... AS``, each VARCHAR(n) column of the new table holds n bytes
+    from then on, as on Redshift (a CHECK on ``octet_length``, ``NOT VALID``: the rows the query
+    wrote are the query's business; PostgreSQL's CAST counts characters)."""
+    match = _CTAS.match(sql)
+    if not match:
+        return
+    cur = conn.cursor()
+    cur.execute(
+        "SELECT a.attname, a.atttypmod - 4 FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) "
+        "AND a.atttypid = 'varchar'::regtype AND a.atttypmod > 4 AND a.attnum > 0",
+        (match.group(1),),
+    )
+    for column, size in cur.fetchall():
+        cur.execute(
+            f'ALTER TABLE {match.group(1)} ADD CONSTRAINT "{column}_varchar_bytes" '
+            f'CHECK (octet_length("{column}") <= {int(size)}) NOT VALID'
+        )
+
+
+def after_execute(conn, cursor, statement, parameters, context, executemany) -> None:
+    """after_cursor_execute of twin engines (tests/redshift_twin.py registers it)."""
+    if conn.engine.url.query.get("application_name") == "redshift_twin":
+        ctas_byte_checks(cursor.connection, statement)
+
+
 # --- what tests drive ------------------------------------------------------------------------------
 
 

@@ -106,6 +106,13 @@ def test_varchar_length_counts_bytes_as_on_redshift(twin_engine, schemas) -> Non
     with pytest.raises(sa.exc.IntegrityError, match="notes_varchar_bytes"), twin_engine.begin() as conn:
         conn.exec_driver_sql("CREATE TEMPORARY TABLE staged (\n\tnotes VARCHAR(4)\n)")
         conn.execute(sa.text("INSERT INTO staged (notes) VALUES (:n)"), {"n": "ééé"})
+    # and the VARCHAR(n) columns a CREATE TABLE ... AS makes
+    with pytest.raises(sa.exc.IntegrityError, match="note_varchar_bytes"), twin_engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE copied AS SELECT CAST(note AS VARCHAR(4)) AS note FROM {s}.v"
+        )
+        assert conn.exec_driver_sql("SELECT note FROM copied").scalar_one() == "abcd"
+        conn.execute(sa.text("INSERT INTO copied (note) VALUES (:n)"), {"n": "ééé"})
 
 
 def test_recording_keeps_every_statement_as_sent(twin_engine, twin_recording) -> None:
