@@ -139,7 +139,11 @@ def _vacuum(conn: Connection, settings: Settings, marts: list[sa.Table]) -> Iter
         if rights.may_vacuum:
             yield Check(OK, f"VACUUM {rights.table}: allowed ({_who_may(conn)})")
         elif rights.may_vacuum is None:
-            yield Check(WARN, f"VACUUM {rights.table}: could not read the table owner", rights.fix)
+            yield Check(
+                WARN,
+                f"VACUUM {rights.table}: could not read the table owner or the VACUUM permission",
+                rights.fix,
+            )
         else:
             yield Check(FAIL, f"VACUUM {rights.table}: {rights.who_may}, so VACUUM would skip it silently",
                         rights.fix)  # fmt: skip
