@@ -203,6 +203,46 @@ def _endpoint_url(name: str) -> str | None:
     return urlunsplit(parts._replace(netloc=host)).rstrip("/")
 
 
+def _env_pct(name: str) -> float:
+    """A percentage from ``name``, 0 to 100; unset is 0 (no threshold: the step always runs)."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 100:  # False for nan
+        raise UserError(f"{name}={_shown(raw)!r} is not a percentage from 0 to 100")
+    return value
+
+
+@dataclass(frozen=True)
+class MaintenanceSettings:
+    """The vacuum plan's thresholds and statement options (issue 24; README "Maintenance").
+
+    A threshold of 0 means "always" (the spec); otherwise a step whose figure is below it is
+    skipped, and a step whose figure cannot be read runs. The AWS Analyze & Vacuum Utility's
+    values are 5, 5 and 10.
+    """
+
+    min_deleted_pct: float = 0.0  # VACUUM DELETE ONLY: deleted rows, % of tbl_rows
+    min_unsorted_pct: float = 0.0  # VACUUM SORT ONLY: svv_table_info.unsorted
+    min_stats_off_pct: float = 0.0  # ANALYZE: svv_table_info.stats_off
+    predicate_columns: bool = False  # Redshift: ANALYZE t PREDICATE COLUMNS
+    boost: bool = False  # Redshift: VACUUM ... BOOST
+
+    @classmethod
+    def from_env(cls) -> MaintenanceSettings:
+        return cls(
+            min_deleted_pct=_env_pct("ORDER_TRACKING_VACUUM_MIN_DELETED_PCT"),
+            min_unsorted_pct=_env_pct("ORDER_TRACKING_VACUUM_MIN_UNSORTED_PCT"),
+            min_stats_off_pct=_env_pct("ORDER_TRACKING_ANALYZE_MIN_STATS_OFF_PCT"),
+            predicate_columns=_env_bool("ORDER_TRACKING_ANALYZE_PREDICATE_COLUMNS"),
+            boost=_env_bool("ORDER_TRACKING_VACUUM_BOOST"),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     warehouse_url: str
@@ -222,6 +262,7 @@ class Settings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     # The alert email and its links (defined below; read with the rest, at the entry point).
     alert: AlertSettings = field(default_factory=lambda: AlertSettings())
+    maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
 
     @classmethod
     def from_env(cls, warehouse_url: str | None = None, source_url: str | None = None) -> Settings:
@@ -273,6 +314,7 @@ class Settings:
             s3_endpoint_url=_endpoint_url("ORDER_TRACKING_S3_ENDPOINT_URL"),
             timeouts=Timeouts.from_env(),
             alert=AlertSettings.from_env(),
+            maintenance=MaintenanceSettings.from_env(),
         )
 
     @property

@@ -71,16 +71,21 @@ GRANT TEMP ON DATABASE <database> TO dq_user;
 -- repair-reactivated --apply only (or run it as a separate, more privileged user)
 GRANT INSERT ON settlement_public.mart_ecs_order_info TO dq_user;
 GRANT DELETE ON settlement_public.hist_ecs_order_info_2025_h2 TO dq_user;  -- each history table
+-- the vacuum user (the tables' owner, usually): svv_table_info is visible only to superusers
+-- unless granted; without it every vacuum/analyze figure is missing and the step is "unknown"
+GRANT SELECT ON svv_table_info TO <vacuum user>;
 ```
 
 - `LOCK settlement_ods.order_tracking_exceptions` (monitor's write pass, repair): Redshift's LOCK
   takes an ACCESS EXCLUSIVE lock, which also blocks readers of that table until the commit.
-- VACUUM and ANALYZE of the three mart tables: the user must be the table owner or a superuser, or
-  hold the privileges listed under "Required privileges" on the VACUUM page of the Developer Guide.
-  Without them VACUUM "completes successfully but has no effect": run the nightly vacuum as the
-  tables' owner.
-- `svv_table_info` shows only the tables the user may see, and `sys_vacuum_history` only the
-  user's own VACUUMs unless it holds `ACCESS SYSTEM TABLE`: the vacuum figures come from there.
+- VACUUM and ANALYZE of the three mart tables: the user must be a superuser, the table owner, or
+  granted the VACUUM / ANALYZE permission (RBAC; e.g. `GRANT ROLE "sys:operator" TO <vacuum user>;`);
+  a database owner may only for tables shared to its database (a datashare). Without them VACUUM
+  "completes successfully but has no effect": run the nightly vacuum as the tables' owner. The
+  vacuum reads the permission from `svv_system_privileges` and `svv_user_grants`.
+- `svv_table_info` is visible only to superusers unless `GRANT SELECT ON svv_table_info TO <vacuum
+  user>;`, and lists only tables that hold rows; `sys_vacuum_history` shows only the user's own
+  VACUUMs unless it holds `ACCESS SYSTEM TABLE`: the vacuum figures and evidence come from there.
 """
 
 

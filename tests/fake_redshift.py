@@ -60,6 +60,8 @@ class FakeRedshift:
         self.user, self.superuser, self.database_owner = "dq", False, False
         self.owners: dict[str, str] = {}  # table -> owner
         self.no_select: set[str] = set()  # "schema.table" the user may not SELECT
+        self.granted = False  # the user holds Redshift's VACUUM/ANALYZE system permission
+        self.svv_readable = True  # svv_table_info shows the user some table
         self.vacuum_seconds = 0.0  # how long a VACUUM "runs"
         self.isolation = "read committed"  # what SHOW TRANSACTION ISOLATION LEVEL answers
         self.tables = {"order_tracking_maintenance_log"}  # what the dialect's catalog query finds
@@ -102,8 +104,14 @@ class FakeRedshift:
             )
             names = [params[k] for k in keys][0::2]  # (table, privilege) pairs
             return [{f"p{i}": n not in self.no_select for i, n in enumerate(names)}]
+        if "from svv_system_privileges" in low:
+            return [{"count": 1 if self.granted else 0}]
+        if "from svv_user_grants" in low:
+            return [{"count": 0}]
+        if "from svv_table_info" in low and "limit" in low:  # does it show the user anything?
+            return [{"anon_1": 1}] if self.svv_readable else []
         if "from svv_table_info" in low:
-            rows = self.svv.get(params["table_1"], [])
+            rows = self.svv.get((params or {}).get("table_1"), [])
             return [rows.pop(0) if len(rows) > 1 else rows[0]] if rows else []
         if "from sys_vacuum_history" in low:
             return list(self.history.get(params["table_name_1"], []))

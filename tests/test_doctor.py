@@ -54,11 +54,26 @@ def test_doctor_names_each_missing_privilege_and_its_fix(deployed):
                 f"ALTER TABLE {mart}.mart_uni_tracking_info OWNER TO {role}",
             ):
                 conn.exec_driver_sql(grant)
+            # svv_table_info lists only tables that hold rows (as on Redshift): give it one
+            conn.exec_driver_sql(
+                f"INSERT INTO {mart}.mart_uni_tracking_info (order_id, update_time) VALUES (1, '2026-01-01')"
+            )
+        admin.dispose()  # a backend publishes its table statistics when it ends
 
         first = run_cli("--warehouse-url", url, "doctor")
 
         lines = first.stdout.splitlines()
         assert first.returncode == 1, first.stdout + first.stderr
+        # Redshift: a user granted the VACUUM permission may, a database owner may not (issue 24).
+        who_may = "owner, database owner or superuser"
+        nor_granted = operator = ""
+        if twin:
+            who_may = "owner, superuser or granted the VACUUM permission"
+            nor_granted = (
+                ", nor granted the VACUUM permission (a database owner counts only for tables shared to it)"
+            )
+            operator = f'GRANT ROLE "sys:operator" TO {role}; (it carries VACUUM and ANALYZE), '
+
         expected = [
             f"OK   schema {mart}: usable",
             f"OK   {mart}.mart_uni_tracking_info: SELECT granted",
@@ -73,10 +88,10 @@ def test_doctor_names_each_missing_privilege_and_its_fix(deployed):
             f"GRANT UPDATE ON {ods}.order_tracking_exceptions TO {role};",
             f"FAIL {ods}.order_tracking_maintenance_log: no SELECT, INSERT privilege; fix: "
             f"GRANT SELECT, INSERT ON {ods}.order_tracking_maintenance_log TO {role};",
-            f"OK   VACUUM {mart}.mart_uni_tracking_info: allowed (owner, database owner or superuser)",
+            f"OK   VACUUM {mart}.mart_uni_tracking_info: allowed ({who_may})",
             f"FAIL VACUUM {mart}.mart_ecs_order_info: {role} is neither the owner (postgres) nor a "
-            f"superuser, so VACUUM would skip it silently; fix: run it as the owner of "
-            f"{mart}.mart_ecs_order_info (postgres) or a superuser, or "
+            f"superuser{nor_granted}, so VACUUM would skip it silently; fix: run it as the owner of "
+            f"{mart}.mart_ecs_order_info (postgres) or a superuser, {operator}or "
             f"ALTER TABLE {mart}.mart_ecs_order_info OWNER TO {role};",
             "OK   transaction isolation level: read committed",
             f"FAIL source {src}.ecs_order_info not found (missing, or hidden from the user); fix: check "
@@ -87,15 +102,20 @@ def test_doctor_names_each_missing_privilege_and_its_fix(deployed):
         driver = "redshift+psycopg2" if twin else "postgresql+psycopg2"
         assert lines[0].startswith(f"OK   warehouse: connected to {driver}://") and f"as {role}" in lines[0]
         if twin:
-            assert f"OK   svv_table_info shows {mart}.mart_ecs_order_info" in lines
-        assert lines[-1] == f"{len(lines) - 1} checks: 9 failed"
+            assert f"OK   svv_table_info shows {mart}.mart_uni_tracking_info" in lines
+            # mart_ecs_order_info is empty (so not listed) and not readable by the role
+            assert (
+                f"FAIL svv_table_info hides {mart}.mart_ecs_order_info (no SELECT): vacuum figures "
+                in first.stdout
+            )
+        assert lines[-1] == f"{len(lines) - 1} checks: {10 if twin else 9} failed"
 
         # Every printed GRANT / ALTER TABLE is exact: run them, and the warehouse passes.
         fixes = [
             line.split("; fix: ", 1)[1] for line in lines if "; fix: GRANT" in line and "kuaisong" not in line
         ]
         fixes += [line.rsplit(" or ", 1)[1] for line in lines if "; fix: run it as the owner" in line]
-        assert len(fixes) == 6
+        assert len(fixes) == (7 if twin else 6)
         with admin.connect() as conn:
             for statement in fixes:
                 conn.exec_driver_sql(statement)
@@ -177,3 +197,19 @@ def test_doctor_says_why_a_history_look_alike_is_skipped(warehouse):
     assert len(warn) == 1 and warn[0].startswith("WARN"), lines
     assert "its order_id column is" in warn[0] and "has no order_id column" not in warn[0], warn
     assert warn[0].endswith("; the checks skip it"), warn
+
+
+def test_doctor_gives_the_svv_table_info_grant_when_the_view_shows_nothing():
+    # Issue 24 1a: to a user not granted it, svv_table_info shows no rows (no error on Redshift).
+    fake = FakeRedshift()
+    fake.svv_readable = False
+    tables = schema.build_tables(Settings.from_env())
+    engine = fake.engine()
+    with engine.connect() as conn:
+        checks = list(doctor._svv_table_info(conn, [tables.mart_uti, tables.mart_uts, tables.mart_ecs], "dq"))
+    engine.dispose()
+    assert [c.line() for c in checks] == [
+        "WARN svv_table_info shows dq no table at all: the tables are empty, or it is not granted (visible "
+        "only to superusers unless granted; vacuum and analyze figures would be unknown); "
+        "fix: GRANT SELECT ON svv_table_info TO dq;"
+    ]

@@ -227,8 +227,10 @@ def test_redshift_privilege_noop_is_a_failure(fake: FakeRedshift) -> None:
     assert noop.status == "failed"
     assert noop.error == (
         "no sys_vacuum_history row, no drop in the figures: VACUUM DELETE ONLY skips tables it may not "
-        "maintain without an error (a privilege no-op): dq is neither the owner (etl) nor a superuser; "
-        "fix: run it as the owner of settlement_public.mart_uni_tracking_info (etl) or a superuser, or "
+        "maintain without an error (a privilege no-op): dq is neither the owner (etl) nor a superuser, "
+        "nor granted the VACUUM permission (a database owner counts only for tables shared to it); "
+        "fix: run it as the owner of settlement_public.mart_uni_tracking_info (etl) or a superuser, "
+        'GRANT ROLE "sys:operator" TO dq; (it carries VACUUM and ANALYZE), or '
         "ALTER TABLE settlement_public.mart_uni_tracking_info OWNER TO dq;"
     )
     assert (noop.before.ghost_rows, noop.after.ghost_rows) == (250, 250)
@@ -440,7 +442,7 @@ def test_redshift_twin_plan_reclaims_dead_rows_and_logs_every_step(own_twin: str
     vacuum = outcomes[0]
     assert vacuum.before.ghost_rows > 0 and vacuum.after.ghost_rows == 0  # svv_table_info stand-in
     assert not [n for o in outcomes for n in o.notes if "not written" in n or "unavailable" in n]
-    assert outcomes[0].notes == ["history: VACUUM Complete"]  # sys_vacuum_history stand-in
+    assert outcomes[0].notes == ["history: Delete Complete"]  # sys_vacuum_history stand-in
     log = _log_rows(engine, settings)
     assert [(r.table_name, r.operation, r.status, r.sql_text) for r in log] == [
         (o.table, o.operation, o.status, o.sql) for o in outcomes
@@ -550,8 +552,14 @@ def test_cli_dry_run_for_the_warehouse_and_bad_flags(sqlite_urls: tuple[str, str
         "-- vacuum plan for sqlite",
         "-- sqlite has no table-level VACUUM: each VACUUM DELETE ONLY below rebuilds the whole file of",
         "-- the schema (every table in it, the same work each time); ANALYZE is per table.",
+        f"-- figures not read: no database at {sqlite_urls[0].split(':///')[1]}: check the warehouse URL "
+        "(--warehouse-url or ORDER_TRACKING_WAREHOUSE_URL), or create it with init-db",
         "-- vacuum_mart_uti",
+        "-- VACUUM DELETE ONLY mart_uni_tracking_info: runs: no threshold "
+        "(ORDER_TRACKING_VACUUM_MIN_DELETED_PCT=0, always)",
         'VACUUM "settlement_public";  -- VACUUM DELETE ONLY mart_uni_tracking_info',
+        "-- ANALYZE mart_uni_tracking_info: runs: no threshold "
+        "(ORDER_TRACKING_ANALYZE_MIN_STATS_OFF_PCT=0, always)",
         "ANALYZE settlement_public.mart_uni_tracking_info;",
     ]
     bad = run_cli("vacuum", "--tables", "uti,orders")

@@ -81,12 +81,16 @@ def test_shims_datediff_identity_distkey_vacuum_and_stand_ins(twin_engine, schem
             {"s": s, "t": "t"},
         ).one()
         history = conn.execute(
-            sa.text("SELECT status, is_automatic FROM sys_vacuum_history WHERE schema_name = :s"), {"s": s}
+            sa.text(
+                "SELECT vacuum_type, status, is_automatic FROM sys_vacuum_history WHERE schema_name = :s "
+                "ORDER BY start_time, vacuum_type"
+            ),
+            {"s": s},
         ).all()
         assert sa.inspect(conn).has_table("t", schema=s)  # the dialect's own catalog query
         assert sa.inspect(conn).get_table_names(schema=s) == ["t"]
     assert info.size >= 1
-    assert history == [("Complete", False)]
+    assert history == [("Delete", "Complete", False), ("Sort", "Complete", False)]
 
 
 @pytest.mark.usefixtures("redshift_warehouse")
@@ -98,6 +102,17 @@ def test_varchar_length_counts_bytes_as_on_redshift(twin_engine, schemas) -> Non
         conn.execute(sa.text(f"INSERT INTO {s}.v (note) VALUES (:n)"), {"n": "abcd"})  # 4 bytes
     with pytest.raises(sa.exc.IntegrityError, match="note_varchar_bytes"), twin_engine.begin() as conn:
         conn.execute(sa.text(f"INSERT INTO {s}.v (note) VALUES (:n)"), {"n": "ééé"})  # 3 chars, 6 bytes
+    # temporary tables too (the staged exceptions write makes one)
+    with pytest.raises(sa.exc.IntegrityError, match="notes_varchar_bytes"), twin_engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TEMPORARY TABLE staged (\n\tnotes VARCHAR(4)\n)")
+        conn.execute(sa.text("INSERT INTO staged (notes) VALUES (:n)"), {"n": "ééé"})
+    # and the VARCHAR(n) columns a CREATE TABLE ... AS makes
+    with pytest.raises(sa.exc.IntegrityError, match="note_varchar_bytes"), twin_engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE copied AS SELECT CAST(note AS VARCHAR(4)) AS note FROM {s}.v"
+        )
+        assert conn.exec_driver_sql("SELECT note FROM copied").scalar_one() == "abcd"
+        conn.execute(sa.text("INSERT INTO copied (note) VALUES (:n)"), {"n": "ééé"})
 
 
 def test_recording_keeps_every_statement_as_sent(twin_engine, twin_recording) -> None:

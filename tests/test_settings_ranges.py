@@ -37,6 +37,10 @@ RANGES = {
         "604800",
     ),
     "ORDER_TRACKING_SMTP_PORT": ("a port number from 1 to 65535", "65535"),
+    # issue 24: the vacuum plan's thresholds (0 = always)
+    "ORDER_TRACKING_VACUUM_MIN_DELETED_PCT": ("a percentage from 0 to 100", "100"),
+    "ORDER_TRACKING_VACUUM_MIN_UNSORTED_PCT": ("a percentage from 0 to 100", "100"),
+    "ORDER_TRACKING_ANALYZE_MIN_STATS_OFF_PCT": ("a percentage from 0 to 100", "100"),
 }
 
 # The values the campaign used (issue 28), each through the real CLI.

@@ -10,6 +10,7 @@ from order_tracking.commands.common import settings_from, warehouse_engine
 from order_tracking.errors import UserError
 from order_tracking.maintenance.plan import PLAN, SUPPORTED_DIALECTS, dialect_named
 from order_tracking.maintenance.report import print_plan, print_results, progress_printer
+from order_tracking.settings import Settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -65,6 +66,34 @@ def _non_negative_float(value: str) -> float:
     return number
 
 
+def _dry_run(args: argparse.Namespace, settings: Settings, tasks: list[str]) -> int:
+    """The plan with, per table, the figures read, each step's decision and its statement.
+
+    ``--dialect`` connects to nothing; otherwise the warehouse's figures are read (catalog views
+    only) when its database exists: a plan never creates an embedded database.
+    """
+    if args.dialect:
+        dialect = dialect_named(args.dialect)
+        print_plan(
+            maintenance.plan_outcomes(dialect, settings, tasks),
+            dialect,
+            figures="--dialect connects to nothing",
+        )
+        return 0
+    dialect = db.parse_url(settings.warehouse_url, "warehouse").get_dialect()()
+    try:
+        db.require_database(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
+        engine = warehouse_engine(settings)
+    except UserError as exc:
+        print_plan(maintenance.plan_outcomes(dialect, settings, tasks), dialect, figures=str(exc))
+        return 0
+    try:
+        print_plan(maintenance.plan_outcomes(engine.dialect, settings, tasks, engine), engine.dialect)
+    finally:
+        engine.dispose()
+    return 0
+
+
 def _split(value: str | None) -> list[str] | None:
     return [v for v in (value or "").split(",") if v.strip()] or None
 
@@ -75,17 +104,12 @@ def run(args: argparse.Namespace) -> int:
     if args.dialect and not args.dry_run:
         raise UserError("--dialect only goes with --dry-run (a real run uses the warehouse's dialect)")
     if args.dry_run:
-        if args.dialect:
-            engine_dialect = dialect_named(args.dialect)
-        else:  # the URL's dialect, no engine: an embedded database must not be created by a plan
-            engine_dialect = db.parse_url(settings.warehouse_url, "warehouse").get_dialect()()
-        print_plan(maintenance.plan_outcomes(engine_dialect, settings, tasks), engine_dialect)
-        return 0
+        return _dry_run(args, settings, tasks)
     # Nothing to vacuum in a database that is not there: never create one.
     db.require_database(settings.warehouse_url, settings.warehouse_schemas, "warehouse")
     engine = warehouse_engine(settings)
     retry = maintenance.RetryPolicy(attempts=args.retry_attempts, base_delay=args.retry_delay)
-    print_plan(maintenance.plan_outcomes(engine.dialect, settings, tasks), engine.dialect)
+    print_plan(maintenance.plan_outcomes(engine.dialect, settings, tasks, engine), engine.dialect)
     print()
     outcomes = maintenance.run_plan(engine, settings, tasks, retry=retry, progress=progress_printer())
     print()

@@ -2,8 +2,9 @@
 
 - Redshift: ``svv_table_info`` (tbl_rows, estimated_visible_rows, unsorted, stats_off, size in 1 MB
   blocks) and ``sys_vacuum_history`` (did a VACUUM actually happen for this table?).
-- PostgreSQL: ``pg_stat_user_tables`` (n_live_tup, n_dead_tup, last_vacuum, last_analyze) and
-  ``pg_total_relation_size``. Dead tuples are PostgreSQL's ghost rows.
+- PostgreSQL: ``pg_stat_user_tables`` (n_live_tup, n_dead_tup, n_mod_since_analyze, last_vacuum,
+  last_analyze) and ``pg_total_relation_size``. Dead tuples are PostgreSQL's ghost rows; rows
+  changed since the last ANALYZE, as a % of the live rows, are its ``stats_off``.
 - SQLite: page and freelist counts of the schema's file, and the file size.
 
 Every read runs on its own short connection so that it never holds a snapshot that a VACUUM would
@@ -44,6 +45,15 @@ SYS_VACUUM_HISTORY = sa.table(
     sa.column("end_time"),
     sa.column("reclaimed_rows"),
 )
+# Superuser-only by default: a regular user reads no rows (then ANALYZE is judged by stats_off).
+SYS_ANALYZE_HISTORY = sa.table(
+    "sys_analyze_history",
+    sa.column("schema_name"),
+    sa.column("table_name"),
+    sa.column("is_automatic"),
+    sa.column("status"),
+    sa.column("start_time"),
+)
 PG_STAT_USER_TABLES = sa.table(
     "pg_stat_user_tables",
     sa.column("relid"),
@@ -51,6 +61,7 @@ PG_STAT_USER_TABLES = sa.table(
     sa.column("relname"),
     sa.column("n_live_tup"),
     sa.column("n_dead_tup"),
+    sa.column("n_mod_since_analyze"),
     sa.column("last_vacuum"),
     sa.column("last_autovacuum"),
     sa.column("last_analyze"),
@@ -138,11 +149,30 @@ def vacuum_history(engine: Engine, schema: str, table: str, since: datetime) -> 
         return [dict(r._mapping) for r in conn.execute(query)]
 
 
+def analyze_history(engine: Engine, schema: str, table: str, since: datetime) -> list[dict[str, Any]]:
+    """Redshift ``sys_analyze_history`` rows of explicit ANALYZEs of the table since ``since``
+    (status Full, PredicateColumn or Skipped; ``is_automatic`` is char(1), 'f' for ours)."""
+    h = SYS_ANALYZE_HISTORY
+    query = (
+        sa.select(h.c.status, h.c.start_time)
+        .where(
+            h.c.schema_name == schema,
+            h.c.table_name == table,
+            h.c.start_time >= since,
+            h.c.is_automatic == "f",
+        )
+        .order_by(h.c.start_time)
+    )
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(query)]
+
+
 def _postgres_metrics(engine: Engine, schema: str, table: str) -> Metrics:
     s = PG_STAT_USER_TABLES
     query = sa.select(
         s.c.n_live_tup,
         s.c.n_dead_tup,
+        s.c.n_mod_since_analyze,
         s.c.last_vacuum,
         s.c.last_autovacuum,
         s.c.last_analyze,
@@ -155,9 +185,13 @@ def _postgres_metrics(engine: Engine, schema: str, table: str) -> Metrics:
         row = conn.execute(query).first()
     if row is None:
         return Metrics(detail={"in_pg_stat_user_tables": False})
+    live, changed = _int(row.n_live_tup), _int(row.n_mod_since_analyze)
+    # Redshift's stats_off, PostgreSQL's way: rows changed since the last ANALYZE, % of the rows.
+    stats_off = None if live is None or changed is None else min(100.0, 100.0 * changed / max(live, 1))
     return Metrics(
-        rows=_int(row.n_live_tup),
+        rows=live,
         ghost_rows=_int(row.n_dead_tup),
+        stats_off=stats_off,
         size_bytes=_int(row.size),
         last_vacuum=row.last_vacuum,
         last_analyze=row.last_analyze,

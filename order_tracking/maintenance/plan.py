@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from sqlalchemy.engine import Dialect
 
 from order_tracking.errors import UserError
+from order_tracking.settings import MaintenanceSettings
 
 VACUUM_DELETE_ONLY = "VACUUM DELETE ONLY"
 VACUUM_SORT_ONLY = "VACUUM SORT ONLY"
@@ -64,12 +65,28 @@ def qualified(dialect: Dialect, schema: str, table: str) -> str:
     return f"{prep.quote_schema(schema)}.{prep.quote(table)}"
 
 
-def statement_for(dialect: Dialect, schema: str, task: str, table: str, operation: str) -> Statement:
-    """The SQL of one plan step for ``dialect``; PostgreSQL/SQLite use their nearest equivalents."""
+def statement_for(
+    dialect: Dialect,
+    schema: str,
+    task: str,
+    table: str,
+    operation: str,
+    options: MaintenanceSettings | None = None,
+) -> Statement:
+    """The SQL of one plan step for ``dialect``; PostgreSQL/SQLite use their nearest equivalents.
+
+    ``options``: Redshift's opt-in ``BOOST`` (VACUUM) and ``PREDICATE COLUMNS`` (ANALYZE); other
+    dialects have neither and ignore them.
+    """
     name = check_dialect(dialect)
     target = qualified(dialect, schema, table)
     if name == "redshift":
-        return Statement(task, table, operation, f"{operation} {target}")
+        suffix = ""
+        if options is not None and operation in VACUUM_OPERATIONS and options.boost:
+            suffix = " BOOST"
+        if options is not None and operation == ANALYZE and options.predicate_columns:
+            suffix = " PREDICATE COLUMNS"
+        return Statement(task, table, operation, f"{operation} {target}{suffix}")
     if operation == ANALYZE:
         return Statement(task, table, operation, f"ANALYZE {target}")
     if operation == VACUUM_SORT_ONLY:
@@ -114,11 +131,16 @@ def resolve_tasks(tasks: Iterable[str] | None = None, tables: Iterable[str] | No
     return selected
 
 
-def plan_statements(dialect: Dialect, schema: str, tasks: Iterable[str] | None = None) -> list[Statement]:
+def plan_statements(
+    dialect: Dialect,
+    schema: str,
+    tasks: Iterable[str] | None = None,
+    options: MaintenanceSettings | None = None,
+) -> list[Statement]:
     """Every statement of the selected tasks (default: all), in plan order."""
     chosen = resolve_tasks(tasks) if tasks is not None else list(PLAN)
     return [
-        statement_for(dialect, schema, task, table, operation)
+        statement_for(dialect, schema, task, table, operation, options)
         for task in chosen
         for table, operation in PLAN[task]
     ]

@@ -86,38 +86,104 @@ def require_select(conn: Connection, schema: str, tables: Sequence[str]) -> None
         )
 
 
+# Redshift's RBAC: VACUUM and ANALYZE are system permissions granted to roles; the system-defined
+# roles sys:operator (and sys:dba, sys:superuser, which inherit it) carry both.
+SVV_SYSTEM_PRIVILEGES = sa.table(
+    "svv_system_privileges",
+    sa.column("system_privilege"),
+    sa.column("identity_name"),
+    sa.column("identity_type"),
+)
+SVV_USER_GRANTS = sa.table("svv_user_grants", sa.column("user_name"), sa.column("role_name"))
+OPERATOR_ROLES = ("sys:operator", "sys:dba", "sys:superuser")
+
+
 @dataclass(frozen=True)
 class VacuumRights:
-    """Whether the current user may vacuum ``table``: owner, database owner or superuser
-    (Redshift and PostgreSQL skip other tables silently). ``None`` fields: the catalog did not
-    say (e.g. the table is not visible to the user)."""
+    """Whether the current user may VACUUM (or ANALYZE: ``operation``) ``table``; Redshift and
+    PostgreSQL skip a table the user may not maintain, silently. ``None`` fields: the catalog did
+    not say (e.g. the table is not visible to the user).
+
+    Redshift allows a superuser, the table owner, a user granted the VACUUM/ANALYZE permission,
+    and a database owner only for tables shared to its database (a datashare; the tables this
+    tool maintains are the database's own). PostgreSQL allows a superuser, the table owner and
+    the database owner.
+    """
 
     table: str  # schema.table as SQL spells it
     user: str | None
     owner: str | None
     superuser: bool | None
     database_owner: bool | None = None
+    granted: bool | None = False  # Redshift's VACUUM/ANALYZE system permission
+    operation: str = "VACUUM"
+    dialect: str = "postgresql"
 
     @property
     def may_vacuum(self) -> bool | None:
-        if self.superuser or self.database_owner or (self.owner is not None and self.owner == self.user):
+        db_owner = bool(self.database_owner) and self.dialect != "redshift"
+        if self.superuser or db_owner or self.granted or (self.owner is not None and self.owner == self.user):
             return True
-        if self.superuser is None or self.owner is None:
+        if self.superuser is None or self.owner is None or self.granted is None:
             return None
         return False
 
     @property
+    def who_may(self) -> str:
+        """Why the user may not: the rule the product checked."""
+        if self.dialect == "redshift":
+            return (
+                f"{self.user} is neither the owner ({self.owner}) nor a superuser, nor granted the "
+                f"{self.operation} permission (a database owner counts only for tables shared to it)"
+            )
+        return f"{self.user} is neither the owner ({self.owner}) nor a superuser"
+
+    @property
     def fix(self) -> str:
+        grant = ""
+        if self.dialect == "redshift":
+            grant = f'GRANT ROLE "sys:operator" TO {self.user}; (it carries VACUUM and ANALYZE), '
         return (
-            f"run it as the owner of {self.table} ({self.owner or 'unknown'}) or a superuser, or "
+            f"run it as the owner of {self.table} ({self.owner or 'unknown'}) or a superuser, {grant}or "
             f"ALTER TABLE {self.table} OWNER TO {self.user};"
         )
 
 
-def vacuum_rights(conn: Connection, schema: str, table: str) -> VacuumRights:
+def granted_permission(conn: Connection, operation: str, user: str) -> bool | None:
+    """Redshift: is ``user`` granted the ``operation`` system permission (directly, through a role,
+    or through sys:operator)? None when the views cannot be read; False on PostgreSQL (none such
+    before version 17). The reads come last on ``conn``: a failure rolls its transaction back."""
+    if conn.dialect.name != "redshift":
+        return False
+    p, g = SVV_SYSTEM_PRIVILEGES, SVV_USER_GRANTS
+    roles = sa.select(g.c.role_name).where(g.c.user_name == user)
+    direct = (
+        sa.select(sa.func.count())
+        .select_from(p)
+        .where(
+            p.c.system_privilege == operation,
+            sa.or_(
+                sa.and_(p.c.identity_type == "user", p.c.identity_name == user),
+                sa.and_(p.c.identity_type == "role", p.c.identity_name.in_(roles)),
+            ),
+        )
+    )
+    operator = (
+        sa.select(sa.func.count())
+        .select_from(g)
+        .where(g.c.user_name == user, g.c.role_name.in_(OPERATOR_ROLES))
+    )
+    try:
+        return bool(conn.execute(direct).scalar_one() or conn.execute(operator).scalar_one())
+    except sa.exc.DBAPIError:
+        conn.rollback()
+        return None
+
+
+def vacuum_rights(conn: Connection, schema: str, table: str, operation: str = "VACUUM") -> VacuumRights:
     name = table_name(conn.dialect, schema, table)
     if not has_users(conn.dialect):
-        return VacuumRights(name, None, None, True)
+        return VacuumRights(name, None, None, True, operation=operation, dialect=conn.dialect.name)
     user = current_user(conn)
     superuser = conn.execute(sa.select(PG_USER.c.usesuper).where(PG_USER.c.usename == user)).scalar()
     owner = conn.execute(
@@ -131,10 +197,14 @@ def vacuum_rights(conn: Connection, schema: str, table: str) -> VacuumRights:
             db.c.datname == sa.func.current_database()
         )
     ).scalar()
+    allowed = superuser or owner == user
     return VacuumRights(
         name,
         user,
         owner,
         None if superuser is None else bool(superuser),
         None if db_owner is None else bool(db_owner),
+        granted=False if allowed else granted_permission(conn, operation, user or ""),
+        operation=operation,
+        dialect=conn.dialect.name,
     )

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Dialect
 from order_tracking import maintenance
 from order_tracking.maintenance.metrics import MB, Metrics
 from order_tracking.maintenance.plan import Statement
+from order_tracking.maintenance.thresholds import describe
 
 SQLITE_NOTE = (
     "-- sqlite has no table-level VACUUM: each VACUUM DELETE ONLY below rebuilds the whole file of\n"
@@ -23,17 +24,35 @@ def _stand_in(o: maintenance.Outcome | Statement) -> str:
     return "" if not o.sql or o.sql.startswith(o.operation) else f" (runs: {o.sql})"
 
 
-def print_plan(outcomes: list[maintenance.Outcome], dialect: Dialect, out=sys.stdout) -> None:
-    """The plan as a SQL script: one statement per line, skipped steps as comments."""
+def print_plan(
+    outcomes: list[maintenance.Outcome], dialect: Dialect, out=sys.stdout, figures: str | None = None
+) -> None:
+    """The plan as a SQL script: one statement per line, skipped steps as comments.
+
+    Each step that has a statement gets a comment with its decision (its threshold and figure).
+    ``figures``: None when the figures were read (each table's first step then shows them), else
+    why they were not (e.g. no connection).
+    """
     print(f"-- vacuum plan for {dialect.name}", file=out)
     if dialect.name == "sqlite":
         print(SQLITE_NOTE, file=out)
-    task = None
+    if figures:
+        print(f"-- figures not read: {figures}", file=out)
+    task, shown = None, set()
     for o in outcomes:
         if o.task != task:
             task = o.task
             print(f"-- {task}", file=out)
-        if o.sql:
+        if figures is None and o.sql and o.table not in shown:
+            shown.add(o.table)
+            unread = [n for n in o.notes if n.startswith("figures unavailable")]
+            print(f"-- {o.table}: {unread[0] if unread else describe(o.before)}", file=out)
+        decision = next((n for n in o.notes if n.startswith(("runs", "skipped"))), None)
+        if o.sql and o.status == maintenance.SKIPPED:
+            print(f"-- skipped {o.operation} {o.table}: {o.error}; would run: {o.sql};", file=out)
+        elif o.sql:
+            if decision:
+                print(f"-- {o.operation} {o.table}: {decision}", file=out)
             stands_for = f"  -- {o.operation} {o.table}" if _stand_in(o) else ""
             print(f"{o.sql};{stands_for}", file=out)
         else:

@@ -43,6 +43,7 @@ from order_tracking.maintenance.execute import (
     naive_utc_now,
 )
 from order_tracking.maintenance.log import require_log_table, write_log
+from order_tracking.maintenance.metrics import Metrics, read_metrics
 from order_tracking.maintenance.plan import (
     PLAN,
     Statement,
@@ -50,6 +51,7 @@ from order_tracking.maintenance.plan import (
     plan_statements,
     resolve_tasks,
 )
+from order_tracking.maintenance.thresholds import decide
 from order_tracking.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -90,7 +92,7 @@ def run_task(
     autocommit = autocommit or db.autocommit_engine(engine, settings.timeouts)
     outcomes = []
     try:
-        for stmt in plan_statements(engine.dialect, settings.mart_schema, [task_name]):
+        for stmt in plan_statements(engine.dialect, settings.mart_schema, [task_name], settings.maintenance):
             if progress is not None:  # a step can take many minutes on Redshift: say it started
                 progress(stmt, None)
             outcome = run_statement(
@@ -124,12 +126,40 @@ def _log_outcome(engine: Engine, log_table: sa.Table, run_id: str, outcome: Outc
         log.warning("%s %s: %s", outcome.operation, outcome.table, reason)
 
 
-def plan_outcomes(dialect: Dialect, settings: Settings, tasks: Iterable[str] | None = None) -> list[Outcome]:
-    """The selected steps as "planned" (or "skipped") outcomes, without touching any database."""
-    return [
-        Outcome(s.task, s.table, s.operation, s.sql, PLANNED if s.sql else SKIPPED, error=s.skip_reason)
-        for s in plan_statements(dialect, settings.mart_schema, resolve_tasks(tasks))
-    ]
+def plan_outcomes(
+    dialect: Dialect, settings: Settings, tasks: Iterable[str] | None = None, engine: Engine | None = None
+) -> list[Outcome]:
+    """The selected steps as "planned" (or "skipped") outcomes; nothing is executed.
+
+    With ``engine`` (the dry run of a warehouse that exists) each table's figures are read, once,
+    into ``before`` and each step's threshold decision goes into ``notes``: a step below its
+    threshold is "skipped" with the figure. Without it, no database is touched.
+    """
+    figures: dict[str, Metrics | None] = {}
+    outcomes = []
+    for s in plan_statements(dialect, settings.mart_schema, resolve_tasks(tasks), settings.maintenance):
+        outcome = Outcome(
+            s.task, s.table, s.operation, s.sql, PLANNED if s.sql else SKIPPED, error=s.skip_reason
+        )
+        if s.sql and engine is not None:
+            if s.table not in figures:
+                figures[s.table] = _figures(engine, settings, s.table, outcome)
+            outcome.before = figures[s.table]
+        if s.sql:
+            decision = decide(s.operation, outcome.before, settings.maintenance)
+            outcome.notes.append(decision.reason if decision.run else f"skipped: {decision.reason}")
+            if not decision.run:
+                outcome.status, outcome.error = SKIPPED, decision.reason
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _figures(engine: Engine, settings: Settings, table: str, outcome: Outcome) -> Metrics | None:
+    try:
+        return read_metrics(engine, settings.mart_schema, table)
+    except sa.exc.DBAPIError as exc:
+        outcome.notes.append(f"figures unavailable: {short_reason(exc)}")
+        return None
 
 
 def run_plan(

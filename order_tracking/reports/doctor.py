@@ -10,9 +10,10 @@ statement that fixes it. What is checked, and why:
   MySQL source tables) exist and may be SELECTed;
 - the two tables we own exist and may be written (exceptions: SELECT, INSERT, UPDATE, plus
   temporary tables for the staged write; maintenance log: SELECT, INSERT);
-- the user may VACUUM the three mart tables (owner, database owner or superuser: anything else is
-  a silent no-op) and, on Redshift, sees them in ``svv_table_info`` (else the vacuum figures are
-  unknown).
+- the user may VACUUM the three mart tables (owner or superuser; on Redshift also a user granted
+  the VACUUM permission, on PostgreSQL the database owner: anything else is a silent no-op) and, on
+  Redshift, sees them in ``svv_table_info`` (visible only to superusers unless
+  ``GRANT SELECT ON svv_table_info TO <user>;``, else the vacuum figures are unknown).
 """
 
 from __future__ import annotations
@@ -136,12 +137,22 @@ def _vacuum(conn: Connection, settings: Settings, marts: list[sa.Table]) -> Iter
             continue  # already reported as missing
         rights = privileges.vacuum_rights(conn, t.schema, t.name)
         if rights.may_vacuum:
-            yield Check(OK, f"VACUUM {rights.table}: allowed (owner, database owner or superuser)")
+            yield Check(OK, f"VACUUM {rights.table}: allowed ({_who_may(conn)})")
         elif rights.may_vacuum is None:
-            yield Check(WARN, f"VACUUM {rights.table}: could not read the table owner", rights.fix)
+            yield Check(
+                WARN,
+                f"VACUUM {rights.table}: could not read the table owner or the VACUUM permission",
+                rights.fix,
+            )
         else:
-            yield Check(FAIL, f"VACUUM {rights.table}: {rights.user} is neither the owner ({rights.owner}) "
-                              "nor a superuser, so VACUUM would skip it silently", rights.fix)  # fmt: skip
+            yield Check(FAIL, f"VACUUM {rights.table}: {rights.who_may}, so VACUUM would skip it silently",
+                        rights.fix)  # fmt: skip
+
+
+def _who_may(conn: Connection) -> str:
+    if conn.dialect.name == "redshift":  # a database owner only for tables shared to its database
+        return "owner, superuser or granted the VACUUM permission"
+    return "owner, database owner or superuser"
 
 
 def _svv_table_info(conn: Connection, marts: list[sa.Table], user: str | None) -> Iterator[Check]:
@@ -157,6 +168,16 @@ def _svv_table_info(conn: Connection, marts: list[sa.Table], user: str | None) -
         yield Check(
             FAIL,
             f"svv_table_info cannot be read: {short_reason(exc)}",
+            f"GRANT SELECT ON svv_table_info TO {user};",
+        )
+        return
+    if not seen and conn.execute(sa.select(sa.literal(1)).select_from(svv).limit(1)).first() is None:
+        # Not an error on Redshift: to a user not granted it, the view shows no rows at all. It also
+        # omits empty tables, so an empty warehouse looks the same: a warning with the GRANT.
+        yield Check(
+            WARN,
+            f"svv_table_info shows {user} no table at all: the tables are empty, or it is not granted "
+            "(visible only to superusers unless granted; vacuum and analyze figures would be unknown)",
             f"GRANT SELECT ON svv_table_info TO {user};",
         )
         return
