@@ -29,6 +29,10 @@ EXTRACTION_CYCLE_SECS = 15 * 60  # the extraction runs every 15 minutes, on the 
 LOST_ROWS_LIMIT = 50  # missing row keys listed per Test 0 result (the total is always given)
 HEALTH_NIGHTS = 30  # nights shown on the Data Docs health page
 
+# --- retention of GX validation results and Data Docs pages (issue 25) ----------------------
+KEEP_DAYS = 90  # results and their pages older than this are pruned (``prune``, end of ``monitor``)
+MAX_KEEP_DAYS = 10 * 365  # ten years: far past any audit need, and inside datetime's range
+
 # --- exception types (the spec's names) ----------------------------------------------------
 UTI_UTS_TIME_MISMATCH = "UTI_UTS_TIME_MISMATCH"
 ORDER_MISSING_SPATH = "ORDER_MISSING_SPATH"
@@ -220,6 +224,8 @@ class Settings:
     gx_store: S3Location | None = None
     s3_endpoint_url: str | None = None  # an S3-compatible store (MinIO, a test server); unset = AWS
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # Validation results and Data Docs pages older than this many days are pruned.
+    keep_days: int = KEEP_DAYS
     # The alert email and its links (defined below; read with the rest, at the entry point).
     alert: AlertSettings = field(default_factory=lambda: AlertSettings())
 
@@ -272,6 +278,14 @@ class Settings:
             gx_store=parse_s3_url("ORDER_TRACKING_GX_STORE_URL", store) if store else None,
             s3_endpoint_url=_endpoint_url("ORDER_TRACKING_S3_ENDPOINT_URL"),
             timeouts=Timeouts.from_env(),
+            keep_days=_env_int(
+                "ORDER_TRACKING_KEEP_DAYS",
+                KEEP_DAYS,
+                minimum=1,
+                maximum=MAX_KEEP_DAYS,
+                what="whole number of days",
+                span="10 years",
+            ),
             alert=AlertSettings.from_env(),
         )
 

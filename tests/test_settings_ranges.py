@@ -37,6 +37,7 @@ RANGES = {
         "604800",
     ),
     "ORDER_TRACKING_SMTP_PORT": ("a port number from 1 to 65535", "65535"),
+    "ORDER_TRACKING_KEEP_DAYS": ("a whole number of days from 1 to 3650 (10 years)", "3650"),
 }
 
 # The values the campaign used (issue 28), each through the real CLI.
@@ -114,6 +115,7 @@ def test_the_limits_themselves_are_accepted(monkeypatch, name):
         "ORDER_TRACKING_DQ_LOOKBACK_HOURS",
         "ORDER_TRACKING_EXTRACTION_WINDOW_SECS",
         "ORDER_TRACKING_SMTP_PORT",
+        "ORDER_TRACKING_KEEP_DAYS",
     ],
 )
 def test_zero_is_refused_where_it_means_nothing(monkeypatch, name):
