@@ -30,6 +30,7 @@ from order_tracking.settings import DATA_DOCS_PREFIX, VALIDATIONS_PREFIX, S3Loca
 
 # RunIdentifier.to_tuple's run time, "%Y%m%dT%H%M%S.%fZ" (UTC): a path component that is one.
 RUN_TIME = re.compile(r"\d{8}T\d{6}\.\d{6}Z")
+GX_TIME = "%Y%m%dT%H%M%S.%fZ"
 RESULT, PAGE = "result", "page"
 S3_DELETE_MAX = 1000  # DeleteObjects takes at most 1000 keys a request
 BATCH = 500  # entries removed between two looks at the clock
@@ -37,33 +38,23 @@ BATCH = 500  # entries removed between two looks at the clock
 
 @dataclass(frozen=True, order=True)
 class Entry:
-    """One stored validation result or Data Docs page and its GX run time (naive UTC)."""
+    """One stored validation result or Data Docs page and its GX run time."""
 
-    run_time: datetime
+    run_time: str  # GX's fixed-width UTC form: compares as the times do
     kind: str  # RESULT | PAGE
     name: str  # a local path or an object key
 
 
-def parse_run_time(name: str) -> datetime | None:
-    """A folder name that is a GX run time, as naive UTC; anything else ``None`` (left alone)."""
-    if not RUN_TIME.fullmatch(name):
-        return None
-    try:
-        return datetime.strptime(name, "%Y%m%dT%H%M%S.%fZ")
-    except ValueError:  # a 13th month: not ours to judge
-        return None
-
-
-def run_time_of(key: str) -> datetime | None:
-    """The GX run time of an object key: the folder just above the file."""
-    parts = key.split("/")
-    return parse_run_time(parts[-2]) if len(parts) >= 2 else None
+def is_old(name: str, cutoff: str) -> bool:
+    """``name`` is a GX run time before ``cutoff`` (both GX's fixed-width form; anything that is not
+    a run time is left alone). Compared as text: no date is parsed for the nights that stay."""
+    return name < cutoff and RUN_TIME.fullmatch(name) is not None
 
 
 class Store(Protocol):
     where: str
 
-    def entries(self) -> Iterator[Entry]: ...
+    def old_entries(self, cutoff: str) -> Iterator[Entry]: ...
 
     def delete(self, batch: Sequence[Entry]) -> None: ...
 
@@ -75,12 +66,13 @@ class LocalStore:
         self.trees = {RESULT: results, PAGE: pages}
         self.where = str(results.parent)
 
-    def entries(self) -> Iterator[Entry]:
+    def old_entries(self, cutoff: str) -> Iterator[Entry]:
+        # Only the run-time folders' names are read (os.scandir, no stat); the files of the
+        # old ones alone are listed: the nightly cost is one folder listing per run name.
         for kind, root in self.trees.items():
-            for folder, _, files in os.walk(root):
-                run_time = parse_run_time(os.path.basename(folder))
-                if run_time is not None:
-                    yield from (Entry(run_time, kind, os.path.join(folder, f)) for f in files)
+            for folder in _folders(root):
+                if is_old(folder.name, cutoff):
+                    yield from (Entry(folder.name, kind, f.path) for f in os.scandir(folder.path))
 
     def delete(self, batch: Sequence[Entry]) -> None:
         folders = set()
@@ -93,6 +85,19 @@ class LocalStore:
                     empty.rmdir()
                 except OSError:  # not empty (another batch, another run time): kept
                     break
+
+
+def _folders(root: Path) -> Iterator[os.DirEntry]:
+    """Every folder under ``root`` (GX's run-time folders are the deepest), without a stat each."""
+    try:
+        entries = list(os.scandir(root))
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            yield entry
+            if not RUN_TIME.fullmatch(entry.name):  # a run time's folder holds files only
+                yield from _folders(Path(entry.path))
 
 
 class S3Store:
@@ -109,7 +114,7 @@ class S3Store:
         }
         self.where = location.url
 
-    def entries(self) -> Iterator[Entry]:
+    def old_entries(self, cutoff: str) -> Iterator[Entry]:
         for kind, prefix in self.prefixes.items():
             pages = self._guarded(
                 lambda prefix=prefix: list(
@@ -120,9 +125,9 @@ class S3Store:
             )
             for page in pages:
                 for obj in page.get("Contents", []):
-                    run_time = run_time_of(obj["Key"])
-                    if run_time is not None:
-                        yield Entry(run_time, kind, obj["Key"])
+                    parts = obj["Key"].rsplit("/", 2)
+                    if len(parts) == 3 and is_old(parts[1], cutoff):
+                        yield Entry(parts[1], kind, obj["Key"])
 
     def delete(self, batch: Sequence[Entry]) -> None:
         for start in range(0, len(batch), S3_DELETE_MAX):
@@ -214,7 +219,7 @@ def prune(
     batch_size = batch_size or BATCH
     started = clock()
     cutoff = now - timedelta(days=settings.keep_days)
-    old = sorted(e for e in store.entries() if e.run_time < cutoff)
+    old = sorted(store.old_entries(cutoff.strftime(GX_TIME)))
     done: list[Entry] = []
     if not dry_run:
         for start in range(0, len(old), batch_size):
