@@ -190,7 +190,7 @@ def parse_s3_url(name: str, value: str) -> S3Location:
 
 
 def _endpoint_url(name: str) -> str | None:
-    """The S3 endpoint without any ``user:password@`` part.
+    """An http(s) address (the S3 endpoint, the Data Docs base URL) without any ``user:password@``.
 
     boto3 signs every request with the AWS credential chain and ignores a user and password in
     the endpoint URL; kept, a key pasted there was copied into every Data Docs link of the email
@@ -377,5 +377,6 @@ class AlertSettings:
             smtp_timeout_secs=timeout_secs,
             sender=_env("ORDER_TRACKING_EMAIL_FROM", "order-tracking-dq@localhost"),
             recipients=tuple(a.strip() for a in to.split(",") if a.strip()),
-            data_docs_base_url=os.environ.get("ORDER_TRACKING_DATA_DOCS_BASE_URL", "").strip() or None,
+            # An http(s) address; a user:password in it is dropped (never in an email's links).
+            data_docs_base_url=_endpoint_url("ORDER_TRACKING_DATA_DOCS_BASE_URL"),
         )
