@@ -249,3 +249,16 @@ def test_a_bucket_that_fails_is_one_line_and_exit_3(gx_copy, sqlite_urls, aws_en
         proc.stderr.strip()
         == "error: GX store s3://no-such-bucket-here/dq: bucket 'no-such-bucket-here' does not exist"
     )
+
+
+def test_an_entry_that_cannot_be_removed_is_one_line_and_exit_3(gx_copy, sqlite_urls):
+    _seed_and_history()
+    _monitor()
+    made = _age_local_copies(gx_copy, (OLD_DAYS[0],))
+    (old_result,) = (gx_copy / "uncommitted" / "validations").rglob(f"{made[OLD_DAYS[0]]}/*.json")
+    stray = old_result.parent / "stray-folder"  # not a file: unlink fails, even for root
+    stray.mkdir()
+    proc = run_cli("prune")
+    assert proc.returncode == 3 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().startswith("error: prune: Is a directory: ")
+    assert proc.stderr.strip().endswith("stray-folder")

@@ -6,6 +6,7 @@ import argparse
 
 from order_tracking.clock import utc_now
 from order_tracking.commands.common import settings_from
+from order_tracking.errors import UserError
 from order_tracking.settings import Settings
 
 
@@ -27,7 +28,10 @@ def run(args: argparse.Namespace) -> int:
     from order_tracking.stores import retention
 
     settings = settings_from(args)
-    pruned = retention.prune(settings, utc_now(), dry_run=args.dry_run)
+    try:
+        pruned = retention.prune(settings, utc_now(), dry_run=args.dry_run)
+    except OSError as exc:  # a local folder we may not write: one line, exit 3
+        raise UserError(f"prune: {exc.strerror or exc}: {exc.filename or settings.gx_root}") from None
     print(pruned.line())
     if pruned.removed and not pruned.dry_run:
         print(f"Data Docs index rebuilt: {rebuild_index(settings)}")
