@@ -74,7 +74,7 @@ def test_benchmark_small_run_reports_and_restores(pg_warehouse, schemas, tmp_pat
     # about 90 nights of 4 are left beside the run's own results (the copies span ~330 nights)
     assert kept["fresh_results"] + 80 * 4 < kept["results_after"] < kept["fresh_results"] + 100 * 4
     assert results["fixed_kept_over_fresh"] == kept["median_s"] / kept["fresh_s"]
-    assert results["targets"]["retention"]["judged"]
+    assert results["targets"]["retention"]["judged"] and kept["cpu_over_fresh"] > 0
     # The per-round ratios (printed as a spread) pair the two runs of the same round.
     for kind in ("validate", "full"):
         runs, raw = results["detail"][kind]["runs_s"], results["detail"]["raw"]["runs_s"]

@@ -128,7 +128,8 @@ def _kept_lines(r: dict) -> list[str]:
         f"{kept['results_after']:,} stored): {kept['median_s']:.3f} s against {kept['fresh_s']:.3f} s "
         f"fresh (this run's own {kept['fresh_results']:,}) in the same rounds: {kept['over_fresh']:.2f}x "
         "(single rounds "
-        f"{_spread(kept['over_fresh_rounds'])}x; target <= {TARGETS['fixed_kept_over_fresh']}x)"
+        f"{_spread(kept['over_fresh_rounds'])}x; target <= {TARGETS['fixed_kept_over_fresh']}x; "
+        f"CPU time {kept['cpu_over_fresh']:.2f}x)"
     ]
 
 

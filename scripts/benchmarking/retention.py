@@ -14,6 +14,8 @@ differed by more than the effect measured. The year's first run (the warm-up) pr
 from __future__ import annotations
 
 import shutil
+import statistics
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,11 +64,16 @@ def measure_kept(
 ) -> dict:
     """Rounds of ``run`` on the fresh state and on a year of results kept ``keep_days`` days."""
     before = fill_results_store(store, YEAR, pages=pages)
+    cpu: dict[str, list[float]] = {"fresh": [], "year": []}
 
     def on(which: str) -> Callable[[], list[float]]:
         def timed() -> list[float]:
             states.use(which)
-            return run()
+            started = time.process_time()
+            wall = run()
+            # CPU seconds too: on a loaded machine they move far less than the wall clock
+            cpu[which].append(time.process_time() - started)
+            return wall
 
         return timed
 
@@ -88,6 +95,8 @@ def measure_kept(
         "runs_s": kept["runs_s"],
         "over_fresh": kept["median_s"] / fresh["median_s"],
         "over_fresh_rounds": round_ratios(kept, fresh),
+        # the warm-up (the year's big prune) left out
+        "cpu_over_fresh": statistics.median(cpu["year"][1:]) / statistics.median(cpu["fresh"][1:]),
     }
 
 
