@@ -34,9 +34,11 @@ from great_expectations.validator.metric_configuration import MetricConfiguratio
 from expectations_custom.rule_rows import RULE_ROWS
 from expectations_custom.run_settings import run_settings
 from order_tracking import schema
-from order_tracking.alerts.content import SAMPLE_IN_EMAIL, NextStep, next_step
+from order_tracking.alerts.content import SAMPLE_IN_EMAIL
+from order_tracking.alerts.next_steps import NextStep, next_step
 from order_tracking.checks import gx_results
 from order_tracking.checks.rules import RuleQuery, Window
+from order_tracking.errors import UserError
 from order_tracking.settings import Settings
 
 _TOTALS = frozenset({"failing_count", "skipped_null_order_ids"})  # on every row, not columns
@@ -213,7 +215,11 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
         as_of = kwargs.get("as_of") if isinstance(kwargs.get("as_of"), str) else None
         ids = [row["order_id"] for row in sample[:SAMPLE_IN_EMAIL] if "order_id" in row]
         total = (result.result or {}).get("observed_value")
-        return next_step(cls.exception_type or cls.check_name, ids, as_of, total)
+        try:  # the page names the configured source database (rendered inside a run)
+            source_schema = run_settings().source_schema
+        except UserError:  # rendered outside a run (e.g. a manual GX rebuild): the spec's name
+            source_schema = "kuaisong"
+        return next_step(cls.exception_type or cls.check_name, ids, as_of, total, source_schema)
 
     @classmethod
     @renderer(renderer_type=LegacyDiagnosticRendererType.UNEXPECTED_TABLE)

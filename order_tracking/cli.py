@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "order_tracking.commands.vacuum",
     "order_tracking.commands.seed",
     "order_tracking.commands.monitor",
+    "order_tracking.commands.prune",
     "order_tracking.commands.repair",
     "order_tracking.commands.doctor",
     "order_tracking.commands.airflow_setup",

@@ -29,6 +29,10 @@ EXTRACTION_CYCLE_SECS = 15 * 60  # the extraction runs every 15 minutes, on the 
 LOST_ROWS_LIMIT = 50  # missing row keys listed per Test 0 result (the total is always given)
 HEALTH_NIGHTS = 30  # nights shown on the Data Docs health page
 
+# --- retention of GX validation results and Data Docs pages (issue 25) ----------------------
+KEEP_DAYS = 90  # results and their pages older than this are pruned (``prune``, end of ``monitor``)
+MAX_KEEP_DAYS = 10 * 365  # ten years: far past any audit need, and inside datetime's range
+
 # --- exception types (the spec's names) ----------------------------------------------------
 UTI_UTS_TIME_MISMATCH = "UTI_UTS_TIME_MISMATCH"
 ORDER_MISSING_SPATH = "ORDER_MISSING_SPATH"
@@ -186,7 +190,7 @@ def parse_s3_url(name: str, value: str) -> S3Location:
 
 
 def _endpoint_url(name: str) -> str | None:
-    """The S3 endpoint without any ``user:password@`` part.
+    """An http(s) address (the S3 endpoint, the Data Docs base URL) without any ``user:password@``.
 
     boto3 signs every request with the AWS credential chain and ignores a user and password in
     the endpoint URL; kept, a key pasted there was copied into every Data Docs link of the email
@@ -260,6 +264,8 @@ class Settings:
     gx_store: S3Location | None = None
     s3_endpoint_url: str | None = None  # an S3-compatible store (MinIO, a test server); unset = AWS
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # Validation results and Data Docs pages older than this many days are pruned.
+    keep_days: int = KEEP_DAYS
     # The alert email and its links (defined below; read with the rest, at the entry point).
     alert: AlertSettings = field(default_factory=lambda: AlertSettings())
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
@@ -313,6 +319,14 @@ class Settings:
             gx_store=parse_s3_url("ORDER_TRACKING_GX_STORE_URL", store) if store else None,
             s3_endpoint_url=_endpoint_url("ORDER_TRACKING_S3_ENDPOINT_URL"),
             timeouts=Timeouts.from_env(),
+            keep_days=_env_int(
+                "ORDER_TRACKING_KEEP_DAYS",
+                KEEP_DAYS,
+                minimum=1,
+                maximum=MAX_KEEP_DAYS,
+                what="whole number of days",
+                span="10 years",
+            ),
             alert=AlertSettings.from_env(),
             maintenance=MaintenanceSettings.from_env(),
         )
@@ -405,5 +419,6 @@ class AlertSettings:
             smtp_timeout_secs=timeout_secs,
             sender=_env("ORDER_TRACKING_EMAIL_FROM", "order-tracking-dq@localhost"),
             recipients=tuple(a.strip() for a in to.split(",") if a.strip()),
-            data_docs_base_url=os.environ.get("ORDER_TRACKING_DATA_DOCS_BASE_URL", "").strip() or None,
+            # An http(s) address; a user:password in it is dropped (never in an email's links).
+            data_docs_base_url=_endpoint_url("ORDER_TRACKING_DATA_DOCS_BASE_URL"),
         )

@@ -32,6 +32,8 @@ REQUIRED_KEYS = {
     "fixed_s",
     "rule_scans",
     "fixed_stored",
+    "fixed_kept",
+    "fixed_kept_over_fresh",
 }
 
 
@@ -45,7 +47,7 @@ def test_benchmark_small_run_reports_and_restores(pg_warehouse, schemas, tmp_pat
     assert results["spath_rows"] > 100_000
     assert 0 < results["raw_s"] < results["full_s"]
     assert results["validate_over_raw"] == results["validate_s"] / results["raw_s"]
-    assert len(results["targets"]) == 5
+    assert len(results["targets"]) == 6  # the five, and retention (a year kept / fresh)
     unjudged = {name for name, t in results["targets"].items() if not t["judged"]}
     assert unjudged == {"validate / raw", "full / raw"}
     assert "----  validate / raw" in proc.stdout and "not judged" in proc.stdout
@@ -65,6 +67,14 @@ def test_benchmark_small_run_reports_and_restores(pg_warehouse, schemas, tmp_pat
     assert [f["results"] for f in results["fixed_stored"]] == [120, 1460]
     assert [f["label"] for f in results["fixed_stored"]] == ["30 nights", "a year"]
     assert all(f["median_s"] > 0 for f in results["fixed_stored"])
+    # A year of results (4 a night, with their pages) and the default retention: the warm-up
+    # run prunes the nights older than 90 days; fresh and kept are timed in the same rounds.
+    kept = results["fixed_kept"]
+    assert kept["keep_days"] == 90 and kept["results_before"] >= 1460
+    # about 90 nights of 4 are left beside the run's own results (the copies span ~330 nights)
+    assert kept["fresh_results"] + 80 * 4 < kept["results_after"] < kept["fresh_results"] + 100 * 4
+    assert results["fixed_kept_over_fresh"] == kept["median_s"] / kept["fresh_s"]
+    assert results["targets"]["retention"]["judged"] and kept["cpu_over_fresh"] > 0
     # The per-round ratios (printed as a spread) pair the two runs of the same round.
     for kind in ("validate", "full"):
         runs, raw = results["detail"][kind]["runs_s"], results["detail"]["raw"]["runs_s"]
@@ -77,6 +87,7 @@ def test_benchmark_small_run_reports_and_restores(pg_warehouse, schemas, tmp_pat
         "history 4x / 1x",
         "fixed per-run cost",
         "a year (1,460)",
+        "a year of results kept 90 days (the run prunes: ",
         "single rounds (of 3): validate / raw",
     ):
         assert line in proc.stdout

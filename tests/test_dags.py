@@ -412,10 +412,18 @@ def test_monitoring_run_fails_on_injected_anomalies_with_one_email_and_reruns_id
         n.startswith("manual__") and n.endswith(f"__as_of_{as_of:%Y%m%dT%H%M%S}") for n in run_names
     ), run_names
 
+    # Results are kept ORDER_TRACKING_KEEP_DAYS (90): a copy 100 days old goes at the rerun's gate.
+    kept = sorted(validations.glob("*/*/*/*.json"))[0]
+    old_time = datetime.now(UTC).replace(tzinfo=None) - timedelta(days=100)
+    old = kept.parent.parent / old_time.strftime("%Y%m%dT%H%M%S.%fZ") / kept.name
+    old.parent.mkdir()
+    shutil.copyfile(kept, old)
+
     rows_before = exception_rows(settings)
     time.sleep(1.1)  # last_seen_at has one-second resolution
     state, _ = _run(dagbag.dags[MONITORING], as_of, monkeypatch)
     assert state == "failed"
+    assert kept.exists() and not old.exists()
     assert len(exception_rows(settings)) == len(rows_before)  # no duplicate rows
     assert _open_ids(settings) == {t: sorted(manifest["expected"][t]) for t in EXCEPTION_TYPES}
     assert len(mailbox.messages) == 2  # one per failed run
@@ -489,6 +497,14 @@ def test_dropped_raw_row_fails_the_extraction_check_and_the_email_names_it(
         "Page: https://dq.example.com/site/validations/order_tracking_extraction_count/" in mail["text/plain"]
     )
     assert "Data Docs: https://dq.example.com/site/index.html" in mail["text/plain"]
+    # The gate recorded where the run's pages are; the notifier's settings agree, and link the run.
+    (recorded,) = run_xcoms(
+        {"dag": dagbag.dags[MONITORING], "run_id": run_id}, "data_docs_links", ["check_unresolved_exceptions"]
+    ).values()
+    assert recorded["base_url"] == "https://dq.example.com/site"
+    assert "settings disagree" not in mail["text/plain"]
+    run_link = r"Airflow run: http://\S+/dags/order_tracking_daily_monitoring/runs/\S+"
+    assert re.search(run_link, mail["text/plain"])
 
 
 @pytest.mark.usefixtures("airflow_db")

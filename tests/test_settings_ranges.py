@@ -41,6 +41,7 @@ RANGES = {
     "ORDER_TRACKING_VACUUM_MIN_DELETED_PCT": ("a percentage from 0 to 100", "100"),
     "ORDER_TRACKING_VACUUM_MIN_UNSORTED_PCT": ("a percentage from 0 to 100", "100"),
     "ORDER_TRACKING_ANALYZE_MIN_STATS_OFF_PCT": ("a percentage from 0 to 100", "100"),
+    "ORDER_TRACKING_KEEP_DAYS": ("a whole number of days from 1 to 3650 (10 years)", "3650"),
 }
 
 # The values the campaign used (issue 28), each through the real CLI.
@@ -118,6 +119,7 @@ def test_the_limits_themselves_are_accepted(monkeypatch, name):
         "ORDER_TRACKING_DQ_LOOKBACK_HOURS",
         "ORDER_TRACKING_EXTRACTION_WINDOW_SECS",
         "ORDER_TRACKING_SMTP_PORT",
+        "ORDER_TRACKING_KEEP_DAYS",
     ],
 )
 def test_zero_is_refused_where_it_means_nothing(monkeypatch, name):

@@ -19,13 +19,14 @@ notes, the next step (the spec's Action) and the exact command that fixes or clo
 from __future__ import annotations
 
 import html
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote
 
+from order_tracking.alerts.links import DocsLinks
+from order_tracking.alerts.next_steps import CLI, EXTRACTION_CHECK, NextStep, next_step
 from order_tracking.checks import gx_results
 from order_tracking.settings import (
     EXCEPTION_TYPES,
@@ -36,8 +37,6 @@ from order_tracking.settings import (
 
 SAMPLE_IN_EMAIL = 10
 CYCLES_IN_EMAIL = 8
-CLI = "python -m order_tracking"
-EXTRACTION_CHECK = "extraction_count"
 TEST_NAMES = {
     EXTRACTION_CHECK: "Test 0",
     "uti_uts_alignment": "Test 1",
@@ -49,13 +48,6 @@ SHORT_TYPE = {
     ORDER_MISSING_SPATH: "SPATH",
     REACTIVATED_ORDER_MISSING_ECS: "ECS",
 }
-
-
-@dataclass(frozen=True)
-class NextStep:
-    action: str  # the spec's Action, in plain words
-    command: str  # the exact command line (order ids filled in)
-    command_note: str  # when / how to run it
 
 
 @dataclass(frozen=True)
@@ -71,56 +63,6 @@ class Alert:
     subject: str
     text: str
     html: str
-
-
-# --- next steps -----------------------------------------------------------------------------
-
-_ACTIONS = {
-    EXTRACTION_CHECK: "Infrastructure alert: rows were lost between MySQL and the Redshift raw tables. "
-    "Check the extraction logs and the Redshift COPY errors (stl_load_errors) for the window, "
-    "reload the lost rows, then re-check.",
-    UTI_UTS_TIME_MISMATCH: "Investigate the extraction logs for the affected order's time window. "
-    "Check if a backfill is needed.",
-    ORDER_MISSING_SPATH: "Verify in the MySQL source (kuaisong.uni_tracking_spath). If the data exists "
-    "in the source but not in Redshift, a targeted backfill is required.",
-    REACTIVATED_ORDER_MISSING_ECS: "Move the order's row from its hist_ecs_order_info_* table back "
-    "into mart_ecs_order_info (the spec's manual fix; the note names the table).",
-}
-
-
-def order_id_args(order_ids: Iterable[Any]) -> str:
-    return " ".join(f"--order-id {i}" for i in order_ids)
-
-
-def next_step(
-    key: str | None, order_ids: Sequence[Any] = (), as_of: str | None = None, total: int | None = None
-) -> NextStep | None:
-    """The next step for an exception type (or ``extraction_count``), with its exact command.
-
-    ``order_ids`` (the sample) go into the command; when ``total`` says there are more, the note
-    tells how to reach them all.
-    """
-    if key not in _ACTIONS:
-        return None
-    ids = order_id_args(order_ids) or "--order-id N"
-    more = total is not None and total > len(order_ids)
-    if key == EXTRACTION_CHECK:
-        return NextStep(
-            _ACTIONS[key],
-            f"{CLI} monitor --checks extraction_count --as-of {as_of or 'AS_OF'}",
-            "re-check the same window once the rows are reloaded",
-        )
-    if key == REACTIVATED_ORDER_MISSING_ECS:
-        note = "prints the statements; add --apply to move the rows and close the exceptions"
-        if more:
-            note += f" (these are {len(order_ids)} of {total}: `{CLI} exceptions --type {key}` lists all)"
-        return NextStep(_ACTIONS[key], f"{CLI} repair-reactivated {ids} --by YOUR_NAME", note)
-    note = "after the fix, close the exceptions"
-    if more:
-        note += f" (these are {len(order_ids)} of {total}; --all-of-type instead of --order-id closes all)"
-    return NextStep(
-        _ACTIONS[key], f'{CLI} resolve --type {key} {ids} --by YOUR_NAME --notes "backfilled"', note
-    )
 
 
 # --- small formatting helpers ---------------------------------------------------------------
@@ -149,23 +91,9 @@ def _minute(value: Any) -> str:
 
 
 def docs_link(page: str | None, site_root: Path | None, base_url: str | None) -> str | None:
-    """Where the engineer opens a Data Docs page: under ``base_url`` if set, else the file path.
-
-    ``page`` is what GX returns (``file:///.../local_site/validations/...html``, percent-encoded:
-    Airflow run names hold spaces and colons) or a path.
-    """
-    if not page:
-        return None
-    path = unquote(page.removeprefix("file://")) if page.startswith("file://") else page
-    if not base_url:
-        return path
-    try:
-        relative = Path(path).resolve().relative_to(Path(site_root).resolve()) if site_root else None
-    except ValueError:
-        relative = None
-    if relative is None:
-        return path if "://" not in page else page
-    return base_url.rstrip("/") + "/" + quote(relative.as_posix())
+    """Where the engineer opens a local Data Docs page: under ``base_url`` if set, else the file
+    path (``links.DocsLinks`` does the same for a site in a bucket)."""
+    return DocsLinks(base_url, str(site_root) if site_root else None).link(page)
 
 
 # --- the summaries --------------------------------------------------------------------------
@@ -229,15 +157,19 @@ def build_alert(
     now: datetime,
     open_by_type: Mapping[str, OpenStats] | None = None,
     data_docs_index: str | None = None,
-    site_root: Path | None = None,
-    base_url: str | None = None,
+    links: DocsLinks | None = None,
     failed_tasks: Sequence[str] = (),
     run_label: str | None = None,
     data_docs_error: str | None = None,
+    run_url: str | None = None,
+    notices: Sequence[str] = (),
+    source_schema: str = "kuaisong",
 ) -> Alert:
     """The alert for one run: ``summaries`` of its checks, the open exceptions per type, links.
 
     ``open_by_type`` missing a type means "not known" (e.g. the warehouse was down), not zero.
+    ``links`` turns pages into what opens (``alerts.links``); ``run_url``: the Airflow run;
+    ``notices``: lines shown first (a settings mismatch the notifier found);
     ``data_docs_error``: this run's pages were not built: one line, no link to the old home page.
     """
     open_by_type = dict(open_by_type or {})
@@ -258,12 +190,19 @@ def build_alert(
         subject += "; extraction alarm"
     if errors:
         subject += f"; {len(errors)} check{'s' if len(errors) > 1 else ''} in error"
-    link = lambda page: docs_link(page, site_root, base_url)  # noqa: E731
+    links = links or DocsLinks()
+    link = links.link
     index = link(data_docs_index)
 
     label = f" ({run_label})" if run_label else ""
     text: list[str] = [f"Order tracking checks as of {_minute(as_of)} UTC{label}"]
     parts: list[str] = [f"<p>Order tracking checks as of <b>{_minute(as_of)} UTC</b>{html.escape(label)}</p>"]
+    for notice in notices:
+        text.append(notice)
+        parts.append(f"<p><b>{html.escape(notice)}</b></p>")
+    if run_url:
+        text.append(f"Airflow run: {run_url}")
+        parts.append(f"<p>Airflow run: {_a(run_url)}</p>")
     if failed_tasks:
         text.append("Failed tasks: " + ", ".join(failed_tasks))
         parts.append(f"<p>Failed tasks: {html.escape(', '.join(failed_tasks))}</p>")
@@ -279,7 +218,7 @@ def build_alert(
         parts.append(h)
 
     for view in views:
-        t, h = _type_section(view, now, link)
+        t, h = _type_section(view, now, link, source_schema)
         text += ["", *t]
         parts.append(h)
 
@@ -288,8 +227,13 @@ def build_alert(
         text += ["", line]
         parts.append(f"<p>{html.escape(line)}</p>")
     elif index:
-        text += ["", f"Data Docs: {index}"]
-        parts.append(f"<p>Data Docs: {_a(index)}</p>")
+        text += ["", f"Data Docs: {index}"]  # a path (no "://") opens as the note says
+        parts.append(f"<p>Data Docs: {_a(index) if '://' in index else html.escape(index)}</p>")
+    pages_shown = not data_docs_error and (index or any(s.get("data_docs_page") for s in summaries))
+    note = links.note() if pages_shown else None
+    if note:  # once: how to open the pages when they are not web links
+        text.append(note)
+        parts.append(f"<p><small>{html.escape(note)}</small></p>")
     text += ["", f"All open exceptions: {CLI} exceptions"]
     parts.append(f"<p>All open exceptions: <code>{CLI} exceptions</code></p>")
     return Alert(subject, "\n".join(text) + "\n", "\n".join(parts) + "\n")
@@ -318,7 +262,7 @@ def _page_lines(summary: Mapping[str, Any], link) -> tuple[list[str], str]:
     page = link(summary.get("data_docs_page"))
     if not page:
         return [], ""
-    return [f"  Page: {page}"], f"<p>Page: {_a(page)}</p>"
+    return [f"  Page: {page}"], f"<p>Page: {_a(page) if '://' in page else html.escape(page)}</p>"
 
 
 def _test0_section(summary: Mapping[str, Any], link) -> tuple[list[str], str]:
@@ -371,7 +315,7 @@ def _test0_section(summary: Mapping[str, Any], link) -> tuple[list[str], str]:
     return text + t + pt, "".join(h) + sh + ph
 
 
-def _type_section(view: _TypeView, now: datetime, link) -> tuple[list[str], str]:
+def _type_section(view: _TypeView, now: datetime, link, source_schema: str) -> tuple[list[str], str]:
     s = view.summary or {}
     name = next((TEST_NAMES[c] for c in TEST_NAMES if s.get("check") == c), "")
     head = [f"{int(s.get('new') or 0)} new"] if s else []
@@ -399,7 +343,11 @@ def _type_section(view: _TypeView, now: datetime, link) -> tuple[list[str], str]
             + "</table>"
         )
     step = next_step(
-        view.etype, [r.get("order_id") for r in sample], s.get("as_of"), int(s.get("failing") or 0) or None
+        view.etype,
+        [r.get("order_id") for r in sample],
+        s.get("as_of"),
+        int(s.get("failing") or 0) or None,
+        source_schema,
     )
     t, sh = _step_lines(step)
     pt, ph = _page_lines(s, link)

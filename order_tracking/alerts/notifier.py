@@ -20,11 +20,13 @@ import os
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from airflow.providers.smtp.notifications.smtp import SmtpNotifier
 
 from order_tracking.alerts import content as alert_content
 from order_tracking.alerts import mailer
+from order_tracking.alerts.links import DocsLinks, disagreement
 from order_tracking.settings import DEFAULT_ALERT_EMAIL
 
 log = logging.getLogger(__name__)
@@ -85,11 +87,12 @@ def gather(context: dict[str, Any], with_exceptions: bool = True) -> dict[str, A
     by then the next run may have written.
     """
     from order_tracking.orchestration.connections import settings_for_airflow
-    from order_tracking.orchestration.gate import UNRESOLVED_TASK, failed_tasks
+    from order_tracking.orchestration.gate import DOCS_LINKS_KEY, UNRESOLVED_TASK, failed_tasks
     from order_tracking.orchestration.operator import DQ_TASKS
 
     dag_id, run_id = _dag_id(context), _run_id(context)
     info: dict[str, Any] = {"dag_id": dag_id, "run_id": run_id, "reason": context.get("reason")}
+    info["run_url"] = run_url(dag_id, run_id)
     try:
         info["failed_tasks"] = failed_tasks(dag_id, run_id)
     except Exception as exc:
@@ -106,15 +109,15 @@ def gather(context: dict[str, Any], with_exceptions: bool = True) -> dict[str, A
     if not with_exceptions:
         return info
     if settings is not None:
-        info["data_docs"] = settings.data_docs_location
-        info["site_root"] = settings.data_docs_index.parent
-        info["base_url"] = settings.alert.data_docs_base_url
+        info["source_schema"] = settings.source_schema
     try:
         pushed = run_xcoms(context, "summary", list(DQ_TASKS))
         gate = run_xcoms(context, "open_exceptions", [UNRESOLVED_TASK])
+        recorded = run_xcoms(context, DOCS_LINKS_KEY, [UNRESOLVED_TASK]).get(UNRESOLVED_TASK)
     except Exception as exc:  # the email must still go out
         log.warning("XCom summaries unavailable: %s", exc)
-        pushed, gate = {}, {}
+        pushed, gate, recorded = {}, {}, None
+    _docs_links(info, settings, recorded, [s.get("data_docs_page") for s in pushed.values()])
     summaries = []
     for task_id, check in DQ_TASKS.items():
         if task_id in pushed:
@@ -138,6 +141,32 @@ def gather(context: dict[str, Any], with_exceptions: bool = True) -> dict[str, A
     return info
 
 
+def run_url(dag_id: str, run_id: str) -> str | None:
+    """The run's page in the Airflow UI, from ``[api] base_url`` as Airflow's own log links."""
+    try:
+        from airflow.configuration import conf
+
+        base = conf.get("api", "base_url", fallback=None) or "http://localhost:8080/"
+    except Exception:  # no Airflow configuration here: no link rather than a wrong one
+        return None
+    return f"{base.rstrip('/')}/dags/{quote(dag_id)}/runs/{quote(run_id)}"
+
+
+def _docs_links(info: dict[str, Any], settings: Any, recorded: Any, pages: list[Any]) -> None:
+    """The run's Data Docs links (what the gate recorded, else this process's settings), and one
+    loud line when this process's settings disagree with the run's."""
+    own = DocsLinks.from_settings(settings) if settings is not None else None
+    run = DocsLinks.from_dict(recorded) if isinstance(recorded, dict) else None
+    links = run or own
+    if links is None:
+        return
+    info["links"], info["data_docs"] = links, links.index
+    problem = disagreement(run, [p for p in pages if p], own) if own is not None else None
+    if problem:
+        log.error("%s", problem)  # the dag-processor's log; the email says it too
+        info["notices"] = [problem]
+
+
 def render(info: dict[str, Any], now: datetime | None = None) -> alert_content.Alert:
     """The alert for :func:`gather`'s dict: the monitoring alert, or a short one for other DAGs."""
     failed = info.get("failed_tasks") or []
@@ -148,6 +177,8 @@ def render(info: dict[str, Any], now: datetime | None = None) -> alert_content.A
             f"DAG {info['dag_id']}, run {info['run_id']} failed.",
             f"Failed tasks: {', '.join(failed) or '-'}",
         ]
+        if info.get("run_url"):
+            lines.append(f"Airflow run: {info['run_url']}")
         lines.append("See the task logs in Airflow.")
         text = "\n".join(lines) + "\n"
         return alert_content.Alert(subject, text, "".join(f"<p>{html.escape(x)}</p>" for x in lines))
@@ -159,11 +190,13 @@ def render(info: dict[str, Any], now: datetime | None = None) -> alert_content.A
         now=now,
         open_by_type=info.get("open_by_type"),
         data_docs_index=info.get("data_docs"),
-        site_root=info.get("site_root"),
-        base_url=info.get("base_url"),
+        links=info.get("links"),
         failed_tasks=failed,
         run_label=str(info["run_id"]),
         data_docs_error=info.get("data_docs_error"),
+        run_url=info.get("run_url"),
+        notices=info.get("notices") or (),
+        source_schema=info.get("source_schema") or "kuaisong",
     )
 
 

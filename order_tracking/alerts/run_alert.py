@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from order_tracking import db, schema
 from order_tracking.alerts import content as alert_content
 from order_tracking.alerts import mailer
+from order_tracking.alerts.links import DocsLinks
 from order_tracking.checks import exceptions_store
 from order_tracking.errors import UserError
 from order_tracking.settings import Settings
@@ -93,8 +94,8 @@ def send_alert(
         now=datetime.now(UTC).replace(tzinfo=None),
         open_by_type=open_by_type,
         data_docs_index=settings.data_docs_location,
-        site_root=settings.data_docs_index.parent,
-        base_url=alert_settings.data_docs_base_url,
+        links=DocsLinks.from_settings(settings),
+        source_schema=settings.source_schema,
         data_docs_error=data_docs_error,
     )
     mailer.send(alert, alert_settings)

@@ -184,6 +184,8 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
     # (expectations, actions, site builders) reads this run's settings, never the environment.
     with settings_bound(settings), data_docs_deferred() as pages, alert_email_deferred() as alerts:
         outcomes = [run_check(context, settings, c, as_of) for c in checks]
+        # Before the build, so that tonight's index no longer lists what is removed.
+        prune_error = prune_old_results(settings)
         docs_error = None
         try:  # inside: the run's site builders, which gave the URLs, build the pages
             suite = ExpectationSuiteIdentifier(name=gx_project.CHECKS[checks[0]].suite)
@@ -214,6 +216,8 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
         outcomes.append(CheckOutcome("gx_store", "error", message=_unstored_line(first, outcomes)))
     elif docs_error is not None:
         outcomes.append(CheckOutcome("data_docs", "error", message=docs_error))
+    if prune_error is not None:
+        outcomes.append(CheckOutcome("retention", "error", message=prune_error))
     from order_tracking.alerts.run_alert import send_run_alert
 
     email_error = send_run_alert(settings, alerts.summaries, outcomes, as_of, docs_error)
@@ -228,3 +232,35 @@ def _unstored_line(store_error: str, outcomes: list[CheckOutcome]) -> str:
         f"{store_error}; results not stored for {names} "
         "(findings written; the next run's Data Docs list what the store holds)"
     )
+
+
+# monitor's prune is bounded: a night's four results take milliseconds; a first prune of years
+# of results in a slow bucket goes on over the next runs rather than holding this one.
+MONITOR_PRUNE_BUDGET_SECS = 10.0
+
+
+def prune_old_results(settings: Settings) -> str | None:
+    """Remove results and pages older than ``settings.keep_days`` (time-bounded); the error line,
+    if any. The findings are written by now: a failed prune is reported, never undoes them."""
+    from order_tracking.clock import utc_now
+    from order_tracking.stores import retention
+
+    try:
+        pruned = retention.prune(settings, utc_now(), budget_secs=MONITOR_PRUNE_BUDGET_SECS)
+    except Exception as exc:
+        log.debug("prune failed", exc_info=True)
+        return f"old results not pruned: {db.short_reason(exc)}"
+    if pruned.left:
+        log.warning("%s", pruned.line())
+    elif pruned.removed:
+        log.info("%s", pruned.line())
+    return None
+
+
+def data_docs_error(exc: Exception) -> str:
+    """One line for a failed Data Docs build: the store's own line when the upload failed."""
+    from order_tracking.errors import StoreUnavailable
+
+    if isinstance(exc, StoreUnavailable):
+        return f"Data Docs upload failed: {exc}"
+    return f"Data Docs not rebuilt: {type(exc).__name__}: {db.short_reason(exc)}"

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 
 UNRESOLVED_TASK = "check_unresolved_exceptions"
+DOCS_LINKS_KEY = "data_docs_links"  # XCom: the run's alerts.links.DocsLinks
 
 
 def failed_tasks(dag_id: str, run_id: str, task_ids: list[str] | None = None) -> list[str]:
@@ -88,10 +89,15 @@ def check_unresolved_exceptions(context: Any) -> dict[str, Any]:
     extraction alarm would leave the run green and send no email.
     """
     from order_tracking import db, schema
+    from order_tracking.alerts.links import DocsLinks
     from order_tracking.checks import exceptions_store
 
     settings = settings_for_airflow()
     ti = context["ti"]
+    # Where this run's pages are and how they open: the notifier (another process, maybe other
+    # settings) links from this, and says so when its own settings disagree.
+    links = DocsLinks.from_settings(settings)
+    ti.xcom_push(key=DOCS_LINKS_KEY, value=links.to_dict())
     failed = failed_tasks(ti.dag_id, ti.run_id, list(DQ_TASKS))
     try:
         engine = db.create_engine(
@@ -117,10 +123,19 @@ def check_unresolved_exceptions(context: Any) -> dict[str, Any]:
         fail_fast_on_config_errors(UNRESOLVED_TASK, exc)
         raise
     refresh_health_page(settings)
-    docs = settings.data_docs_location
+    # Results kept ORDER_TRACKING_KEEP_DAYS: pruned here, bounded in time, as monitor does; the
+    # next run's index no longer lists them.
+    from order_tracking.checks.run import prune_old_results
+
+    prune_error = prune_old_results(settings)
+    docs = links.link(settings.data_docs_location)
+    note = links.note()
+    if note:
+        log.info("%s", note)
     for etype, count in summary.items():
         log.info("unresolved %s: %d", etype, count)
-    problems = [m for m in (total_message, f"failed checks: {', '.join(failed)}" if failed else "") if m]
+    failed_line = f"failed checks: {', '.join(failed)}" if failed else ""
+    problems = [m for m in (total_message, failed_line, prune_error or "") if m]
     if problems:
         raise AirflowFailException(f"{'; '.join(problems)}. Data Docs: {docs}")
     return {"unresolved": summary, "failed_tasks": failed, "data_docs": str(docs)}

@@ -105,20 +105,50 @@ def shrink_history(bench: Bench) -> None:
     vacuum_analyze(bench.engine, bench.hist_tables)
 
 
-def fill_results_store(store: Path, total: int) -> int:
+def fill_results_store(store: Path, total: int, per_night: int = 4, pages: Path | None = None) -> int:
     """Copy stored validation results under earlier run times until the store holds ``total``.
 
-    The key is ``<suite>/<run name>/<run time>/<batch>.json``; each copy gets a run time whole
-    days earlier, as if the same nights had run before. Returns how many results the store holds.
+    The key is ``<suite>/<run name>/<run time>/<batch>.json``; the copies go back one night per
+    ``per_night`` results (4 checks a night), as if the same checks had run every night before:
+    1,460 results are a year of nights, and retention (``prune``) sees their real ages. With
+    ``pages`` (the site's ``validations/`` folder) each copy gets its Data Docs page too, as a
+    night's run leaves both. Returns how many results the store holds.
     """
-    originals = sorted(store.glob("*/*/*/*.json"))
-    held, day = len(originals), 0
+    timed = {p: _run_time(p.parent.name) for p in store.glob("*/*/*/*.json")}
+    timed = {p: t for p, t in timed.items() if t is not None}
+    newest = max(timed.values(), default=None)
+    # The copies are of the newest night's results and go on from the oldest night stored.
+    originals = sorted(p for p, t in timed.items() if t.date() == newest.date()) if newest else []
+    start = (newest.date() - min(timed.values()).date()).days if newest else 0
+    held, i = stored_results(store), 0
     while held < total and originals:
-        day += 1
-        for src in originals[: total - held]:
-            run_time = datetime.strptime(src.parent.name, "%Y%m%dT%H%M%S.%fZ") - timedelta(days=day)
-            dest = src.parent.parent / run_time.strftime("%Y%m%dT%H%M%S.%fZ") / src.name
-            dest.parent.mkdir(exist_ok=True)
-            shutil.copyfile(src, dest)
-            held += 1
+        src = originals[i % len(originals)]
+        run_time = timed[src] - timedelta(days=start + 1 + i // per_night)
+        dest = src.parent.parent / run_time.strftime(GX_TIME) / src.name
+        i += 1
+        if dest.exists():  # fewer originals than a night's checks: the next night takes it
+            continue
+        dest.parent.mkdir(exist_ok=True)
+        shutil.copyfile(src, dest)
+        page = pages / src.relative_to(store).with_suffix(".html") if pages else None
+        if page is not None and page.exists():
+            page_dest = pages / dest.relative_to(store).with_suffix(".html")
+            page_dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(page, page_dest)
+        held += 1
     return held
+
+
+GX_TIME = "%Y%m%dT%H%M%S.%fZ"  # RunIdentifier.to_tuple's run time
+
+
+def _run_time(name: str) -> datetime | None:
+    try:
+        return datetime.strptime(name, GX_TIME)
+    except ValueError:
+        return None
+
+
+def stored_results(store: Path) -> int:
+    """How many validation results the store holds."""
+    return len(list(store.glob("*/*/*/*.json")))

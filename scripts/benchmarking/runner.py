@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -30,6 +31,7 @@ from benchmarking.data_changes import (
 from benchmarking.database import count_rows, ensure_database, seeded_orders, vacuum_analyze
 from benchmarking.measures import Bench
 from benchmarking.report import machine_info, round_ratios, table_text, verdicts
+from benchmarking.retention import States, measure_kept
 from benchmarking.rounds import rounds
 
 
@@ -41,7 +43,7 @@ def log(msg: str) -> None:
 def run(args: argparse.Namespace, url: str) -> int:
     """Every phase in turn; writes results.json and the PNG; 1 when a judged target fails."""
     from order_tracking import db, schema, synthetic
-    from order_tracking.settings import Settings
+    from order_tracking.settings import MAX_KEEP_DAYS, Settings
 
     ensure_database(url)
     settings = Settings.from_env()
@@ -122,13 +124,27 @@ def run(args: argparse.Namespace, url: str) -> int:
     clear_exceptions(bench)
     store = Path(bench.context.validation_results_store.store_backend.full_base_directory)
     results["fixed_stored"] = []
-    for label, total in STORED_RESULTS:
-        held = fill_results_store(store, total)
-        if held > total:  # the timed rounds alone stored more (9 rounds: 156)
-            label = "this run's own"
-        log(f"fixed cost with {held:,} stored validation results ({label})")
-        timing = rounds(args.repeat, {"fixed": lambda: bench.full(EMPTY_AS_OF)})["fixed"]
-        results["fixed_stored"].append({"label": label, "results": held, "median_s": timing["median_s"]})
+    pages = store.parent / "data_docs" / "local_site" / "validations"
+    states = States([store, pages])
+    states.snapshot_fresh()  # this run's own results: "fresh" for the retention measure below
+    kept = bench.settings
+    # What a year of results costs when nothing is pruned (monitor prunes at the end of a run).
+    bench.settings = dataclasses.replace(kept, keep_days=MAX_KEEP_DAYS)
+    try:
+        for label, total in STORED_RESULTS:
+            held = fill_results_store(store, total)
+            if held > total:  # the timed rounds alone stored more (9 rounds: 156)
+                label = "this run's own"
+            log(f"fixed cost with {held:,} stored validation results ({label})")
+            timing = rounds(args.repeat, {"fixed": lambda: bench.full(EMPTY_AS_OF)})["fixed"]
+            results["fixed_stored"].append({"label": label, "results": held, "median_s": timing["median_s"]})
+    finally:
+        bench.settings = kept
+    # The same year with the default retention, against a fresh store, in the same rounds.
+    log(f"fixed cost: a fresh store against a year of results kept {kept.keep_days} days")
+    results["fixed_kept"] = measure_kept(
+        states, store, pages, args.repeat, lambda: bench.full(EMPTY_AS_OF), kept.keep_days
+    )
     bench.engine.dispose()
 
     results["machine"]["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -146,6 +162,7 @@ def run(args: argparse.Namespace, url: str) -> int:
     for kind in ("validate", "full"):
         results[f"{kind}_over_raw_rounds"] = round_ratios(detail[kind], detail["raw"])
     results["history_4x_over_1x"] = detail["validate_4x"]["median_s"] / detail["validate_1x"]["median_s"]
+    results["fixed_kept_over_fresh"] = results["fixed_kept"]["over_fresh"]
     results["targets"] = {
         name: {"value": text, "pass": ok, "judged": judged} for name, text, ok, judged in verdicts(results)
     }
