@@ -184,8 +184,9 @@ def run_checks(settings: Settings, as_of: datetime, checks: Iterable[str] = CHEC
     # (expectations, actions, site builders) reads this run's settings, never the environment.
     with settings_bound(settings), data_docs_deferred() as pages, alert_email_deferred() as alerts:
         outcomes = [run_check(context, settings, c, as_of) for c in checks]
-        # Before the build, so that tonight's index no longer lists what is removed.
-        prune_error = prune_old_results(settings)
+        # Before the build, so that tonight's index no longer lists what is removed. A store that
+        # already failed this run is reported once: pruning it would only fail again.
+        prune_error = None if any(o.store_error for o in outcomes) else prune_old_results(settings)
         docs_error = None
         try:  # inside: the run's site builders, which gave the URLs, build the pages
             suite = ExpectationSuiteIdentifier(name=gx_project.CHECKS[checks[0]].suite)
