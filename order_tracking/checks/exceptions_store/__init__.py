@@ -50,12 +50,13 @@ from order_tracking.checks.exceptions_store.writing import (
     STAGED_FINDINGS,
     STAGED_NOTES_WIDTH,
     Finding,
-    lock_statement,
     locked_transaction,
     record_findings,
     record_rows,
+    write_staged,
     write_statements,
 )
+from order_tracking.locked_write import lock_statement
 
 __all__ = [
     "BY_MAX",
@@ -79,5 +80,6 @@ __all__ = [
     "resolve",
     "summary_by_type",
     "unresolved_summary",
+    "write_staged",
     "write_statements",
 ]
