@@ -97,6 +97,7 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
 
     from expectations_custom.actions import exceptions_recorded
     from expectations_custom.data_docs.build import docs_sites_urls
+    from expectations_custom.staging import findings_staged
     from order_tracking.checks import gx_project
 
     cp_name = gx_project.CHECKS[check].checkpoint
@@ -104,7 +105,8 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
     try:
         if check == "extraction_count":
             params["source_counts"] = measure_source_counts(settings, as_of)
-        with exceptions_recorded() as recorded:
+        # One rule scan feeds validation and the write (expectations_custom/staging.py).
+        with exceptions_recorded() as recorded, findings_staged(settings):
             result = context.checkpoints.get(cp_name).run(
                 expectation_parameters=params,
                 # Data Docs list runs by name: make it say which window was checked.

@@ -91,8 +91,14 @@ class _CheckpointWithParameters:
 
         from expectations_custom.actions import exceptions_recorded
         from expectations_custom.run_settings import settings_bound
+        from expectations_custom.staging import findings_staged
 
-        with settings_bound(self.settings), exceptions_recorded() as self.recorded:
+        # One rule scan feeds validation and the write (expectations_custom/staging.py).
+        with (
+            settings_bound(self.settings),
+            exceptions_recorded() as self.recorded,
+            findings_staged(self.settings),
+        ):
             self.result = self.checkpoint.run(
                 batch_parameters=batch_parameters or None,
                 expectation_parameters=self.expectation_parameters,

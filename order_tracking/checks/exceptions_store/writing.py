@@ -143,11 +143,32 @@ def write_statements(
     delete = staged.delete().where(staged.c.order_id.in_(open_ids))
     rows = sa.select(
         staged.c.order_id, sa.literal(exception_type, ex.c.exception_type.type), seen, seen, notes
-    )
+    ).where(staged.c.order_id.is_not(None))  # staged for validation too: its NULL group stays out
     insert = ex.insert().from_select(
         ["order_id", "exception_type", "detected_at", "last_seen_at", "notes"], rows
     )
     return update, delete, insert
+
+
+def stage(conn: Connection, findings: sa.Select) -> sa.Table:
+    """``CREATE TEMPORARY TABLE ... AS findings`` on a :func:`session` connection, committed on its
+    own (never under the lock); the staged table, with ANALYZE on PostgreSQL (planner statistics
+    for the UPDATE ... FROM of a big staged table)."""
+    create = CreateTableAs(findings, STAGED_FINDINGS, temporary=True)
+    with _transaction(conn):
+        conn.execute(create)
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(create.table)}"))
+    return create.table
+
+
+def record_staged(
+    conn: Connection, tables: Tables, exception_type: str, staged: sa.Table, seen_at: datetime
+) -> RecordResult:
+    """Write the findings :func:`stage` put in ``staged`` (this session's), as :func:`write_staged`."""
+    check_exception_type(exception_type)
+    new, already_open = write_staged(conn, tables, exception_type, staged, seen_at)
+    return _logged(RecordResult(exception_type, new + already_open, new, already_open))
 
 
 def write_staged(
@@ -200,7 +221,7 @@ def _write_staged(
                     conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(staged)}"))
             new, already_open = write_staged(conn, tables, exception_type, staged, seen_at)
         except BaseException:
-            _drop_staged(conn)
+            drop_staged(conn)
             raise
     return _logged(RecordResult(exception_type, new + already_open, new, already_open))
 
@@ -215,7 +236,7 @@ def _transaction(conn: Connection) -> Iterator[None]:
         yield
 
 
-def _drop_staged(conn: Connection) -> None:
+def drop_staged(conn: Connection) -> None:
     staged = sa.Table(STAGED_FINDINGS, sa.MetaData())
     try:
         with _transaction(conn):
