@@ -196,3 +196,32 @@ def test_maintenance_log_write_retries_1023(redshift_warehouse):
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(log)).scalar_one() == 2
     engine.dispose()
+
+
+def test_repair_apply_retries_1023_and_moves_the_row_once(redshift_warehouse):
+    from tests.test_repair import EXCEPTION_ROWS, H1_2026_ROWS, H2_2025_ROWS, MART_ROWS, admin
+
+    tables = schema.build_tables(Settings.from_env())
+    h2, h1 = tables.hist_ecs(2025, 2), tables.hist_ecs(2026, 1)
+    engine = db.create_engine(redshift_warehouse, tables.settings.warehouse_schemas)
+    schema.create_tables(engine, [*tables.pipeline_tables, *tables.ods_tables, h2, h1])
+    engine.dispose()
+    with admin() as conn:
+        conn.execute(tables.mart_ecs.insert(), MART_ROWS)
+        conn.execute(h2.insert(), H2_2025_ROWS)
+        conn.execute(h1.insert(), H1_2026_ROWS)
+        conn.execute(tables.exceptions.insert(), EXCEPTION_ROWS)
+
+    # Cancelled after its INSERT into the mart: the rerun must not copy the row twice.
+    proc = run_cli(
+        "repair-reactivated", "--order-id", "10", "--by", "bob", "--apply",
+        env={CONFLICTS_ENV: json.dumps({r"^\s*DELETE FROM \S*hist_ecs_order_info_2025_h2 ": 1})},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(RETRY_LINE.findall(proc.stderr)) == 1, proc.stderr
+    with admin() as conn:
+        assert conn.execute(sa.select(tables.mart_ecs.c.order_id).order_by("order_id")).scalars().all() == [
+            1,
+            10,
+        ]
+        assert 10 not in conn.execute(sa.select(h2.c.order_id)).scalars().all()
