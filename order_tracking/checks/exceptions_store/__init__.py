@@ -7,6 +7,9 @@ Contract:
 - a resolved row is never touched again: a resolved exception that recurs opens a new row;
 - all rows of one check are written in ONE transaction, set-based, in the warehouse
   (UPDATE ... FROM and INSERT ... SELECT from a staged temporary table);
+- in ``monitor`` and the DQ tasks the rule runs once per check in all: validation staged every
+  finding (:func:`stage`, ``expectations_custom/staging.py``) and the write reads that table
+  (:func:`record_staged`); outside them:
 - the rule runs at most once per write: when validation already fetched every finding
   (``rules.SAMPLE_SIZE`` or fewer) those rows are staged as they are (:func:`record_rows`) and the
   rule is not run again; otherwise the rule runs once into the staged table
@@ -16,8 +19,9 @@ Contract:
   never while the rule runs (Redshift's LOCK blocks readers too);
 - rows whose ``order_id`` is NULL cannot be keyed: they are left out (validation counts them);
 - two runs writing at once stay correct: the table is locked before the first read of it, so
-  writers serialize. Redshift has no unique constraint to fall back on; PostgreSQL/SQLite also
-  carry a partial unique index (schema.py) as a second line of defence.
+  writers serialize (``order_tracking.locked_write``, which also reruns Redshift error 1023).
+  Redshift has no unique constraint to fall back on; PostgreSQL/SQLite also carry a partial
+  unique index (schema.py) as a second line of defence.
 
 The DAG's ``check_unresolved_exceptions`` task calls :func:`check_unresolved`; the CLI's
 ``exceptions`` and ``resolve`` commands call :func:`list_exceptions`, :func:`summary_by_type`
