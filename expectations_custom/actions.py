@@ -30,6 +30,7 @@ from expectations_custom.data_docs import build as data_docs
 from expectations_custom.run_settings import run_settings
 from expectations_custom.scoped import bound
 from expectations_custom.store_faults import noted_faults
+from expectations_custom.staging import current_staging
 from order_tracking import db
 from order_tracking.alerts import content as alert_content
 from order_tracking.alerts import mailer
@@ -78,6 +79,9 @@ class RecordExceptionsAction(ValidationAction):
 
     Nothing runs on a healthy night. The rule runs at most once more, never under the lock:
 
+    - validation staged every failing order (within ``staging.findings_staged``: ``monitor``, the
+      DQ tasks): they are written from that temporary table, in its session; the rule never runs
+      again, whatever the number of findings;
     - validation fetched every failing order (at most ``rules.SAMPLE_SIZE``, with their notes:
       ``details.findings``): exactly those rows are written, the rule is not run again;
     - otherwise the rule runs once, set-based, into a staged temporary table, so the findings
@@ -96,9 +100,15 @@ class RecordExceptionsAction(ValidationAction):
                 settings.warehouse_url, settings.warehouse_schemas, "warehouse", settings.timeouts
             )
             seen_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+            staging = current_staging()
             for expectation, evr in failed:
+                staged = staging.take(expectation.exception_type) if staging is not None else None
                 rows = _fetched_findings(evr)
-                if rows is not None:
+                if staged is not None:  # validation staged every finding: write from there
+                    result = exceptions_store.record_staged(
+                        staging.connection(), tables, expectation.exception_type, staged, seen_at
+                    )
+                elif rows is not None:
                     result = exceptions_store.record_rows(
                         engine, tables, expectation.exception_type, rows, seen_at
                     )

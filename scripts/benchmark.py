@@ -15,8 +15,8 @@ One run on PostgreSQL, on synthetic data (``order_tracking.synthetic``, 1M order
              again with the GX results store grown to 30 nights and to a year of stored results
              (copies of this run's), since the Data Docs index lists every stored result
 
-Per check it also counts the rule scans (validation + write pass): 1 when validation fetched
-every finding (``rules.SAMPLE_SIZE`` or fewer), 2 otherwise (``RuleScans``).
+Per check it also counts the rule scans of a ``monitor`` run (validation and write together,
+``RuleScans``): 1 at every findings size, since the findings are staged once for both.
 
 Each time is the median of ``--repeat`` rounds (9) after a warm-up round; a round runs raw, stock,
 validate, full and fixed one after the other, so the ratios compare runs made under the same load,

@@ -43,8 +43,9 @@ Database Developer Guide lists as unsupported; see `tests/redshift_twin.py`). Do
 `make test` fails when this page no longer matches a fresh recording; run the script to refresh it.
 
 Each command ran once, in this order, on a fresh database with the production schema names
-(`settlement_public`, `settlement_ods`; 2,000 synthetic orders of which 250 miss their spath, so
-`monitor` takes both write paths: up to 200 findings and more; `--as-of {as_of}`). Statements are
+(`settlement_public`, `settlement_ods`; 2,000 synthetic orders of which 250 miss their spath;
+`monitor` stages each check's findings once, for validation and the write, whatever their number;
+`--as-of {as_of}`). Statements are
 shown in the order sent, as the driver receives them: `%(name)s` is a bound parameter. Catalog
 queries (they read only `pg_catalog`, on the leader node) are summarised in one line.
 """
@@ -66,7 +67,7 @@ ALTER DEFAULT PRIVILEGES FOR USER etl_user IN SCHEMA settlement_public GRANT SEL
 GRANT USAGE ON SCHEMA settlement_ods TO dq_user;
 GRANT SELECT, INSERT, UPDATE ON settlement_ods.order_tracking_exceptions TO dq_user;
 GRANT SELECT, INSERT ON settlement_ods.order_tracking_maintenance_log TO dq_user;
--- more than 200 findings are staged in a TEMPORARY table (monitor)
+-- each check's findings are staged in a TEMPORARY table (monitor)
 GRANT TEMP ON DATABASE <database> TO dq_user;
 -- repair-reactivated --apply only (or run it as a separate, more privileged user)
 GRANT INSERT ON settlement_public.mart_ecs_order_info TO dq_user;
@@ -76,8 +77,10 @@ GRANT DELETE ON settlement_public.hist_ecs_order_info_2025_h2 TO dq_user;  -- ea
 GRANT SELECT ON svv_table_info TO <vacuum user>;
 ```
 
-- `LOCK settlement_ods.order_tracking_exceptions` (monitor's write pass, repair): Redshift's LOCK
-  takes an ACCESS EXCLUSIVE lock, which also blocks readers of that table until the commit.
+- `LOCK settlement_ods.order_tracking_exceptions` (monitor's write pass, resolve, repair) and
+  `LOCK settlement_ods.order_tracking_maintenance_log` (vacuum): every write locks the tables it
+  writes first, in one order (`order_tracking/locked_write.py`), and reruns on error 1023. Redshift's
+  LOCK takes an ACCESS EXCLUSIVE lock, which also blocks readers of that table until the commit.
 - VACUUM and ANALYZE of the three mart tables: the user must be a superuser, the table owner, or
   granted the VACUUM / ANALYZE permission (RBAC; e.g. `GRANT ROLE "sys:operator" TO <vacuum user>;`);
   a database owner may only for tables shared to its database (a datashare). Without them VACUUM

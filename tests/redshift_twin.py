@@ -41,6 +41,10 @@ Not guarded (too close to valid Redshift to match by text): row constructors, su
 ``HAS_*_PRIVILEGE`` functions ("access privilege inquiry functions" are listed as unsupported, yet
 e.g. HAS_DATABASE_PRIVILEGE has its own page as a leader-node function).
 
+Isolation (``tests/redshift_twin_isolation.py``): every twin transaction runs at SERIALIZABLE, as
+on Redshift, and PostgreSQL's serialization_failure (40001) reaches the product as Redshift's
+error 1023, in Redshift's words.
+
 Recording: while ``REDSHIFT_TWIN_RECORD=<file>`` is in the environment, every statement a twin
 engine sends is appended to the file as one JSON line
 (``{"sql": ..., "refused": null | "<construct>", "catalog": bool}``), before any shim.
@@ -62,6 +66,7 @@ from sqlalchemy.dialects import plugins
 from sqlalchemy.engine import URL, CreateEnginePlugin, Engine, make_url
 
 from tests import redshift_twin_catalog, redshift_twin_rules
+from tests import redshift_twin_isolation as isolation
 
 PLUGIN = "redshift_twin"
 MARKER = "redshift_twin"  # the twin URL's application_name
@@ -359,8 +364,15 @@ def _guard(conn, cursor, statement, parameters, context, executemany):
     _record(statement, rule)
     if rule is not None:
         raise RedshiftUnsupported(message(rule, statement))
+    if isolation.planned_conflict(statement):
+        return isolation.RAISE_40001, None
     done = redshift_twin_catalog.maintenance(cursor.connection, statement)  # VACUUM / ANALYZE
     return (done, parameters) if done else (postgres_text(statement), parameters)
+
+
+def _map_error(ctx: sa.engine.ExceptionContext) -> BaseException | None:
+    """handle_error for every engine of the process: 40001 on a twin engine becomes error 1023."""
+    return isolation.as_redshift_error(ctx, MARKER)
 
 
 def activate() -> None:
@@ -374,6 +386,8 @@ def activate() -> None:
         event.listen(Engine, "before_cursor_execute", _guard, retval=True)
     if not event.contains(Engine, "after_cursor_execute", redshift_twin_catalog.after_execute):
         event.listen(Engine, "after_cursor_execute", redshift_twin_catalog.after_execute)
+    if not event.contains(Engine, "handle_error", _map_error):
+        event.listen(Engine, "handle_error", _map_error)
 
 
 class TwinPlugin(CreateEnginePlugin):
@@ -400,7 +414,8 @@ activate()
 _TWIN_QUERY = {
     "sslmode": "disable",  # sqlalchemy-redshift defaults to verify-full
     "application_name": MARKER,
-    "options": f'-csearch_path="$user",public,{STAND_IN_SCHEMA}',  # the stand-ins
+    # the stand-ins, and Redshift's isolation for every transaction
+    "options": f'-csearch_path="$user",public,{STAND_IN_SCHEMA} {isolation.ISOLATION_OPTION}',
     "plugin": PLUGIN,
 }
 

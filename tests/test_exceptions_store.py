@@ -453,7 +453,10 @@ def test_redshift_sql_locks_and_is_set_based() -> None:
         "(order_id, exception_type, detected_at, last_seen_at, notes) "
         "SELECT order_tracking_staged_findings.order_id,"
     )
-    assert ins_sql.endswith("FROM order_tracking_staged_findings")
+    # The staged NULL group (staged for validation's count too) is never written.
+    assert ins_sql.endswith(
+        "FROM order_tracking_staged_findings \nWHERE order_tracking_staged_findings.order_id IS NOT NULL"
+    )
     assert drop.strip() == "DROP TABLE order_tracking_staged_findings"  # in the write's transaction
     assert set(staged_log[8:]) <= {"ROLLBACK"}  # the pool's reset on check-in, nothing else
     # Fetched rows: a temp table and ONE multi-row INSERT, then the same locked write; no mart read.

@@ -1,7 +1,8 @@
 """What validation hands the write pass, end to end through the GX checkpoints (issues 10 and 11).
 
-- When validation fetched every finding (``rules.SAMPLE_SIZE`` or fewer) the rule runs once per
-  check: the write pass records the fetched rows. Otherwise twice: validation, then one staging.
+- The rule runs once per check, whatever the number of findings: ``monitor`` stages them once and
+  the staged rows feed validation and the write pass (issue 24 section 5; above
+  ``rules.SAMPLE_SIZE`` it used to run twice: validation, then one staging).
 - More than 200 findings while some are already open: every one is recorded.
 - Rows of ``mart_uni_tracking_info`` whose ``order_id`` is NULL are skipped, counted, reported;
   the rest are written. An order listed twice counts once.
@@ -87,7 +88,7 @@ def test_fetched_findings_cost_one_rule_scan_per_check(backend, monkeypatch) -> 
         assert open_ids(settings, outcome.exception_type) == sorted(expected)
 
 
-def test_over_200_findings_with_some_open_are_all_recorded_with_two_scans(backend, monkeypatch) -> None:
+def test_over_200_findings_with_some_open_are_all_recorded_with_one_scan(backend, monkeypatch) -> None:
     settings, manifest = seed(monkeypatch, missing_spath=MANY)
     expected = sorted(manifest["expected"][ORDER_MISSING_SPATH])
     assert len(expected) == MANY
@@ -107,7 +108,7 @@ def test_over_200_findings_with_some_open_are_all_recorded_with_two_scans(backen
         report = run_checks(settings, AS_OF, ["missing_spath"])
     (outcome,) = report.outcomes
     assert outcome.status == "fail", outcome.message
-    assert scans.per_check == [2]  # validation, then the staging; the locked write reads neither
+    assert scans.per_check == [1]  # the staging feeds validation and the write; the lock reads neither
     assert (outcome.failing, outcome.new, outcome.already_open) == (MANY, MANY - len(already), len(already))
     assert open_ids(settings, ORDER_MISSING_SPATH) == expected
 

@@ -217,10 +217,38 @@ class RuleQuery:
         annotated = self.annotate(sample.subquery("sample"))
         return annotated.order_by(annotated.selected_columns.order_id.nulls_last())
 
+    def per_order(self) -> sa.Select:
+        """Every failing order once, with all its columns (annotated) and ``rows_per_order``: what
+        ``monitor`` stages (CREATE TEMPORARY TABLE ... AS) for validation AND the write, so the rule
+        runs once per check whatever the number of findings (see :func:`sample_from_staged`).
+
+        Grouped as in :meth:`sample_with_count`: ``MAX`` of each column per ``order_id``; the
+        failing rows whose ``order_id`` is NULL make one row, whose ``rows_per_order`` counts them.
+        """
+        f = self.select.subquery("findings")
+        return sa.select(
+            f.c.order_id,
+            *(sa.func.max(c).label(c.name) for c in f.c if c.name != "order_id"),
+            sa.func.count().label("rows_per_order"),
+        ).group_by(f.c.order_id)
+
     def findings(self) -> sa.Select:
         """``(order_id, notes)``: what the exceptions store inserts."""
         f = self.select.subquery("findings")
         return sa.select(f.c.order_id, f.c.notes)
+
+
+def sample_from_staged(staged: sa.Table, limit: int = SAMPLE_SIZE) -> sa.Select:
+    """What :meth:`RuleQuery.sample_with_count` returns, read from the staged :meth:`RuleQuery.per_order`
+    rows instead of the warehouse tables: the failing orders (lowest ids first, the NULL group
+    last), each carrying ``failing_count`` and ``skipped_null_order_ids``."""
+    nulls = sa.case((staged.c.order_id.is_(None), staged.c.rows_per_order), else_=0)
+    counted = sa.select(
+        *(c for c in staged.c if c.name != "rows_per_order"),
+        sa.func.count(staged.c.order_id).over().label("failing_count"),
+        sa.func.sum(nulls).over().label("skipped_null_order_ids"),
+    ).subquery("counted")
+    return sa.select(*counted.c).order_by(counted.c.order_id.nulls_last()).limit(limit)
 
 
 def _name(table: sa.Table) -> str:

@@ -98,6 +98,7 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
 
     from expectations_custom.actions import exceptions_recorded
     from expectations_custom.data_docs.build import docs_sites_urls
+    from expectations_custom.staging import findings_staged
     from expectations_custom.store_faults import store_faults_noted
     from order_tracking.checks import gx_project
 
@@ -106,7 +107,13 @@ def run_check(context, settings: Settings, check: str, as_of: datetime) -> Check
     try:
         if check == "extraction_count":
             params["source_counts"] = measure_source_counts(settings, as_of)
-        with exceptions_recorded() as recorded, store_faults_noted() as faults:
+        # One rule scan feeds validation and the write (expectations_custom/staging.py); a store
+        # that fails is noted, not raised (expectations_custom/store_faults.py).
+        with (
+            exceptions_recorded() as recorded,
+            store_faults_noted() as faults,
+            findings_staged(settings),
+        ):
             result = context.checkpoints.get(cp_name).run(
                 expectation_parameters=params,
                 # Data Docs list runs by name: make it say which window was checked.

@@ -26,33 +26,22 @@ exception closed (or the reverse) is the inconsistency this module exists to pre
 from __future__ import annotations
 
 import logging
-import re
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Dialect, Engine
 
-from order_tracking import schema
+from order_tracking import locked_write, schema
 from order_tracking.checks import exceptions_store, rules
-from order_tracking.db import short_reason
 from order_tracking.errors import UserError
-from order_tracking.maintenance import RetryPolicy
+from order_tracking.locked_write import SERIALIZATION_RETRY, RetryPolicy
 from order_tracking.schema import TS, Tables
 from order_tracking.settings import REACTIVATED_ORDER_MISSING_ECS
 
 log = logging.getLogger(__name__)
-
-# Redshift error 1023 ("Serializable isolation violation on table ...") and PostgreSQL's
-# serialization_failure (SQLSTATE 40001): the whole transaction may simply be run again.
-SERIALIZATION_RETRY = RetryPolicy(attempts=3, base_delay=2.0, max_delay=8.0)
-# The message starts with the code ("ERROR:  1023\nDETAIL:  Serializable isolation violation ...").
-_SERIALIZATION = re.compile(
-    r"serializable isolation violation|^(ERROR:\s*)?1023\b", re.IGNORECASE | re.MULTILINE
-)
 
 
 @dataclass(frozen=True)
@@ -207,33 +196,14 @@ def plan(
     return locations
 
 
-def lock_statements(dialect: Dialect, tables: Tables, hist: sa.Table) -> list[str]:
-    """One LOCK per table the repair touches, exceptions first (the order monitor writers use)."""
-    return [exceptions_store.lock_statement(dialect, t) for t in (tables.exceptions, tables.mart_ecs, hist)]
+def written_tables(tables: Tables, hist: sa.Table) -> list[sa.Table]:
+    """The three tables the repair writes, locked first in the order every writer uses."""
+    return [tables.exceptions, tables.mart_ecs, hist]
 
 
 def transaction_start(dialect: Dialect, tables: Tables, hist: sa.Table) -> list[str]:
     """How :func:`apply` opens its transaction: every table it touches locked first."""
-    if dialect.name == "sqlite":
-        return ["BEGIN IMMEDIATE"]  # write lock on the main and every attached file
-    return ["BEGIN", *lock_statements(dialect, tables, hist)]
-
-
-@contextmanager
-def _locked(engine: Engine, tables: Tables, hist: sa.Table) -> Iterator[Connection]:
-    if engine.dialect.name == "sqlite":
-        with exceptions_store.locked_transaction(engine, tables.exceptions) as conn:
-            yield conn
-        return
-    with engine.begin() as conn:
-        for statement in lock_statements(conn.dialect, tables, hist):
-            conn.execute(sa.text(statement))
-        yield conn
-
-
-def is_serialization_error(exc: sa.exc.DBAPIError) -> bool:
-    code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
-    return code == "40001" or bool(_SERIALIZATION.search(str(exc.orig)))
+    return locked_write.transaction_start(dialect, written_tables(tables, hist))
 
 
 def apply(
@@ -256,64 +226,50 @@ def apply(
         with engine.connect() as conn:
             where = locate(conn, tables, order)
         check_flagged(where, force)
-    for attempt in range(1, retry.attempts + 1):
-        try:
-            closed = _move(engine, tables, where, by, now, force)
-        except sa.exc.DBAPIError as exc:
-            if not is_serialization_error(exc):
-                raise
-            if attempt == retry.attempts:
-                raise UserError(
-                    f"order {where.order_id}: serializable isolation conflict with a concurrent "
-                    f"transaction (Redshift error 1023) in each of {attempt} attempts; rolled back, "
-                    f"nothing changed; run it again when the ETL is idle ({short_reason(exc)})"
-                ) from None
-            wait = retry.delay(attempt)
-            log.warning(
-                "order %d: serialization conflict; retry %d in %.1f s", where.order_id, attempt + 1, wait
-            )
-            sleep(wait)
-            continue
-        log.info(
-            "moved order %d from %s; closed %d exception(s)", where.order_id, qualified(where.hist), closed
-        )
-        return RepairResult(where.order_id, qualified(where.hist), 1, closed, attempt)
-    raise AssertionError("unreachable")  # the loop returns or raises
+    closed, attempts = locked_write.locked_write_counted(
+        engine,
+        written_tables(tables, where.hist),
+        lambda conn: _move(conn, tables, where, by, now, force),
+        what=f"order {where.order_id}",
+        policy=retry,
+        sleep=sleep,
+    )
+    log.info("moved order %d from %s; closed %d exception(s)", where.order_id, qualified(where.hist), closed)
+    return RepairResult(where.order_id, qualified(where.hist), 1, closed, attempts)
 
 
-def _move(engine: Engine, tables: Tables, where: Location, by: str, now: datetime, force: bool) -> int:
-    """The transaction itself; returns how many exceptions it closed."""
+def _move(conn: Connection, tables: Tables, where: Location, by: str, now: datetime, force: bool) -> int:
+    """The transaction's body, on the locked tables; returns how many exceptions it closed."""
     order_id, mart, hist = where.order_id, tables.mart_ecs, where.hist
-    with _locked(engine, tables, hist) as conn:
-        # Again, on the locked tables: the data may have changed since the plan.
-        if _count(conn, mart, order_id):
-            raise UserError(f"order {order_id} is already in {qualified(mart)}; nothing changed")
-        in_hist = _count(conn, hist, order_id)
-        if in_hist != 1:
-            raise UserError(
-                f"order {order_id}: {qualified(hist)} now holds {in_hist} rows for it (changed since "
-                "it was located); nothing changed"
-            )
-        check_flagged(Location(order_id, hist, _open_count(conn, tables, order_id), where.columns), force)
-        stmts = repair_statements(tables, where, by, now)
-        inserted = conn.execute(stmts.insert).rowcount
-        if inserted != 1:
-            raise UserError(
-                f"order {order_id}: INSERT into {qualified(mart)} wrote {inserted} rows, "
-                "expected 1; rolled back, nothing changed"
-            )
-        deleted = conn.execute(stmts.delete).rowcount
-        if deleted != 1:
-            raise UserError(
-                f"order {order_id}: DELETE from {qualified(hist)} removed {deleted} rows, "
-                "expected 1; rolled back, nothing changed"
-            )
-        closed = conn.execute(stmts.resolve).rowcount
-        if closed > 1:  # the store keeps at most one open row per (order, type)
-            raise UserError(
-                f"order {order_id}: {closed} open {REACTIVATED_ORDER_MISSING_ECS} rows; "
-                "rolled back, nothing changed"
-            )
+    # Again, on the locked tables: the data may have changed since the plan.
+    if _count(conn, mart, order_id):
+        raise UserError(f"order {order_id} is already in {qualified(mart)}; nothing changed")
+    in_hist = _count(conn, hist, order_id)
+    if in_hist != 1:
+        raise UserError(
+            f"order {order_id}: {qualified(hist)} now holds {in_hist} rows for it (changed since "
+            "it was located); nothing changed"
+        )
+    check_flagged(Location(order_id, hist, _open_count(conn, tables, order_id), where.columns), force)
+    stmts = repair_statements(tables, where, by, now)
+    inserted = conn.execute(stmts.insert).rowcount
+    if inserted != 1:
+        raise UserError(
+            f"order {order_id}: INSERT into {qualified(mart)} wrote {inserted} rows, "
+            "expected 1; rolled back, nothing changed"
+        )
+    deleted = conn.execute(stmts.delete).rowcount
+    if deleted != 1:
+        raise UserError(
+            f"order {order_id}: DELETE from {qualified(hist)} removed {deleted} rows, "
+            "expected 1; rolled back, nothing changed"
+        )
+    closed = conn.execute(stmts.resolve).rowcount
+    if closed > 1:  # the store keeps at most one open row per (order, type)
+        raise UserError(
+            f"order {order_id}: {closed} open {REACTIVATED_ORDER_MISSING_ECS} rows; "
+            "rolled back, nothing changed"
+        )
     return closed
 
 

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from order_tracking.db import short_reason
+from order_tracking.locked_write import RetryPolicy
 from order_tracking.maintenance.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -30,19 +31,6 @@ VACUUM_LOCK = threading.Lock()
 
 _VACUUM_RUNNING = re.compile(r"vacuum is (already )?running|another vacuum", re.IGNORECASE)
 _IN_TRANSACTION = re.compile(r"cannot run inside a transaction block|within a transaction", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How long to wait for another VACUUM: ``attempts`` tries, delays doubling from ``base_delay``."""
-
-    attempts: int = 6
-    base_delay: float = 30.0
-    max_delay: float = 600.0
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
-        return min(self.base_delay * (2 ** (attempt - 1)), self.max_delay)
 
 
 @dataclass

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from order_tracking import schema
+from order_tracking.locked_write import locked_write
 from order_tracking.maintenance.execute import (
     Outcome,
     naive_utc_now,
@@ -55,5 +56,10 @@ def write_log(engine: Engine, table: sa.Table, run_id: str, outcome: Outcome) ->
     }
     # inline(): no key pre-fetch. The log_id is the table's IDENTITY; without inline() SQLAlchemy
     # runs ``select nextval(...)`` first (implicit_returning=False), and Redshift has no sequences.
-    with engine.begin() as conn:
-        conn.execute(sa.insert(table).inline().values(**values))
+    # Locked like every writer (locked_write): Redshift error 1023 is retried, bounded.
+    locked_write(
+        engine,
+        [table],
+        lambda conn: conn.execute(sa.insert(table).inline().values(**values)),
+        what=f"maintenance log row for {outcome.operation} {outcome.table}",
+    )

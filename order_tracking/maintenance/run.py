@@ -32,6 +32,7 @@ from sqlalchemy.engine import Dialect, Engine
 from order_tracking import db
 from order_tracking.db import short_reason
 from order_tracking.errors import UserError
+from order_tracking.locked_write import SerializationConflict
 from order_tracking.maintenance.evidence import run_statement
 from order_tracking.maintenance.execute import (
     FAILED,
@@ -120,8 +121,10 @@ def _log_outcome(engine: Engine, log_table: sa.Table, run_id: str, outcome: Outc
     """Write the log row; a failure is a warning line (stderr on the CLI, the Airflow task log)."""
     try:
         write_log(engine, log_table, run_id, outcome)
-    except sa.exc.DBAPIError as exc:
-        reason = f"not written to the maintenance log: {short_reason(exc)}"
+    except (sa.exc.DBAPIError, SerializationConflict) as exc:
+        # A conflict left after the bounded retries is reported like any other failed write.
+        why = short_reason(exc) if isinstance(exc, sa.exc.DBAPIError) else str(exc)
+        reason = f"not written to the maintenance log: {why}"
         outcome.notes.append(reason)
         log.warning("%s %s: %s", outcome.operation, outcome.table, reason)
 

@@ -90,13 +90,16 @@ class _CheckpointWithParameters:
 
         from expectations_custom.actions import exceptions_recorded
         from expectations_custom.run_settings import settings_bound
+        from expectations_custom.staging import findings_staged
         from expectations_custom.store_faults import store_faults_noted
 
-        # A store that fails is noted, not raised: the findings are written all the same.
+        # A store that fails is noted, not raised: the findings are written all the same. One
+        # rule scan feeds validation and the write (expectations_custom/staging.py).
         with (
             settings_bound(self.settings),
             exceptions_recorded() as self.recorded,
             store_faults_noted() as self.faults,
+            findings_staged(self.settings),
         ):
             self.result = self.checkpoint.run(
                 batch_parameters=batch_parameters or None,

@@ -16,11 +16,11 @@ class RuleScans:
     """How many statements ran each check's rule, counted from the SQL every engine sends.
 
     Every rule starts from ``mart_uni_tracking_info``, so a statement naming it is one scan of
-    the rule. Validation sends one per check (it carries ``failing_count``) and opens that check's
-    count; the write pass adds one when it stages the findings (more than ``rules.SAMPLE_SIZE``)
-    and none when it writes the rows validation fetched. Checks run one after the other, so
-    ``per_check`` lists the counts in run order. A SQLAlchemy event on the ``Engine`` class sees
-    GX's engine as well as ours.
+    the rule. ``monitor`` stages each check's findings once (``CREATE TEMPORARY TABLE ... AS`` the
+    rule) and both validation and the write read the staged rows, so each check should count 1
+    whatever the number of findings (issue 24 section 5; it was 2 above ``rules.SAMPLE_SIZE``).
+    Checks are told apart by ``run_check``: each call opens the next count (``per_check`` lists
+    them in run order). A SQLAlchemy event on the ``Engine`` class sees GX's engine as well as ours.
     """
 
     def __init__(self, marker: str = "mart_uni_tracking_info") -> None:
@@ -31,6 +31,10 @@ class RuleScans:
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
 
+        from order_tracking.checks import run as monitoring
+
+        self._run_check = monitoring.run_check
+        monitoring.run_check = self._counted(monitoring.run_check)
         event.listen(Engine, "before_cursor_execute", self._seen)
         return self
 
@@ -38,14 +42,21 @@ class RuleScans:
         from sqlalchemy import event
         from sqlalchemy.engine import Engine
 
+        from order_tracking.checks import run as monitoring
+
         event.remove(Engine, "before_cursor_execute", self._seen)
+        monitoring.run_check = self._run_check
+
+    def _counted(self, run_check: Callable[..., Any]) -> Callable[..., Any]:
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            self.per_check.append(0)
+            return run_check(*args, **kwargs)
+
+        return counted
 
     def _seen(self, conn, cursor, statement: str, parameters, context, executemany) -> None:
-        if self.marker not in statement:
-            return
-        if "failing_count" in statement or not self.per_check:
-            self.per_check.append(0)
-        self.per_check[-1] += 1
+        if self.marker in statement and self.per_check:
+            self.per_check[-1] += 1
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -93,7 +93,7 @@ def table_text(r: dict) -> str:
         + ", ".join(f"{f['label']} ({f['results']:,}): {f['median_s']:.3f} s" for f in r["fixed_stored"])
         + " (the Data Docs index lists them all; nothing pruned)",
         *_kept_lines(r),
-        "rule scans per check (validation + write; 1: validation fetched every finding, 2: staged):",
+        "rule scans per check (validation and write together; 1: the staged findings fed both):",
         f"  seeded data {per_test(r['rule_scans'])}; with {r['findings_5k']:,} findings "
         f"{per_test(r['rule_scans_5k'])}; with {r['findings_500k']:,} findings "
         f"{per_test(r['rule_scans_500k'])}",

@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from order_tracking.checks.exceptions_store.common import BY_MAX, NOTES_MAX, check_exception_type
 from order_tracking.clock import utc_now
 from order_tracking.errors import UserError
+from order_tracking.locked_write import locked_write
 from order_tracking.schema import Tables
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ def resolve(
     now: datetime | None = None,
 ) -> int:
     """Close open exceptions (resolved_at IS NULL only) in one transaction; return how many.
+
+    The transaction locks the exceptions table before it reads (``locked_write``: the order every
+    writer uses; Redshift error 1023 is retried, bounded, then one line).
 
     Either ``order_ids`` (every one must have an open row, else nothing changes) or
     ``all_of_type`` with ``exception_type``. Already-resolved rows are never touched, so a
@@ -55,20 +59,22 @@ def resolve(
     if ids:
         cond.append(ex.c.order_id.in_(ids))
     what = f"open {exception_type} exceptions" if exception_type else "open exceptions"
-    with engine.begin() as conn:
+    values = {"resolved_at": now or utc_now(), "resolved_by": by, "resolution_notes": notes}
+
+    def close(conn: Connection) -> int:
+        # Under the lock, taken before this first read: a concurrent monitor write waits for it.
         if ids:
             # The ids were typed by a person: refuse all if one is wrong, naming it.
             found = {r[0] for r in conn.execute(sa.select(ex.c.order_id).where(*cond).distinct())}
             missing = [i for i in ids if i not in found]
             if missing:
                 raise UserError(f"no {what} for order_id {', '.join(map(str, missing))}; nothing was changed")
-        closed = conn.execute(
-            ex.update()
-            .where(*cond)
-            .values(resolved_at=now or utc_now(), resolved_by=by, resolution_notes=notes)
-        ).rowcount
+        closed = conn.execute(ex.update().where(*cond).values(**values)).rowcount
         if closed == 0:
             raise UserError(f"no {what} to resolve; nothing was changed")
+        return closed
+
+    closed = locked_write(engine, [ex], close, what=f"resolve {what}")
     log.info("closed %d %s (by %s)", closed, what, by)
     return closed
 

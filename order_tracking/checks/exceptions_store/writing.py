@@ -16,6 +16,7 @@ from order_tracking.checks.exceptions_store.common import (
     RecordResult,
     check_exception_type,
 )
+from order_tracking.locked_write import locked, locked_write, session
 from order_tracking.schema import TS, Tables
 
 log = logging.getLogger(__name__)
@@ -26,65 +27,8 @@ log = logging.getLogger(__name__)
 @contextmanager
 def locked_transaction(engine: Engine, table: sa.Table) -> Iterator[Connection]:
     """One transaction that holds an exclusive write lock on ``table`` from its first statement."""
-    with _session(engine) as conn, _locked(conn, table):
+    with session(engine) as conn, locked(conn, [table]):
         yield conn
-
-
-@contextmanager
-def _session(engine: Engine) -> Iterator[Connection]:
-    """A connection for :func:`_locked` (and the temporary tables that live in its session).
-
-    SQLite: the connection is switched to driver-level autocommit (``isolation_level=None``, what
-    SQLAlchemy's AUTOCOMMIT does for pysqlite, undone when the connection goes back to the pool),
-    so that pysqlite emits nothing by itself and :func:`_locked` issues BEGIN IMMEDIATE / COMMIT /
-    ROLLBACK explicitly. This touches only this one checkout, unlike an engine-wide ``begin``
-    event which would change every other user of the shared engine.
-    """
-    with engine.connect() as conn:
-        if conn.dialect.name == "sqlite":
-            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-        yield conn
-
-
-@contextmanager
-def _locked(conn: Connection, table: sa.Table) -> Iterator[Connection]:
-    """A transaction on ``conn`` whose FIRST statement takes an exclusive write lock on ``table``.
-
-    - PostgreSQL: ``LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE`` conflicts with itself and with
-      every writer, yet lets readers (the CLI, Data Docs) go on reading.
-    - Redshift: ``LOCK t`` (Redshift's LOCK takes no mode; it is always exclusive and blocks
-      readers too: keep what runs under it short). It must come first: the transaction's
-      snapshot starts with its first statement, and locking every table at the start is how
-      Redshift avoids serializable isolation errors (1023).
-    - SQLite: ``BEGIN IMMEDIATE`` takes the write lock on the main file and every ATTACHed file at
-      once. pysqlite would otherwise open a DEFERRED transaction lazily before the first DML, so
-      two writers could both read and then one would fail with "database is locked" on upgrade.
-      The engine's busy timeout (db.create_engine, 60 s) makes the second writer wait.
-    """
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            # SQLite may already have rolled back by itself (e.g. on SQLITE_FULL).
-            if conn.connection.dbapi_connection.in_transaction:
-                conn.exec_driver_sql("ROLLBACK")
-            raise
-        conn.exec_driver_sql("COMMIT")
-        return
-    with conn.begin():
-        conn.execute(sa.text(lock_statement(conn.dialect, table)))
-        yield conn
-
-
-def lock_statement(dialect: sa.engine.Dialect, table: sa.Table) -> str:
-    """The table lock statement for ``dialect`` (Core has no LOCK construct)."""
-    name = dialect.identifier_preparer.format_table(table)
-    if dialect.name == "redshift":
-        return f"LOCK {name}"
-    if dialect.name == "postgresql":
-        return f"LOCK TABLE {name} IN SHARE ROW EXCLUSIVE MODE"
-    raise ValueError(f"no table lock statement for {dialect.name}")
 
 
 STAGED_FINDINGS = "order_tracking_staged_findings"  # a TEMPORARY table of the writing session
@@ -199,11 +143,54 @@ def write_statements(
     delete = staged.delete().where(staged.c.order_id.in_(open_ids))
     rows = sa.select(
         staged.c.order_id, sa.literal(exception_type, ex.c.exception_type.type), seen, seen, notes
-    )
+    ).where(staged.c.order_id.is_not(None))  # staged for validation too: its NULL group stays out
     insert = ex.insert().from_select(
         ["order_id", "exception_type", "detected_at", "last_seen_at", "notes"], rows
     )
     return update, delete, insert
+
+
+def stage(conn: Connection, findings: sa.Select) -> sa.Table:
+    """``CREATE TEMPORARY TABLE ... AS findings`` on a :func:`session` connection, committed on its
+    own (never under the lock); the staged table, with ANALYZE on PostgreSQL (planner statistics
+    for the UPDATE ... FROM of a big staged table)."""
+    create = CreateTableAs(findings, STAGED_FINDINGS, temporary=True)
+    with _transaction(conn):
+        conn.execute(create)
+        if conn.dialect.name == "postgresql":
+            conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(create.table)}"))
+    return create.table
+
+
+def record_staged(
+    conn: Connection, tables: Tables, exception_type: str, staged: sa.Table, seen_at: datetime
+) -> RecordResult:
+    """Write the findings :func:`stage` put in ``staged`` (this session's), as :func:`write_staged`."""
+    check_exception_type(exception_type)
+    new, already_open = write_staged(conn, tables, exception_type, staged, seen_at)
+    return _logged(RecordResult(exception_type, new + already_open, new, already_open))
+
+
+def write_staged(
+    conn: Connection, tables: Tables, exception_type: str, staged: sa.Table, seen_at: datetime
+) -> tuple[int, int]:
+    """UPDATE / DELETE / INSERT from ``staged`` (a temporary table of ``conn``'s session) under the
+    exceptions table's lock, then drop ``staged``; ``(new, already_open)``.
+
+    One transaction (all rows of the check or none) through :func:`locked_write`: error 1023
+    reruns it whole. A rerun starts from the staged rows as they were: the DELETE from staged and
+    the DROP are rolled back with the rest.
+    """
+    update, delete, insert = write_statements(tables, exception_type, staged, seen_at)
+
+    def write(conn: Connection) -> tuple[int, int]:
+        already_open = conn.execute(update).rowcount
+        conn.execute(delete)
+        new = conn.execute(insert).rowcount
+        conn.execute(sa.schema.DropTable(staged))
+        return new, already_open
+
+    return locked_write(conn, [tables.exceptions], write, what=f"{exception_type} exceptions write")
 
 
 def _write_staged(
@@ -226,27 +213,22 @@ def _write_staged(
     discarded, which drops it too. ``analyze``: give PostgreSQL's planner statistics of a big
     staged table (without them it guesses the size from its pages, good enough for 200 rows).
     """
-    with _session(engine) as conn:
+    with session(engine) as conn:
         try:
             with _transaction(conn):
                 staged = stage(conn)
                 if analyze and conn.dialect.name == "postgresql":
                     conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(staged)}"))
-            update, delete, insert = write_statements(tables, exception_type, staged, seen_at)
-            with _locked(conn, tables.exceptions):
-                already_open = conn.execute(update).rowcount
-                conn.execute(delete)
-                new = conn.execute(insert).rowcount
-                conn.execute(sa.schema.DropTable(staged))
+            new, already_open = write_staged(conn, tables, exception_type, staged, seen_at)
         except BaseException:
-            _drop_staged(conn)
+            drop_staged(conn)
             raise
     return _logged(RecordResult(exception_type, new + already_open, new, already_open))
 
 
 @contextmanager
 def _transaction(conn: Connection) -> Iterator[None]:
-    """A plain transaction on a :func:`_session` connection (SQLite's is in autocommit mode)."""
+    """A plain transaction on a :func:`session` connection (SQLite's is in autocommit mode)."""
     if conn.dialect.name == "sqlite":
         yield  # each statement commits by itself; the staging needs no atomicity
         return
@@ -254,7 +236,7 @@ def _transaction(conn: Connection) -> Iterator[None]:
         yield
 
 
-def _drop_staged(conn: Connection) -> None:
+def drop_staged(conn: Connection) -> None:
     staged = sa.Table(STAGED_FINDINGS, sa.MetaData())
     try:
         with _transaction(conn):
