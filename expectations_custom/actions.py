@@ -29,8 +29,8 @@ from expectations_custom.base import settings_tables
 from expectations_custom.data_docs import build as data_docs
 from expectations_custom.run_settings import run_settings
 from expectations_custom.scoped import bound
-from expectations_custom.store_faults import noted_faults
 from expectations_custom.staging import current_staging
+from expectations_custom.store_faults import noted_faults
 from order_tracking import db
 from order_tracking.alerts import content as alert_content
 from order_tracking.alerts import mailer
