@@ -172,13 +172,32 @@ def test_monitoring_dag_takes_an_as_of_param(dagbag) -> None:
 
     dag = dagbag.dags[MONITORING]
     param = dag.params.get_param("as_of")
-    assert param.value == "" and param.schema["type"] == "string" and "Test 0" in param.description
-    scheduled = {"params": {"as_of": ""}, "data_interval_end": datetime(2026, 11, 25, 3, tzinfo=UTC)}
+    assert param.value is None and param.schema["type"] == ["null", "string"] and "Test 0" in param.description
+    # Optional (issue 25 F3): the UI sends null for an empty field, and a run without it validates.
+    assert dag.params.validate() == {"as_of": None}
+    param.resolve(None)
+    param.resolve("2026-11-20T05:00:00")
+    scheduled = {"params": {"as_of": None}, "data_interval_end": datetime(2026, 11, 25, 3, tzinfo=UTC)}
     assert run_as_of(scheduled) == datetime(2026, 11, 25, 3)
+    assert run_as_of({**scheduled, "params": {"as_of": ""}}) == datetime(2026, 11, 25, 3)
     recheck = {**scheduled, "params": {"as_of": "2026-11-20T05:00:00+02:00"}}
     assert run_as_of(recheck) == datetime(2026, 11, 20, 3)  # an offset is converted to UTC
     with pytest.raises(AirflowFailException, match="param as_of 'last tuesday' is not a timestamp"):
         run_as_of({**scheduled, "params": {"as_of": "last tuesday"}})
+
+
+def test_dag_retries_come_from_the_environment_range_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from order_tracking.errors import UserError
+    from order_tracking.settings import DagRetries
+
+    monkeypatch.delenv("ORDER_TRACKING_DAG_RETRIES")
+    assert DagRetries.from_env(2, 300) == DagRetries(retries=2, retry_delay_secs=300)
+    monkeypatch.setenv("ORDER_TRACKING_DAG_RETRIES", "1")
+    monkeypatch.setenv("ORDER_TRACKING_DAG_RETRY_DELAY_SECS", "5")
+    assert DagRetries.from_env(2, 300) == DagRetries(retries=1, retry_delay_secs=5)
+    monkeypatch.setenv("ORDER_TRACKING_DAG_RETRY_DELAY_SECS", "0")
+    with pytest.raises(UserError, match=r"ORDER_TRACKING_DAG_RETRY_DELAY_SECS='0' is not a number of seconds"):
+        DagRetries.from_env(2, 300)
 
 
 def test_config_errors_are_told_from_transient_ones() -> None:
@@ -607,9 +626,9 @@ def test_airflow_setup_smtp_extras_follow_the_port() -> None:
 
     from order_tracking.commands.airflow_setup import smtp_connection
 
-    def extras(port: int, security: str | None = None) -> tuple[bool, bool]:
+    def extras(port: int, security: str | None = None, host: str = "mail.example.com") -> tuple[bool, bool]:
         args = argparse.Namespace(
-            smtp_url=f"smtp://u:p@mail.example.com:{port}",
+            smtp_url=f"smtp://u:p@{host}:{port}",
             smtp_host=None,
             smtp_port=None,
             smtp_user=None,
@@ -623,6 +642,11 @@ def test_airflow_setup_smtp_extras_follow_the_port() -> None:
     assert extras(465) == (False, True)  # implicit SSL
     assert extras(25) == (True, True)  # plain
     assert extras(2525, "none") == (True, True)  # a local sink
+    assert extras(2525) == (True, False)  # an unknown port elsewhere: STARTTLS
+    # A sink on the machine itself gets neither, whatever its port (issue 25 F4: 18025 got STARTTLS).
+    assert extras(18025, host="127.0.0.1") == (True, True)
+    assert extras(1025, host="localhost") == (True, True)
+    assert extras(587, host="127.0.0.1") == (True, False)  # a named port still wins
 
 
 def test_airflow_setup_rejects_a_bad_url_in_one_line(airflow_db) -> None:
