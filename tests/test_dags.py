@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -655,3 +656,31 @@ def test_airflow_setup_rejects_a_bad_url_in_one_line(airflow_db) -> None:
     assert done.returncode == 3
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: warehouse URL is not a valid SQLAlchemy URL: 'not a url'; percent-encode")
+
+
+def test_the_gate_warns_when_the_alert_email_cannot_be_sent(
+    smtp_sink, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Issue 25 F4: the notifier sends from the dag-processor; the gate's log says if it cannot."""
+    import json
+
+    from order_tracking.orchestration.alert_probe import probe_alert_smtp, warn_if_alert_cannot_be_sent
+
+    def conn(port: int) -> str:
+        extra = {"disable_ssl": True, "disable_tls": True, "timeout": 5}
+        return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": extra})
+
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", conn(smtp_sink.port))
+    assert probe_alert_smtp() is None  # the sink answers: nothing to say
+    assert smtp_sink.messages == []  # a probe sends no message
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", conn(closed))
+    capsys.readouterr()
+    line = warn_if_alert_cannot_be_sent()
+    assert line and line.startswith(f"the alert email will not be sent: smtp_default (127.0.0.1:{closed}): ")
+    assert "ConnectionRefusedError" in line
+    # Airflow's logging (structlog) prints the record: one warning line, as a task log shows it.
+    logged = [ln for ln in capsys.readouterr().out.splitlines() if "alert email will not be sent" in ln]
+    assert len(logged) == 1 and "warning" in logged[0] and "The findings are in this log" in logged[0]
