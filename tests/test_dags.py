@@ -684,3 +684,16 @@ def test_the_gate_warns_when_the_alert_email_cannot_be_sent(
     # Airflow's logging (structlog) prints the record: one warning line, as a task log shows it.
     logged = [ln for ln in capsys.readouterr().out.splitlines() if "alert email will not be sent" in ln]
     assert len(logged) == 1 and "warning" in logged[0] and "The findings are in this log" in logged[0]
+
+
+@pytest.mark.parametrize("dag_file", ["order_tracking_daily_monitoring.py", "order_tracking_vacuum.py"])
+def test_parsing_a_dag_file_quiets_gx_info_lines(dag_file: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 25 F6: every process that parses a DAG file (each task's process, the dag-processor)
+    keeps GX's warnings only, before any GX import: the gate's log was 92 % GX INFO lines."""
+    import logging
+    import runpy
+
+    gx = logging.getLogger("great_expectations")
+    monkeypatch.setattr(gx, "level", logging.NOTSET)
+    runpy.run_path(str(ROOT / "dags" / dag_file))
+    assert gx.level == logging.WARNING  # its own level: the root logger may be INFO in a task
