@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 import shutil
@@ -659,7 +660,7 @@ def test_airflow_setup_rejects_a_bad_url_in_one_line(airflow_db) -> None:
 
 
 def test_the_gate_warns_when_the_alert_email_cannot_be_sent(
-    smtp_sink, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+    smtp_sink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Issue 25 F4: the notifier sends from the dag-processor; the gate's log says if it cannot."""
     import json
@@ -677,13 +678,21 @@ def test_the_gate_warns_when_the_alert_email_cannot_be_sent(
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", conn(closed))
-    capsys.readouterr()
-    line = warn_if_alert_cannot_be_sent()
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    probe_log = logging.getLogger("order_tracking.orchestration.alert_probe")
+    probe_log.addHandler(handler)
+    try:
+        line = warn_if_alert_cannot_be_sent()
+    finally:
+        probe_log.removeHandler(handler)
     assert line and line.startswith(f"the alert email will not be sent: smtp_default (127.0.0.1:{closed}): ")
     assert "ConnectionRefusedError" in line
-    # Airflow's logging (structlog) prints the record: one warning line, as a task log shows it.
-    logged = [ln for ln in capsys.readouterr().out.splitlines() if "alert email will not be sent" in ln]
-    assert len(logged) == 1 and "warning" in logged[0] and "The findings are in this log" in logged[0]
+    # One WARNING record: the line a task log shows.
+    assert [(r.levelno, r.getMessage()) for r in records] == [
+        (logging.WARNING, f"{line}. The findings are in this log and in Data Docs.")
+    ]
 
 
 @pytest.mark.parametrize("dag_file", ["order_tracking_daily_monitoring.py", "order_tracking_vacuum.py"])
