@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements-runtime.txt requirements.txt requirements-dev.txt constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: venv services test lint demo bench clean airflow-rehearsal mwaa-check
+.PHONY: venv services test lint demo bench clean airflow-rehearsal airflow-rehearsal-celery mwaa-check
 
 $(STAMP): requirements-runtime.txt requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,11 @@ test: venv services
 # README says, with PASS/FAIL lines; under 6 minutes (scripts/airflow_rehearsal.py).
 airflow-rehearsal: venv services
 	$(PY) scripts/airflow_rehearsal.py
+
+# The same deployment on the CeleryExecutor: Redis broker, two workers with their own folders, the
+# S3 stores on a local moto server (README "Running on more than one worker"); about 5 minutes.
+airflow-rehearsal-celery: venv services
+	$(PY) scripts/airflow_rehearsal_celery.py
 
 # requirements-runtime.txt resolves with the pinned apache-airflow from PyPI (pip --dry-run in a
 # clean venv, about a minute; part of `make test` too). README, "Deploying to Amazon MWAA".

@@ -7,7 +7,6 @@ parsing this file stays cheap.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
@@ -16,7 +15,12 @@ from airflow.sdk import DAG, Param, TriggerRule, task
 from order_tracking.alerts.notifier import FailedRunNotifier
 from order_tracking.orchestration.gate import UNRESOLVED_TASK
 from order_tracking.orchestration.operator import DQ_TASKS, OrderTrackingCheckpointOperator
-from order_tracking.orchestration.run_context import AS_OF_PARAM
+from order_tracking.orchestration.run_context import AS_OF_PARAM, quiet_gx_logging
+from order_tracking.settings import DagRetries
+
+# Every process that parses this file (dag-processor, each task's process) logs GX's warnings only.
+quiet_gx_logging()
+RETRIES = DagRetries.from_env(retries=2, retry_delay_secs=300)
 
 DOC_MD = """
 # order_tracking_daily_monitoring
@@ -73,18 +77,21 @@ with DAG(
     tags=["order_tracking", "data_quality"],
     default_args={
         "owner": "order_tracking",
-        "retries": int(os.environ.get("ORDER_TRACKING_DAG_RETRIES", "2")),
-        "retry_delay": timedelta(minutes=5),
+        "retries": RETRIES.retries,
+        "retry_delay": timedelta(seconds=RETRIES.retry_delay_secs),
     },
     on_failure_callback=FailedRunNotifier(),
     params={
+        # None and nullable: the UI's trigger form treats a non-nullable param as required and
+        # disables "Trigger" while it is empty (issue 25 F3); a plain "run now" must work.
         AS_OF_PARAM: Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             title="as_of (re-check a past night)",
             description="End of the checked window, ISO 8601, UTC if no offset "
             "(e.g. 2026-11-25T03:00:00). Sets the window of all four tests, Test 0 included. "
-            "Empty: the run's data interval end (Test 0: the task's wall-clock time).",
+            "Empty: the run's data interval end (Test 0: the task's wall-clock time); a run "
+            "triggered without a logical date has none: each test then checks up to its start.",
         )
     },
 ) as dag:

@@ -9,14 +9,18 @@ the pool and the command that creates it (the scheduler alone would wait forever
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.sdk import DAG, task
 
 from order_tracking.alerts.notifier import FailedRunNotifier
+from order_tracking.orchestration.run_context import quiet_gx_logging
 from order_tracking.orchestration.vacuum_task import POOL_GUARD_TASK, VACUUM_POOL
+from order_tracking.settings import DagRetries
+
+quiet_gx_logging()  # the failure callback (dag-processor) may load GX for the email's links
+RETRIES = DagRetries.from_env(retries=1, retry_delay_secs=600)
 
 DOC_MD = """
 # order_tracking_vacuum
@@ -48,8 +52,8 @@ with DAG(
     default_args={
         "owner": "order_tracking",
         "pool": VACUUM_POOL,
-        "retries": int(os.environ.get("ORDER_TRACKING_DAG_RETRIES", "1")),
-        "retry_delay": timedelta(minutes=10),
+        "retries": RETRIES.retries,
+        "retry_delay": timedelta(seconds=RETRIES.retry_delay_secs),
     },
     on_failure_callback=FailedRunNotifier(with_exceptions=False),
 ) as dag:

@@ -422,3 +422,33 @@ class AlertSettings:
             # An http(s) address; a user:password in it is dropped (never in an email's links).
             data_docs_base_url=_endpoint_url("ORDER_TRACKING_DATA_DOCS_BASE_URL"),
         )
+
+
+# --- the DAGs' retries on transient errors (read when a DAG file is parsed) ------------------
+MAX_DAG_RETRIES = 10
+MAX_RETRY_DELAY_SECS = 24 * 3600
+
+
+@dataclass(frozen=True)
+class DagRetries:
+    """``ORDER_TRACKING_DAG_RETRIES`` / ``ORDER_TRACKING_DAG_RETRY_DELAY_SECS``: how often and how
+    far apart a task retries a transient error (a lost worker, a refused connection). A bad value
+    is a DAG import error naming the variable, shown in the Airflow UI."""
+
+    retries: int
+    retry_delay_secs: int
+
+    @classmethod
+    def from_env(cls, retries: int, retry_delay_secs: int) -> DagRetries:
+        """The DAG's defaults (``retries``, ``retry_delay_secs``) unless the environment sets them."""
+        return cls(
+            retries=_env_int("ORDER_TRACKING_DAG_RETRIES", retries, minimum=0, maximum=MAX_DAG_RETRIES),
+            retry_delay_secs=_env_int(
+                "ORDER_TRACKING_DAG_RETRY_DELAY_SECS",
+                retry_delay_secs,
+                minimum=1,
+                maximum=MAX_RETRY_DELAY_SECS,
+                what="number of seconds",
+                span="1 day",
+            ),
+        )

@@ -22,12 +22,11 @@ also on failure or Ctrl-C; its databases and schemas are dropped.
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 
 # The helpers live in scripts/rehearsal/, next to this file (sys.path[0] when run as a script).
-from rehearsal.config import BUDGET_SECS
+from rehearsal.runner import run_rehearsal
 from rehearsal.scenario import Rehearsal
 
 
@@ -35,29 +34,9 @@ def main() -> int:
     """Rehearse, report the PASS/FAIL lines' total, clean up; 0 only if every check passed."""
     # One more monitoring run (about a minute): off by default to keep CI under its budget.
     rehearsal = Rehearsal(with_backfill="--backfill" in sys.argv[1:])
-
-    def on_signal(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_signal)
-    ok = False
-    try:
-        rehearsal.rehearse()
-        ok = all(r for r, _ in rehearsal.results)
-    except BaseException as exc:
-        rehearsal.check(False, "rehearsal ran to the end", f"{type(exc).__name__}: {exc}")
-        for name in ("scheduler", "dag-processor", "api-server"):
-            path = rehearsal.home / f"{name}.log"
-            if path.exists():
-                tail = path.read_text(errors="replace").splitlines()[-15:]
-                print(f"--- {name}.log (last lines)\n" + "\n".join(tail))
-    finally:
-        rehearsal.cleanup()
+    ok, counts = run_rehearsal(rehearsal, "rehearsal", ("scheduler", "dag-processor", "api-server"))
     took = time.monotonic() - rehearsal.started
-    ok = ok and rehearsal.check(took < BUDGET_SECS, f"rehearsal took {took:.0f} s (budget {BUDGET_SECS} s)")
-    failed = [name for good, name in rehearsal.results if not good]
-    print(f"airflow rehearsal: {'PASS' if ok else 'FAIL'} ({len(rehearsal.results) - len(failed)} passed, "
-          f"{len(failed)} failed) in {took:.0f} s")  # fmt: skip
+    print(f"airflow rehearsal: {'PASS' if ok else 'FAIL'} ({counts}) in {took:.0f} s")
     return 0 if ok else 1
 
 

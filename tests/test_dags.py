@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -172,13 +174,33 @@ def test_monitoring_dag_takes_an_as_of_param(dagbag) -> None:
 
     dag = dagbag.dags[MONITORING]
     param = dag.params.get_param("as_of")
-    assert param.value == "" and param.schema["type"] == "string" and "Test 0" in param.description
-    scheduled = {"params": {"as_of": ""}, "data_interval_end": datetime(2026, 11, 25, 3, tzinfo=UTC)}
+    assert param.value is None and param.schema["type"] == ["null", "string"]
+    assert "Test 0" in param.description
+    # Optional (issue 25 F3): the UI sends null for an empty field, and a run without it validates.
+    assert dag.params.validate() == {"as_of": None}
+    param.resolve(None)
+    param.resolve("2026-11-20T05:00:00")
+    scheduled = {"params": {"as_of": None}, "data_interval_end": datetime(2026, 11, 25, 3, tzinfo=UTC)}
     assert run_as_of(scheduled) == datetime(2026, 11, 25, 3)
+    assert run_as_of({**scheduled, "params": {"as_of": ""}}) == datetime(2026, 11, 25, 3)
     recheck = {**scheduled, "params": {"as_of": "2026-11-20T05:00:00+02:00"}}
     assert run_as_of(recheck) == datetime(2026, 11, 20, 3)  # an offset is converted to UTC
     with pytest.raises(AirflowFailException, match="param as_of 'last tuesday' is not a timestamp"):
         run_as_of({**scheduled, "params": {"as_of": "last tuesday"}})
+
+
+def test_dag_retries_come_from_the_environment_range_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    from order_tracking.errors import UserError
+    from order_tracking.settings import DagRetries
+
+    monkeypatch.delenv("ORDER_TRACKING_DAG_RETRIES")
+    assert DagRetries.from_env(2, 300) == DagRetries(retries=2, retry_delay_secs=300)
+    monkeypatch.setenv("ORDER_TRACKING_DAG_RETRIES", "1")
+    monkeypatch.setenv("ORDER_TRACKING_DAG_RETRY_DELAY_SECS", "5")
+    assert DagRetries.from_env(2, 300) == DagRetries(retries=1, retry_delay_secs=5)
+    monkeypatch.setenv("ORDER_TRACKING_DAG_RETRY_DELAY_SECS", "0")
+    with pytest.raises(UserError, match=r"_RETRY_DELAY_SECS='0' is not a number of seconds from 1"):
+        DagRetries.from_env(2, 300)
 
 
 def test_config_errors_are_told_from_transient_ones() -> None:
@@ -623,9 +645,9 @@ def test_airflow_setup_smtp_extras_follow_the_port() -> None:
 
     from order_tracking.commands.airflow_setup import smtp_connection
 
-    def extras(port: int, security: str | None = None) -> tuple[bool, bool]:
+    def extras(port: int, security: str | None = None, host: str = "mail.example.com") -> tuple[bool, bool]:
         args = argparse.Namespace(
-            smtp_url=f"smtp://u:p@mail.example.com:{port}",
+            smtp_url=f"smtp://u:p@{host}:{port}",
             smtp_host=None,
             smtp_port=None,
             smtp_user=None,
@@ -639,6 +661,11 @@ def test_airflow_setup_smtp_extras_follow_the_port() -> None:
     assert extras(465) == (False, True)  # implicit SSL
     assert extras(25) == (True, True)  # plain
     assert extras(2525, "none") == (True, True)  # a local sink
+    assert extras(2525) == (True, False)  # an unknown port elsewhere: STARTTLS
+    # A sink on the machine itself gets neither, whatever its port (issue 25 F4: 18025 got STARTTLS).
+    assert extras(18025, host="127.0.0.1") == (True, True)
+    assert extras(1025, host="localhost") == (True, True)
+    assert extras(587, host="127.0.0.1") == (True, False)  # a named port still wins
 
 
 def test_airflow_setup_rejects_a_bad_url_in_one_line(airflow_db) -> None:
@@ -646,3 +673,52 @@ def test_airflow_setup_rejects_a_bad_url_in_one_line(airflow_db) -> None:
     assert done.returncode == 3
     (line,) = done.stderr.strip().splitlines()
     assert line.startswith("error: warehouse URL is not a valid SQLAlchemy URL: 'not a url'; percent-encode")
+
+
+def test_the_gate_warns_when_the_alert_email_cannot_be_sent(
+    smtp_sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 25 F4: the notifier sends from the dag-processor; the gate's log says if it cannot."""
+    import json
+
+    from order_tracking.orchestration.alert_probe import probe_alert_smtp, warn_if_alert_cannot_be_sent
+
+    def conn(port: int) -> str:
+        extra = {"disable_ssl": True, "disable_tls": True, "timeout": 5}
+        return json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port, "extra": extra})
+
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", conn(smtp_sink.port))
+    assert probe_alert_smtp() is None  # the sink answers: nothing to say
+    assert smtp_sink.messages == []  # a probe sends no message
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", conn(closed))
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    probe_log = logging.getLogger("order_tracking.orchestration.alert_probe")
+    probe_log.addHandler(handler)
+    try:
+        line = warn_if_alert_cannot_be_sent()
+    finally:
+        probe_log.removeHandler(handler)
+    assert line and line.startswith(f"the alert email will not be sent: smtp_default (127.0.0.1:{closed}): ")
+    assert "ConnectionRefusedError" in line
+    # One WARNING record: the line a task log shows.
+    assert [(r.levelno, r.getMessage()) for r in records] == [
+        (logging.WARNING, f"{line}. The findings are in this log and in Data Docs.")
+    ]
+
+
+@pytest.mark.parametrize("dag_file", ["order_tracking_daily_monitoring.py", "order_tracking_vacuum.py"])
+def test_parsing_a_dag_file_quiets_gx_info_lines(dag_file: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 25 F6: every process that parses a DAG file (each task's process, the dag-processor)
+    keeps GX's warnings only, before any GX import: the gate's log was 92 % GX INFO lines."""
+    import logging
+    import runpy
+
+    gx = logging.getLogger("great_expectations")
+    monkeypatch.setattr(gx, "level", logging.NOTSET)
+    runpy.run_path(str(ROOT / "dags" / dag_file))
+    assert gx.level == logging.WARNING  # its own level: the root logger may be INFO in a task

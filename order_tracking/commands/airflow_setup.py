@@ -31,6 +31,17 @@ SMTP_SECURITY = {
 DEFAULT_SECURITY_BY_PORT = {465: "ssl", 587: "starttls", 25: "none"}
 
 
+def default_security(host: str, port: int) -> str:
+    """The security the port implies (README "Running in Airflow"): 465 implicit SSL, 587 STARTTLS,
+    25 neither; any other port on a loopback host is a local sink (neither: a sink such as aiosmtpd
+    offers no STARTTLS, and STARTTLS there lost the alert, issue 25 F4); elsewhere STARTTLS, so that
+    an unknown relay never gets a password in clear text."""
+    if port in DEFAULT_SECURITY_BY_PORT:
+        return DEFAULT_SECURITY_BY_PORT[port]
+    loopback = host.lower() == "localhost" or host.startswith("127.") or host in ("::1", "[::1]")
+    return "none" if loopback else "starttls"
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "airflow-setup",
@@ -50,7 +61,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--smtp-security",
         choices=sorted(SMTP_SECURITY),
         default=None,
-        help="ssl (implicit, port 465), starttls (587), none (25 / a local sink); default from the port",
+        help="ssl (implicit, port 465), starttls (587), none (25, or any port on 127.0.0.1/localhost: "
+        "a local sink); default from the port (other ports elsewhere: starttls)",
     )
     p.add_argument("--smtp-from", default=None, metavar="ADDR", help="sender address (from_email)")
     p.add_argument(
@@ -105,7 +117,7 @@ def smtp_connection(args: argparse.Namespace) -> dict[str, Any] | None:
     if not host:
         raise UserError("the SMTP URL has no host")
     port = port or args.smtp_port or 587
-    security = args.smtp_security or DEFAULT_SECURITY_BY_PORT.get(port, "starttls")
+    security = args.smtp_security or default_security(host, port)
     disable_ssl, disable_tls = SMTP_SECURITY[security]
     extra: dict[str, Any] = {"disable_ssl": disable_ssl, "disable_tls": disable_tls}
     if args.smtp_from:

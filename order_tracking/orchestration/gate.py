@@ -71,6 +71,9 @@ def refresh_health_page(settings: Settings) -> None:
     try:
         from expectations_custom.data_docs import build as data_docs
         from order_tracking.checks import gx_project
+        from order_tracking.orchestration.run_context import quiet_gx_logging
+
+        quiet_gx_logging()  # loading the context registers GX's expectations: ~200 INFO lines
 
         context, store_error = gx_project.load_or_local(settings)
         in_bucket = settings.gx_store is not None and store_error is None
@@ -137,5 +140,9 @@ def check_unresolved_exceptions(context: Any) -> dict[str, Any]:
     failed_line = f"failed checks: {', '.join(failed)}" if failed else ""
     problems = [m for m in (total_message, failed_line, prune_error or "") if m]
     if problems:
+        # The run fails and its alert is due: say here if the email cannot go out (F4).
+        from order_tracking.orchestration.alert_probe import warn_if_alert_cannot_be_sent
+
+        warn_if_alert_cannot_be_sent()
         raise AirflowFailException(f"{'; '.join(problems)}. Data Docs: {docs}")
     return {"unresolved": summary, "failed_tasks": failed, "data_docs": str(docs)}

@@ -58,8 +58,7 @@ class Checks(Processes, Reads):
             f"{len(log.splitlines())} lines",
         )
         total = sum(len(ids) for ids in manifest["expected"].values())
-        health = self.gx_root / "uncommitted" / "data_docs" / "local_site" / "health.html"
-        text = health.read_text(encoding="utf-8") if health.exists() else ""
+        text = self.health_page()
         self.check(
             f"Open now: {total} " in text,  # rebuilt by the final task, after every check wrote
             "the health page counts every exception the parallel checks wrote",

@@ -18,6 +18,16 @@ from rehearsal.reads import Reads
 class Deployment(Processes, Reads):
     """Deploy in a fresh AIRFLOW_HOME, and drop all of it again."""
 
+    # airflow-setup's SMTP security flag; the Celery rehearsal passes none (the port decides).
+    smtp_flags: tuple[str, ...] = ("--smtp-security", "none")
+
+    def start_smtp(self) -> None:
+        """The SMTP sink (aiosmtpd), its messages in ``maildir``."""
+        self.start(
+            "smtp", PY, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.smtp_port}",
+            "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir),
+        )  # fmt: skip
+
     def deploy(self) -> dict:
         """Stand-ins seeded, metadata DB migrated, airflow-setup run, servers up; the manifest."""
         self.say(f"AIRFLOW_HOME {self.home / 'airflow'}, metadata DB {self.meta_db}, night {self.night}")
@@ -28,10 +38,7 @@ class Deployment(Processes, Reads):
         shutil.copytree(ROOT / "gx", self.gx_root, ignore=shutil.ignore_patterns("uncommitted"))
         (self.home / "airflow").mkdir()
 
-        self.start(
-            "smtp", PY, "-m", "aiosmtpd", "-n", "-l", f"127.0.0.1:{self.smtp_port}",
-            "-c", "aiosmtpd.handlers.Mailbox", str(self.maildir),
-        )  # fmt: skip
+        self.start_smtp()
         manifest_path = self.home / "manifest.json"
         # The README's first deployment step, while the stand-ins are seeded.
         migrate = self.spawn(AIRFLOW, "db", "migrate")
@@ -45,7 +52,7 @@ class Deployment(Processes, Reads):
         self.say("airflow db migrate done (PostgreSQL metadata DB)")
         out = self.run(
             PY, "-m", "order_tracking", "airflow-setup",
-            "--smtp-url", f"smtp://127.0.0.1:{self.smtp_port}", "--smtp-security", "none",
+            "--smtp-url", f"smtp://127.0.0.1:{self.smtp_port}", *self.smtp_flags,
             "--smtp-from", "order-tracking-dq@rehearsal.local", "--alert-email", "oncall@rehearsal.local",
             env=self.data_env(),
         )  # fmt: skip
@@ -59,6 +66,7 @@ class Deployment(Processes, Reads):
         self.start(
             "api-server", AIRFLOW, "api-server", "-H", "127.0.0.1", "-p", str(self.api_port), "-w", "1"
         )
+        self.start_workers()
         self.meta = sa.create_engine(f"{PG}/{self.meta_db}")
         deadline = time.monotonic() + 120
         while True:
@@ -84,6 +92,9 @@ class Deployment(Processes, Reads):
         errors = self.q("SELECT filename, stacktrace FROM import_error")
         self.check(not errors, "DAGs parsed by the dag-processor without import errors", str(errors)[:300])
         return json.loads(manifest_path.read_text())
+
+    def start_workers(self) -> None:
+        """Processes that run tasks besides the scheduler: none here (LocalExecutor)."""
 
     def cleanup(self) -> None:
         """Stop every process, drop the databases and schemas, remove the home (REHEARSAL_KEEP keeps it)."""

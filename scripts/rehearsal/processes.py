@@ -65,12 +65,12 @@ class Processes(RehearsalState):
         """``airflow_cli`` then ``finish``."""
         return self.finish(self.airflow_cli(*commands))
 
-    def start(self, name: str, *args: str) -> None:
+    def start(self, name: str, *args: str, env: dict[str, str] | None = None) -> None:
         """A server in its own process group, its output in ``<home>/<name>.log``."""
         log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
             list(args),
-            env=self.airflow_env(),
+            env=env or self.airflow_env(),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=ROOT,

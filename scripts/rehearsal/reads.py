@@ -107,10 +107,19 @@ class Reads(RehearsalState):
         finally:
             engine.dispose()
 
+    def log_folders(self) -> list:
+        """Where the task logs are: the one local folder here (each Celery worker has its own)."""
+        return [self.home / "airflow" / "logs"]
+
     def task_log(self, dag_id: str, run_id: str, task_id: str) -> str:
-        """Every log file of the task in the run, joined."""
-        logs = self.home / "airflow" / "logs"
+        """Every log file of the task in the run (every try, every worker), joined."""
         return "\n".join(
             p.read_text(errors="replace")
-            for p in logs.glob(f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/*.log")
+            for logs in self.log_folders()
+            for p in sorted(logs.glob(f"dag_id={dag_id}/run_id={run_id}/task_id={task_id}/*.log"))
         )
+
+    def health_page(self) -> str:
+        """The Data Docs health page as the final task left it ("" if there is none)."""
+        health = self.gx_root / "uncommitted" / "data_docs" / "local_site" / "health.html"
+        return health.read_text(encoding="utf-8") if health.exists() else ""

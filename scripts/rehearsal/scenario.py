@@ -53,7 +53,18 @@ class Rehearsal(Deployment, Checks):
         commands = [clear]
         if self.with_backfill:
             commands.append(
-                ("backfill", "create", "--dag-id", MONITORING, "--from-date", day, "--to-date", day)
+                (
+                    "backfill",
+                    "create",
+                    "--dag-id",
+                    MONITORING,
+                    "--from-date",
+                    day,
+                    "--to-date",
+                    day,
+                    "--max-active-runs",
+                    "1",
+                ),  # the README's command (F1)
             )
         self.run_cli(*commands)
         self.say(
