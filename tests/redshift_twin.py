@@ -366,8 +366,10 @@ def _guard(conn, cursor, statement, parameters, context, executemany):
         raise RedshiftUnsupported(message(rule, statement))
     if isolation.planned_conflict(statement):
         return isolation.RAISE_40001, None
-    done = redshift_twin_catalog.maintenance(cursor.connection, statement)  # VACUUM / ANALYZE
-    return (done, parameters) if done else (postgres_text(statement), parameters)
+    if redshift_twin_catalog.is_maintenance(statement):  # VACUUM / ANALYZE: run when sent
+        conn.info[redshift_twin_catalog.PENDING] = statement
+        return redshift_twin_catalog.NO_OP, parameters
+    return postgres_text(statement), parameters
 
 
 def _map_error(ctx: sa.engine.ExceptionContext) -> BaseException | None:

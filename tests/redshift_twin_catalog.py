@@ -148,6 +148,16 @@ def _run_as_owner(conn, table: str, sql: str) -> None:
     other.close()
 
 
+# The VACUUM/ANALYZE a twin guard put off until the driver's turn (Connection.info key): run
+# in after_cursor_execute, it sees what the product set before sending it (statement_timeout).
+PENDING = "redshift_twin_pending_maintenance"
+
+
+def is_maintenance(sql: str) -> bool:
+    """A VACUUM or ANALYZE statement the twin does itself (:func:`maintenance`)."""
+    return bool(_VACUUM.match(sql) or _ANALYZE.match(sql))
+
+
 def maintenance(conn, sql: str) -> str | None:
     """Do a VACUUM/ANALYZE on the DB-API connection ``conn`` as Redshift would; return the
     statement the driver should run instead (a no-op), or None when ``sql`` is neither."""
@@ -224,6 +234,9 @@ def ctas_byte_checks(conn, sql: str) -> None:
 def after_execute(conn, cursor, statement, parameters, context, executemany) -> None:
     """after_cursor_execute of twin engines (tests/redshift_twin.py registers it)."""
     if conn.engine.url.query.get("application_name") == "redshift_twin":
+        pending = conn.info.pop(PENDING, None)
+        if pending is not None:
+            maintenance(cursor.connection, pending)
         ctas_byte_checks(cursor.connection, statement)
 
 
