@@ -29,6 +29,11 @@ EXTRACTION_CYCLE_SECS = 15 * 60  # the extraction runs every 15 minutes, on the 
 LOST_ROWS_LIMIT = 50  # missing row keys listed per Test 0 result (the total is always given)
 HEALTH_NIGHTS = 30  # nights shown on the Data Docs health page
 
+# --- source verdicts and healed exceptions (issue 23) --------------------------------------
+# Findings of Tests 1 and 2 looked up in the MySQL source per type and run; the rest: "unknown".
+SOURCE_CHECK_LIMIT = 2000
+MAX_SOURCE_CHECK_LIMIT = 1_000_000  # a million ids is 1,000 source queries: far past any night
+
 # --- exception types (the spec's names) ----------------------------------------------------
 UTI_UTS_TIME_MISMATCH = "UTI_UTS_TIME_MISMATCH"
 ORDER_MISSING_SPATH = "ORDER_MISSING_SPATH"
@@ -222,6 +227,10 @@ class Settings:
     timeouts: Timeouts = field(default_factory=Timeouts)
     # The alert email and its links (defined below; read with the rest, at the entry point).
     alert: AlertSettings = field(default_factory=lambda: AlertSettings())
+    # Orders looked up in the source per exception type and run (0: none, every verdict unknown).
+    source_check_limit: int = SOURCE_CHECK_LIMIT
+    # Open exceptions whose orders pass every rule of their type again are resolved by the run.
+    auto_resolve: bool = False
 
     @classmethod
     def from_env(cls, warehouse_url: str | None = None, source_url: str | None = None) -> Settings:
@@ -273,6 +282,14 @@ class Settings:
             s3_endpoint_url=_endpoint_url("ORDER_TRACKING_S3_ENDPOINT_URL"),
             timeouts=Timeouts.from_env(),
             alert=AlertSettings.from_env(),
+            source_check_limit=_env_int(
+                "ORDER_TRACKING_SOURCE_CHECK_LIMIT",
+                SOURCE_CHECK_LIMIT,
+                minimum=0,
+                maximum=MAX_SOURCE_CHECK_LIMIT,
+                what="whole number of orders",
+            ),
+            auto_resolve=_env_bool("ORDER_TRACKING_AUTO_RESOLVE"),
         )
 
     @property
