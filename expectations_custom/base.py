@@ -36,7 +36,7 @@ from expectations_custom.run_settings import run_settings
 from order_tracking import schema
 from order_tracking.alerts.content import SAMPLE_IN_EMAIL, NextStep, next_step
 from order_tracking.checks import gx_results
-from order_tracking.checks.rules import RuleQuery, Window
+from order_tracking.checks.rules import RuleQuery, Scope, Window
 from order_tracking.settings import Settings
 
 _TOTALS = frozenset({"failing_count", "skipped_null_order_ids"})  # on every row, not columns
@@ -104,8 +104,13 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
         return query
 
     # --- to implement -------------------------------------------------------------------------
-    def rule(self, conn, settings: Settings) -> RuleQuery:
+    def scoped_rule(self, conn, settings: Settings, scope: Scope) -> RuleQuery:
+        """The rule over ``scope``: the run's window, or given orders (``rules.OrderIds``: the
+        re-check of open exceptions, issue 23). One builder, so both run the same SQL."""
         raise NotImplementedError
+
+    def rule(self, conn, settings: Settings) -> RuleQuery:
+        return self.scoped_rule(conn, settings, self.window(settings))
 
     def validation_query(self, conn, settings: Settings) -> tuple[RuleQuery, sa.Select]:
         """The rule and the one query validation runs: failing rows with ``failing_count``."""

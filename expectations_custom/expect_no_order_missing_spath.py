@@ -24,11 +24,11 @@ class ExpectNoOrderMissingSpath(OrderTrackingExpectation):
     exception_type: ClassVar[str] = ORDER_MISSING_SPATH
     check_name: ClassVar[str] = "missing_spath"
 
-    def rule(self, conn, settings: Settings) -> RuleQuery:
+    def scoped_rule(self, conn, settings: Settings, scope: rules.Scope) -> RuleQuery:
         tables = settings_tables(settings)
         explicit = self.hist_uts_tables if self.hist_uts_tables is not None else settings.hist_uts_tables
         hist = rules.hist_uts_tables(conn, tables, explicit)
-        return rules.order_missing_spath(tables, self.window(settings), hist)
+        return rules.order_missing_spath(tables, scope, hist)
 
     @classmethod
     def explain(cls, kwargs: dict) -> str:

@@ -22,11 +22,9 @@ class ExpectNoReactivatedOrderMissingEcs(OrderTrackingExpectation):
     exception_type: ClassVar[str] = REACTIVATED_ORDER_MISSING_ECS
     check_name: ClassVar[str] = "reactivated_missing_ecs"
 
-    def rule(self, conn, settings: Settings) -> RuleQuery:
+    def scoped_rule(self, conn, settings: Settings, scope: rules.Scope) -> RuleQuery:
         tables = settings_tables(settings)
-        return rules.reactivated_order_missing_ecs(
-            tables, self.window(settings), rules.hist_ecs_tables(conn, tables)
-        )
+        return rules.reactivated_order_missing_ecs(tables, scope, rules.hist_ecs_tables(conn, tables))
 
     @classmethod
     def explain(cls, kwargs: dict) -> str:

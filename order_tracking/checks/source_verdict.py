@@ -81,14 +81,14 @@ class SourceVerdict:
                 f"; warehouse: {warehouse.spath_rows} spath rows, update_time={_ts(warehouse.update_time)}"
                 f", max_pathtime={warehouse.max_pathtime or 'NULL'}"
             )
-        return _cut(text, DETAIL_MAX)
+        return cut_bytes(text, DETAIL_MAX)
 
 
 def _ts(value: datetime | None) -> str:
     return "NULL" if value is None else value.isoformat(sep=" ")
 
 
-def _cut(text: str, limit: int) -> str:
+def cut_bytes(text: str, limit: int) -> str:
     """``text`` within ``limit`` UTF-8 bytes (Redshift's VARCHAR counts bytes)."""
     data = text.encode("utf-8")
     return text if len(data) <= limit else data[: limit - 3].decode("utf-8", "ignore") + "..."

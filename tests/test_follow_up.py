@@ -1,0 +1,165 @@
+"""Issue 23 end to end: source verdicts and healed open exceptions, through the real checkpoints.
+
+MariaDB as the source; PostgreSQL and the Redshift twin as the warehouse (``warehouse`` runs each
+test in both dialects). One order per verdict; open exceptions that healed, that still fail
+outside the window, and whose order left the mart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from order_tracking import db, schema
+from order_tracking.checks.run import run_checks
+from order_tracking.settings import ORDER_MISSING_SPATH, UTI_UTS_TIME_MISMATCH, Settings
+from tests import redshift_twin
+from tests.test_malformed_catalogue import AS_OF, IN, Data, load
+from tests.test_source_verdict import LATER, SilentServer, refused_port, source_data
+
+CHECKS = ["uti_uts_alignment", "missing_spath"]
+OLD = IN - timedelta(days=5)  # outside the 24-hour window
+
+
+def data() -> Data:
+    d = source_data()
+    # Test 2 findings: 201 (in_source), 202 (missing_in_source), 203 (not in the source at all).
+    for order_id in (201, 202, 203):
+        d.add("mart_uti", order_id=order_id, update_time=IN)
+    # Test 1 findings: 101 (warehouse stale: in_source), 102 (same mismatch in the source),
+    # 103 (not in the source), 104 (source has no spath row).
+    d.add("mart_uti", order_id=101, update_time=IN).add(
+        "mart_uts", order_id=101, pathtime=IN - timedelta(hours=1)
+    )
+    d.add("mart_uti", order_id=102, update_time=LATER).add("mart_uts", order_id=102, pathtime=IN)
+    d.add("mart_uti", order_id=103, update_time=IN).add("mart_uts", order_id=103, pathtime=OLD)
+    d.add("mart_uti", order_id=104, update_time=IN).add("mart_uts", order_id=104, pathtime=OLD)
+    # Open exceptions from earlier nights: 105 healed (outside today's window), 106 still fails
+    # outside the window, 107 is gone from the mart; 205 (Test 2) healed.
+    d.add("mart_uti", order_id=105, update_time=OLD).add("mart_uts", order_id=105, pathtime=OLD)
+    d.add("mart_uti", order_id=106, update_time=OLD).add(
+        "mart_uts", order_id=106, pathtime=OLD - timedelta(hours=2)
+    )
+    d.add("mart_uti", order_id=205, update_time=OLD).add("mart_uts", order_id=205, pathtime=OLD)
+    for order_id in (105, 106, 107):
+        d.open_exceptions.append(
+            {"order_id": order_id, "exception_type": UTI_UTS_TIME_MISMATCH, "notes": "old"}
+        )
+    d.open_exceptions.append({"order_id": 205, "exception_type": ORDER_MISSING_SPATH, "notes": "old"})
+    return d
+
+
+def seed(settings: Settings) -> None:
+    """The data in, through plain PostgreSQL for the twin (seeding is not the product's SQL)."""
+    url = settings.warehouse_url
+    if redshift_twin.is_twin_url(url):
+        url = redshift_twin.postgres_url(url)
+    load(replace(settings, warehouse_url=url), data())
+
+
+def open_rows(settings: Settings) -> dict[tuple[int, str], dict]:
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    ex = schema.build_tables(settings).exceptions
+    with engine.connect() as conn:
+        rows = [dict(r._mapping) for r in conn.execute(sa.select(ex))]
+    engine.dispose()
+    return {(r["order_id"], r["exception_type"]): r for r in rows if r["resolved_at"] is None} | {
+        (r["order_id"], r["exception_type"] + ":resolved"): r for r in rows if r["resolved_at"] is not None
+    }
+
+
+def follow_ups(report) -> dict[str, dict]:
+    return {o.exception_type: o.details["follow_up"] for o in report.outcomes if o.exception_type}
+
+
+@pytest.mark.usefixtures("gx_copy", "maria_source")
+def test_every_verdict_stored_and_healed_orders_reported(warehouse):
+    settings = Settings.from_env()
+    seed(settings)
+    report = run_checks(settings, AS_OF, CHECKS)
+    assert [o.status for o in report.outcomes] == ["fail", "fail"], [o.message for o in report.outcomes]
+    assert report.exit_code() == 1
+    rows = open_rows(settings)
+    verdicts = {k: r["source_verdict"] for k, r in rows.items()}
+    assert verdicts == {
+        (101, UTI_UTS_TIME_MISMATCH): "in_source",
+        (102, UTI_UTS_TIME_MISMATCH): "mismatch_in_source",
+        (103, UTI_UTS_TIME_MISMATCH): "missing_in_source",
+        (104, UTI_UTS_TIME_MISMATCH): "mismatch_in_source",
+        (105, UTI_UTS_TIME_MISMATCH): "missing_in_source",  # open, healed: still looked up
+        (106, UTI_UTS_TIME_MISMATCH): "missing_in_source",
+        (107, UTI_UTS_TIME_MISMATCH): "missing_in_source",
+        (201, ORDER_MISSING_SPATH): "in_source",
+        (202, ORDER_MISSING_SPATH): "missing_in_source",
+        (203, ORDER_MISSING_SPATH): "missing_in_source",
+        (205, ORDER_MISSING_SPATH): "missing_in_source",
+    }
+    detail = rows[(201, ORDER_MISSING_SPATH)]["source_detail"]
+    assert detail.startswith("source: 3 spath rows") and "; warehouse: 0 spath rows" in detail
+    # Healed: reported with the run, still open (the spec's gate semantics).
+    assert rows[(105, UTI_UTS_TIME_MISMATCH)]["passing_since"] == AS_OF
+    assert rows[(105, UTI_UTS_TIME_MISMATCH)]["passing_run"].startswith("as_of_")
+    assert rows[(205, ORDER_MISSING_SPATH)]["passing_since"] == AS_OF
+    assert all(r["passing_since"] is None for k, r in rows.items() if k[0] not in (105, 205))
+    fu = follow_ups(report)
+    assert fu[UTI_UTS_TIME_MISMATCH]["now_passing_ids"] == [105]
+    assert fu[UTI_UTS_TIME_MISMATCH]["not_in_mart"] == 1
+    assert fu[UTI_UTS_TIME_MISMATCH]["verdicts"] == {
+        "in_source": 1,
+        "missing_in_source": 4,
+        "mismatch_in_source": 2,
+    }
+    assert fu[UTI_UTS_TIME_MISMATCH]["in_source_ids"] == [101]
+    assert fu[ORDER_MISSING_SPATH]["now_passing_ids"] == [205]
+    assert fu[ORDER_MISSING_SPATH]["auto_resolved"] == 0
+
+
+@pytest.mark.usefixtures("gx_copy", "maria_source")
+def test_auto_resolve_closes_only_the_healed(warehouse):
+    settings = replace(Settings.from_env(), auto_resolve=True)
+    seed(settings)
+    report = run_checks(settings, AS_OF, CHECKS)
+    rows = open_rows(settings)
+    closed = {k: r for k, r in rows.items() if k[1].endswith(":resolved")}
+    assert sorted(closed) == [
+        (105, UTI_UTS_TIME_MISMATCH + ":resolved"),
+        (205, ORDER_MISSING_SPATH + ":resolved"),
+    ]
+    for r in closed.values():
+        assert r["resolved_by"] == "auto"
+        assert (
+            "run as_of_" in r["resolution_notes"]
+            and f"as_of {AS_OF.isoformat(sep=' ')}" in r["resolution_notes"]
+        )
+    # Still failing (in or out of the window) or gone from the mart: open.
+    assert (106, UTI_UTS_TIME_MISMATCH) in rows and (107, UTI_UTS_TIME_MISMATCH) in rows
+    assert follow_ups(report)[UTI_UTS_TIME_MISMATCH]["auto_resolved"] == 1
+    assert report.exit_code() == 1  # the others stay unresolved
+
+
+@pytest.mark.usefixtures("gx_copy", "maria_source")
+@pytest.mark.parametrize("fault", ["refused", "silent"])
+def test_a_source_problem_keeps_every_finding_with_verdict_unknown(pg_warehouse, fault, monkeypatch):
+    settings = Settings.from_env()
+    seed(settings)
+    server = SilentServer() if fault == "silent" else None
+    port = server.port if server else refused_port()
+    url = f"mysql+pymysql://root:secret@127.0.0.1:{port}/{settings.source_schema}"
+    from order_tracking.settings import Timeouts
+
+    broken = replace(settings, source_url=url, timeouts=replace(Timeouts(), connect_secs=1, read_secs=1))
+    try:
+        report = run_checks(broken, AS_OF, CHECKS)
+    finally:
+        if server:
+            server.close()
+    assert report.exit_code() == 1  # findings, no error: the source is a side channel here
+    rows = open_rows(settings)
+    assert {k[0] for k in rows} == {101, 102, 103, 104, 105, 106, 107, 201, 202, 203, 205}
+    assert {r["source_verdict"] for r in rows.values()} == {"unknown"}
+    word = "timed out" if fault == "silent" else "unreachable"
+    assert all(r["source_detail"].startswith(f"unknown: source {word}") for r in rows.values())
+    assert all("secret" not in r["source_detail"] for r in rows.values())
