@@ -1,0 +1,230 @@
+"""Run a targeted backfill (issue 23): per order, the pipeline's DELETE + INSERT, then the rule again.
+
+For each planned order (:mod:`order_tracking.fixes.backfill_plan`):
+
+1. ONE warehouse transaction that first locks the mart tables it writes, in a fixed order
+   (``mart_uni_tracking_info`` for Test 1, then ``mart_uni_tracking_spath``: on Redshift this is how
+   serializable isolation error 1023 against the ETL is avoided), deletes the order's rows and
+   inserts the source's, and rolls back unless every row went in. Error 1023 reruns the whole
+   transaction, bounded, with repair-reactivated's policy.
+2. After the commit, the check's own rule (``checks/rules.py``, the SQL the monitor runs) for that
+   order, over the window it was flagged in (ending at the open exception's ``last_seen_at``), or
+   the window ending at the order's ``update_time`` when that one does not hold it: the rules
+   select by window, and an order outside it would "pass" without being looked at.
+3. Passing: the open exception is resolved (``resolved_by`` = who, the notes say what was copied),
+   under the exceptions table's lock like every writer. Still failing: it stays open, and the
+   rule's own note says why.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect, Engine
+
+from order_tracking.checks import exceptions_store, rules
+from order_tracking.db import short_reason
+from order_tracking.errors import UserError
+from order_tracking.fixes.backfill_plan import OrderPlan, check_statement_sizes, lock_tables
+from order_tracking.fixes.repair_reactivated import SERIALIZATION_RETRY, is_serialization_error
+from order_tracking.maintenance import RetryPolicy
+from order_tracking.schema import TS, Tables
+from order_tracking.settings import UTI_UTS_TIME_MISMATCH
+
+log = logging.getLogger(__name__)
+
+CLOSED, STILL_FAILING, BACKFILLED = "closed", "still_failing", "backfilled"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one order after its transaction committed."""
+
+    order_id: int
+    status: str  # CLOSED | STILL_FAILING | BACKFILLED (passes, but no open exception to close)
+    message: str
+    attempts: int = 1
+
+
+# --- the statements ---------------------------------------------------------------------------
+
+
+def transaction_start(dialect: Dialect, tables: Tables, plan: OrderPlan) -> list[str]:
+    """How the transaction opens: every table it writes locked first (SQLite: one write lock)."""
+    if dialect.name == "sqlite":
+        return ["BEGIN IMMEDIATE"]
+    return ["BEGIN", *(exceptions_store.lock_statement(dialect, t) for t in lock_tables(plan, tables))]
+
+
+def render(plan: OrderPlan, dialect: Dialect, tables: Tables) -> list[str]:
+    """The transaction as the SQL text sent for ``dialect``, values inlined (the dry run)."""
+    return [*transaction_start(dialect, tables, plan), *check_statement_sizes(plan, dialect), "COMMIT"]
+
+
+def resolve_statement(tables: Tables, plan: OrderPlan, by: str, now: datetime, note: str) -> sa.Update:
+    ex = tables.exceptions
+    return (
+        ex.update()
+        .where(
+            ex.c.order_id == plan.order_id,
+            ex.c.exception_type == plan.exception_type,
+            ex.c.resolved_at.is_(None),
+        )
+        .values(resolved_at=sa.literal(now, TS), resolved_by=by, resolution_notes=note)
+    )
+
+
+def resolution_note(plan: OrderPlan, window: rules.Window) -> str:
+    passes = f"{plan.exception_type} rule passes over {_window(window)}"
+    note = f"backfilled from the source: {plan.summary()}; {passes}"
+    data = note.encode("utf-8")
+    limit = exceptions_store.NOTES_MAX
+    return note if len(data) <= limit else data[: limit - 3].decode("utf-8", "ignore") + "..."
+
+
+def _window(window: rules.Window) -> str:
+    return f"({window.start}, {window.end}]"
+
+
+# --- the transaction --------------------------------------------------------------------------
+
+
+@contextmanager
+def _locked(engine: Engine, tables: Tables, plan: OrderPlan) -> Iterator[Connection]:
+    if engine.dialect.name == "sqlite":
+        with exceptions_store.locked_transaction(engine, tables.mart_uts) as conn:  # BEGIN IMMEDIATE
+            yield conn
+        return
+    with engine.begin() as conn:
+        for table in lock_tables(plan, tables):
+            conn.execute(sa.text(exceptions_store.lock_statement(conn.dialect, table)))
+        yield conn
+
+
+def _copy(engine: Engine, tables: Tables, plan: OrderPlan) -> None:
+    with _locked(engine, tables, plan) as conn:
+        for copy in plan.copies:
+            conn.execute(copy.delete())
+            inserted = sum(conn.execute(i).rowcount for i in copy.inserts())
+            if inserted != len(copy.rows):
+                raise UserError(
+                    f"order {plan.order_id}: INSERT into {copy.mart_name} wrote {inserted} rows, "
+                    f"expected {len(copy.rows)}; rolled back, nothing changed"
+                )
+
+
+def copy_rows(
+    engine: Engine,
+    tables: Tables,
+    plan: OrderPlan,
+    *,
+    retry: RetryPolicy = SERIALIZATION_RETRY,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Run the order's transaction; a serialization conflict reruns it (bounded). Returns the
+    number of attempts."""
+    for attempt in range(1, retry.attempts + 1):
+        try:
+            _copy(engine, tables, plan)
+        except sa.exc.DBAPIError as exc:
+            if not is_serialization_error(exc):
+                raise
+            if attempt == retry.attempts:
+                raise UserError(
+                    f"order {plan.order_id}: serializable isolation conflict with a concurrent "
+                    f"transaction (Redshift error 1023) in each of {attempt} attempts; rolled back, "
+                    f"nothing changed; run it again when the ETL is idle ({short_reason(exc)})"
+                ) from None
+            wait = retry.delay(attempt)
+            log.warning(
+                "order %d: serialization conflict; retry %d in %.1f s", plan.order_id, attempt + 1, wait
+            )
+            sleep(wait)
+            continue
+        return attempt
+    raise AssertionError("unreachable")  # the loop returns or raises
+
+
+# --- after the commit -------------------------------------------------------------------------
+
+
+def recheck_window(plan: OrderPlan, update_time: datetime | None, lookback_hours: int) -> rules.Window:
+    """The window the order was flagged in (ending at the exception's ``last_seen_at``) if it
+    holds the order's current ``update_time``; else the window ending at that ``update_time`` (a
+    past night re-checked later, or a copy that moved it): the rule must see the order."""
+    if plan.flagged_at is not None:
+        window = rules.Window.lookback(plan.flagged_at, lookback_hours)
+        if update_time is None or window.start < update_time <= window.end:
+            return window
+    return rules.Window.lookback(update_time or plan.flagged_at or datetime(1970, 1, 1), lookback_hours)
+
+
+def _rule(conn: Connection, tables: Tables, exception_type: str, window: rules.Window) -> rules.RuleQuery:
+    if exception_type == UTI_UTS_TIME_MISMATCH:
+        return rules.uti_uts_time_mismatch(tables, window)
+    hist = rules.hist_uts_tables(conn, tables, tables.settings.hist_uts_tables)
+    return rules.order_missing_spath(tables, window, hist)
+
+
+def recheck(engine: Engine, tables: Tables, plan: OrderPlan) -> tuple[str | None, rules.Window]:
+    """(the rule's note if the order still fails, else None; the window checked)."""
+    uti = tables.mart_uti
+    with engine.connect() as conn:
+        update_time = conn.execute(
+            sa.select(sa.func.max(uti.c.update_time)).where(uti.c.order_id == plan.order_id)
+        ).scalar()
+        window = recheck_window(plan, update_time, tables.settings.dq_lookback_hours)
+        if update_time is None:
+            return f"no {uti.name} row: the rule cannot see the order", window
+        failing = _rule(conn, tables, plan.exception_type, window).core.subquery("failing")
+        row = conn.execute(
+            sa.select(failing.c.notes).where(failing.c.order_id == plan.order_id).limit(1)
+        ).first()
+    return (None if row is None else str(row[0])), window
+
+
+def close(engine: Engine, tables: Tables, plan: OrderPlan, by: str, now: datetime, note: str) -> int:
+    """Resolve the order's open exception of its type, under the table lock every writer takes."""
+    with exceptions_store.locked_transaction(engine, tables.exceptions) as conn:
+        return conn.execute(resolve_statement(tables, plan, by, now, note)).rowcount
+
+
+def backfill_order(
+    engine: Engine,
+    tables: Tables,
+    plan: OrderPlan,
+    by: str,
+    now: datetime,
+    *,
+    retry: RetryPolicy = SERIALIZATION_RETRY,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
+    """Copy, re-check, and close the exception if the rule now passes."""
+    attempts = copy_rows(engine, tables, plan, retry=retry, sleep=sleep)
+    copied = f"order {plan.order_id}: copied {plan.summary()}"
+    still, window = recheck(engine, tables, plan)
+    if still is not None:
+        return Outcome(
+            plan.order_id,
+            STILL_FAILING,
+            f"{copied}; the {plan.exception_type} rule still fails over {_window(window)}: {still}; "
+            "exception left open",
+            attempts,
+        )
+    closed = close(engine, tables, plan, by, now, resolution_note(plan, window))
+    if not closed:
+        return Outcome(
+            plan.order_id, BACKFILLED, f"{copied}; the rule passes; no open exception to close", attempts
+        )
+    return Outcome(
+        plan.order_id,
+        CLOSED,
+        f"{copied}; the rule passes over {_window(window)}; closed the {plan.exception_type} exception",
+        attempts,
+    )
