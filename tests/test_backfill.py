@@ -212,7 +212,7 @@ def test_force_copies_a_source_mismatch_and_leaves_the_exception_open(
 
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"order {mismatch[1]}: copied " in proc.stdout
-    assert f"the {MISMATCH} rule still fails over (" in proc.stdout and "diff=3600s" in proc.stdout
+    assert f"the {MISMATCH} rule still fails: update_time=" in proc.stdout and "diff=3600s" in proc.stdout
     assert "exception left open" in proc.stdout
     assert (mismatch[1], MISMATCH) in open_rows(wh, tables)
 
@@ -293,7 +293,7 @@ def _plan(rows: list[tuple], columns: tuple[str, ...] = ("order_id", "pathtime")
     mart = sa.table("mart_uni_tracking_spath", *(sa.column(c, sa.String()) for c in columns), schema="sp")
     copy = TableCopy("ks.uni_tracking_spath", mart, "sp.mart_uni_tracking_spath", columns, tuple(rows), 0,
                      mart.c.order_id == 1)  # fmt: skip
-    return OrderPlan(1, SPATH, None, 1, None, (copy,), (None, None))  # type: ignore[arg-type]
+    return OrderPlan(1, SPATH, None, 1, (copy,), (None, None))  # type: ignore[arg-type]
 
 
 def test_inserts_are_batched_and_a_statement_over_16_mb_is_refused():

@@ -123,10 +123,6 @@ def _print_plan(plan: OrderPlan, engine, tables, by: str, now) -> None:
     print(f"-- order {plan.order_id}: would copy {plan.summary()}; {plan.exception_type} exception: {state}")
     for sql in backfill.render(plan, engine.dialect, tables):
         print(f"{sql};")
-    window = backfill.recheck_window(plan, None, tables.settings.dq_lookback_hours)
-    print(
-        f"-- then: the {plan.exception_type} rule for order {plan.order_id} over ({window.start}, "
-        f"{window.end}] (or the one ending at its update_time if that is outside it); if it passes:"
-    )
-    update = backfill.resolve_statement(tables, plan, by, now, backfill.resolution_note(plan, window))
+    print(f"-- then: the {plan.exception_type} rule for order {plan.order_id} (by its id); if it passes:")
+    update = backfill.resolve_statement(tables, plan, by, now, backfill.resolution_note(plan))
     print(f"{rules.compile_sql(update, engine.dialect).strip()};")

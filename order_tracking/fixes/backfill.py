@@ -8,9 +8,8 @@ For each planned order (:mod:`order_tracking.fixes.backfill_plan`):
    inserts the source's, and rolls back unless every row went in. Error 1023 reruns the whole
    transaction, bounded, with repair-reactivated's policy.
 2. After the commit, the check's own rule (``checks/rules.py``, the SQL the monitor runs) for that
-   order, over the window it was flagged in (ending at the open exception's ``last_seen_at``), or
-   the window ending at the order's ``update_time`` when that one does not hold it: the rules
-   select by window, and an order outside it would "pass" without being looked at.
+   order, scoped by its id (``rules.OrderIds``) so that the order is looked at wherever its
+   ``update_time`` now is (the window it was flagged in, or later if the copy moved it).
 3. Passing: the open exception is resolved (``resolved_by`` = who, the notes say what was copied),
    under the exceptions table's lock like every writer. Still failing: it stays open, and the
    rule's own note says why.
@@ -80,16 +79,11 @@ def resolve_statement(tables: Tables, plan: OrderPlan, by: str, now: datetime, n
     )
 
 
-def resolution_note(plan: OrderPlan, window: rules.Window) -> str:
-    passes = f"{plan.exception_type} rule passes over {_window(window)}"
-    note = f"backfilled from the source: {plan.summary()}; {passes}"
+def resolution_note(plan: OrderPlan) -> str:
+    note = f"backfilled from the source: {plan.summary()}; the {plan.exception_type} rule passes again"
     data = note.encode("utf-8")
     limit = exceptions_store.NOTES_MAX
     return note if len(data) <= limit else data[: limit - 3].decode("utf-8", "ignore") + "..."
-
-
-def _window(window: rules.Window) -> str:
-    return f"({window.start}, {window.end}]"
 
 
 # --- the transaction --------------------------------------------------------------------------
@@ -154,39 +148,29 @@ def copy_rows(
 # --- after the commit -------------------------------------------------------------------------
 
 
-def recheck_window(plan: OrderPlan, update_time: datetime | None, lookback_hours: int) -> rules.Window:
-    """The window the order was flagged in (ending at the exception's ``last_seen_at``) if it
-    holds the order's current ``update_time``; else the window ending at that ``update_time`` (a
-    past night re-checked later, or a copy that moved it): the rule must see the order."""
-    if plan.flagged_at is not None:
-        window = rules.Window.lookback(plan.flagged_at, lookback_hours)
-        if update_time is None or window.start < update_time <= window.end:
-            return window
-    return rules.Window.lookback(update_time or plan.flagged_at or datetime(1970, 1, 1), lookback_hours)
-
-
-def _rule(conn: Connection, tables: Tables, exception_type: str, window: rules.Window) -> rules.RuleQuery:
+def _rule(conn: Connection, tables: Tables, exception_type: str, scope: rules.Scope) -> rules.RuleQuery:
+    """The check's own rule (checks/rules.py: the SQL the monitor runs), in ``scope``."""
     if exception_type == UTI_UTS_TIME_MISMATCH:
-        return rules.uti_uts_time_mismatch(tables, window)
+        return rules.uti_uts_time_mismatch(tables, scope)
     hist = rules.hist_uts_tables(conn, tables, tables.settings.hist_uts_tables)
-    return rules.order_missing_spath(tables, window, hist)
+    return rules.order_missing_spath(tables, scope, hist)
 
 
-def recheck(engine: Engine, tables: Tables, plan: OrderPlan) -> tuple[str | None, rules.Window]:
-    """(the rule's note if the order still fails, else None; the window checked)."""
-    uti = tables.mart_uti
+def recheck(engine: Engine, tables: Tables, plan: OrderPlan) -> str | None:
+    """The rule's note if the order still fails its check, else None.
+
+    The rule is scoped to the order by id (``rules.OrderIds``), whatever its ``update_time``: the
+    copy may move it out of the window it was flagged in, and an order outside the window would
+    "pass" without being looked at. An order gone from the mart is not passing either.
+    """
+    scope = rules.OrderIds()
+    params = {scope.param: [plan.order_id]}
     with engine.connect() as conn:
-        update_time = conn.execute(
-            sa.select(sa.func.max(uti.c.update_time)).where(uti.c.order_id == plan.order_id)
-        ).scalar()
-        window = recheck_window(plan, update_time, tables.settings.dq_lookback_hours)
-        if update_time is None:
-            return f"no {uti.name} row: the rule cannot see the order", window
-        failing = _rule(conn, tables, plan.exception_type, window).core.subquery("failing")
-        row = conn.execute(
-            sa.select(failing.c.notes).where(failing.c.order_id == plan.order_id).limit(1)
-        ).first()
-    return (None if row is None else str(row[0])), window
+        if conn.execute(rules.in_scope(tables, scope), params).first() is None:
+            return f"no {tables.mart_uti.name} row: the rule cannot see the order"
+        failing = _rule(conn, tables, plan.exception_type, scope).core.subquery("failing")
+        row = conn.execute(sa.select(failing.c.notes).limit(1), params).first()
+    return None if row is None else str(row[0])
 
 
 def close(engine: Engine, tables: Tables, plan: OrderPlan, by: str, now: datetime, note: str) -> int:
@@ -208,16 +192,15 @@ def backfill_order(
     """Copy, re-check, and close the exception if the rule now passes."""
     attempts = copy_rows(engine, tables, plan, retry=retry, sleep=sleep)
     copied = f"order {plan.order_id}: copied {plan.summary()}"
-    still, window = recheck(engine, tables, plan)
+    still = recheck(engine, tables, plan)
     if still is not None:
         return Outcome(
             plan.order_id,
             STILL_FAILING,
-            f"{copied}; the {plan.exception_type} rule still fails over {_window(window)}: {still}; "
-            "exception left open",
+            f"{copied}; the {plan.exception_type} rule still fails: {still}; exception left open",
             attempts,
         )
-    closed = close(engine, tables, plan, by, now, resolution_note(plan, window))
+    closed = close(engine, tables, plan, by, now, resolution_note(plan))
     if not closed:
         return Outcome(
             plan.order_id, BACKFILLED, f"{copied}; the rule passes; no open exception to close", attempts
@@ -225,6 +208,6 @@ def backfill_order(
     return Outcome(
         plan.order_id,
         CLOSED,
-        f"{copied}; the rule passes over {_window(window)}; closed the {plan.exception_type} exception",
+        f"{copied}; the rule passes again; closed the {plan.exception_type} exception",
         attempts,
     )

@@ -77,7 +77,6 @@ class OrderPlan:
     exception_type: str
     verdict: SourceVerdict
     open_exceptions: int
-    flagged_at: dt.datetime | None  # last_seen_at of the open exception (the run that flagged it)
     copies: tuple[TableCopy, ...]  # Test 1: info then spath (the lock order); Test 2: spath
     time_range: tuple[dt.datetime | None, dt.datetime | None]  # of the source pathTime copied
     notes: list[str] = field(default_factory=list)
@@ -210,16 +209,12 @@ def _copy(
     return TableCopy(source_name, typed, mart_name, tuple(mart_cols), rows, replaced, key)
 
 
-def _open_exception(
-    conn: Connection, tables: Tables, exception_type: str, order_id: int
-) -> tuple[int, dt.datetime | None]:
+def _open_count(conn: Connection, tables: Tables, exception_type: str, order_id: int) -> int:
     ex = tables.exceptions
-    n, seen = conn.execute(
-        sa.select(sa.func.count(), sa.func.max(ex.c.last_seen_at)).where(
-            ex.c.order_id == order_id, ex.c.exception_type == exception_type, ex.c.resolved_at.is_(None)
-        )
-    ).one()
-    return int(n), seen
+    query = sa.select(sa.func.count()).where(
+        ex.c.order_id == order_id, ex.c.exception_type == exception_type, ex.c.resolved_at.is_(None)
+    )
+    return int(conn.execute(query).scalar_one())
 
 
 def plan_order(
@@ -262,7 +257,7 @@ def plan_order(
             f"order {order_id}: source verdict is {verdict.verdict}{why}, not {IN_SOURCE}; a backfill "
             "would not fix it; add --force to copy the source's rows anyway"
         )
-    open_n, flagged_at = _open_exception(wh, tables, etype, order_id)
+    open_n = _open_count(wh, tables, etype, order_id)
     if not open_n and not force:
         raise Refused(
             f"order {order_id} has no open {etype} exception (was the id mistyped? the monitor never "
@@ -272,7 +267,7 @@ def plan_order(
     if etype == UTI_UTS_TIME_MISMATCH:
         copies.append(_copy(src, wh, tables.src_uti, tables.mart_uti, order_id, None))
     copies.append(_copy(src, wh, uts, tables.mart_uts, order_id, "pathTime"))
-    plan = OrderPlan(order_id, etype, verdict, open_n, flagged_at, tuple(copies), (first, last))
+    plan = OrderPlan(order_id, etype, verdict, open_n, tuple(copies), (first, last))
     check_statement_sizes(plan, wh.dialect)
     return plan
 
