@@ -306,3 +306,81 @@ def test_inserts_are_batched_and_a_statement_over_16_mb_is_refused():
 
     with pytest.raises(Refused, match="over Redshift's 16,777,216-byte statement limit: a reload that large"):
         sizes(_plan([("1", "x" * (MAX_STATEMENT_BYTES + 1))]), dialect)
+
+
+# --- Redshift: locks first, error 1023 retried (fake DB-API connection) ------------------------------
+
+SERIALIZABLE_1023 = (
+    "ERROR:  1023\nDETAIL:  Serializable isolation violation on table - 156362, transactions forming "
+    "the cycle are: 1235, 1234 (pid:12345)"
+)
+
+
+def _fake_plan(errors: int):
+    """A Test 1 plan (one info row, one spath row) against a fake Redshift whose spath INSERT
+    fails with error 1023 ``errors`` times."""
+    from tests.fake_redshift import FakePgError, FakeRedshift
+
+    fake = FakeRedshift()
+    tables = schema.build_tables(Settings.from_env())
+
+    def copy(mart: sa.Table, time_col: str) -> TableCopy:
+        t = sa.table(mart.name, sa.column("order_id", sa.BigInteger()), sa.column(time_col, sa.DateTime()),
+                     schema=mart.schema)  # fmt: skip
+        return TableCopy("ks.src", t, f"{mart.schema}.{mart.name}", ("order_id", time_col),
+                         ((7, AS_OF),), 1, t.c.order_id == 7)  # fmt: skip
+
+    fake.errors["INSERT INTO settlement_public.mart_uni_tracking_spath"] = [
+        FakePgError(SERIALIZABLE_1023) for _ in range(errors)
+    ]
+    copies = (copy(tables.mart_uti, "update_time"), copy(tables.mart_uts, "pathtime"))
+    return fake, tables, OrderPlan(7, MISMATCH, None, 1, copies, (AS_OF, AS_OF))  # type: ignore[arg-type]
+
+
+def _transactions(fake) -> list[list[str]]:
+    out, current = [], []
+    for sql, _, _ in fake.executed:
+        if sql.startswith(("LOCK", "INSERT", "DELETE")):
+            current.append(sql if sql.startswith("LOCK") else " ".join(sql.split()[:3]))
+        elif sql in ("-- commit", "-- rollback") and current:
+            out.append([*current, sql])
+            current = []
+    return out
+
+
+def test_redshift_locks_both_mart_tables_first_and_retries_error_1023():
+    from order_tracking.fixes import backfill
+
+    fake, tables, plan = _fake_plan(errors=1)
+    sleeps: list[float] = []
+
+    attempts = backfill.copy_rows(fake.engine(), tables, plan, sleep=sleeps.append)
+
+    assert attempts == 2 and sleeps == [backfill.SERIALIZATION_RETRY.base_delay]
+    locks = [
+        "LOCK settlement_public.mart_uni_tracking_info",
+        "LOCK settlement_public.mart_uni_tracking_spath",
+    ]
+    body = [
+        "DELETE FROM settlement_public.mart_uni_tracking_info",
+        "INSERT INTO settlement_public.mart_uni_tracking_info",
+        "DELETE FROM settlement_public.mart_uni_tracking_spath",
+        "INSERT INTO settlement_public.mart_uni_tracking_spath",
+    ]
+    assert _transactions(fake) == [[*locks, *body, "-- rollback"], [*locks, *body, "-- commit"]]
+
+
+def test_redshift_error_1023_is_retried_a_bounded_number_of_times():
+    from order_tracking.errors import UserError
+    from order_tracking.fixes import backfill
+
+    fake, tables, plan = _fake_plan(errors=10)
+    sleeps: list[float] = []
+
+    with pytest.raises(
+        UserError, match=r"^order 7: serializable isolation conflict .* in each of 3 attempts; "
+    ):
+        backfill.copy_rows(fake.engine(), tables, plan, sleep=sleeps.append)
+
+    assert len(sleeps) == 2
+    assert [t[-1] for t in _transactions(fake)] == ["-- rollback"] * 3
