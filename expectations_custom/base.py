@@ -34,6 +34,7 @@ from great_expectations.validator.metric_configuration import MetricConfiguratio
 from expectations_custom.rule_rows import RULE_ROWS
 from expectations_custom.run_settings import run_settings
 from order_tracking import schema
+from order_tracking.alerts import follow_up_text
 from order_tracking.alerts.content import SAMPLE_IN_EMAIL, NextStep, next_step
 from order_tracking.checks import gx_results
 from order_tracking.checks.rules import RuleQuery, Scope, Window
@@ -244,6 +245,14 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
                 content_block_type="string_template",
                 string_template={"template": " ".join(facts).replace("$", "$$"), "params": {}},
             )
+        ]
+        # Issue 23: the source verdicts and the healed open exceptions, worded as in the email.
+        blocks += [
+            RenderedStringTemplateContent(
+                content_block_type="string_template",
+                string_template={"tag": "div", "template": line.replace("$", "$$"), "params": {}},
+            )
+            for line in follow_up_text.lines(details.get("follow_up"))
         ]
         step = None if result.success else cls.next_step_for(result, sample)
         if step is not None:

@@ -7,6 +7,9 @@ outside the window, and whose order left the mart.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from dataclasses import replace
 from datetime import timedelta
 
@@ -163,3 +166,132 @@ def test_a_source_problem_keeps_every_finding_with_verdict_unknown(pg_warehouse,
     word = "timed out" if fault == "silent" else "unreachable"
     assert all(r["source_detail"].startswith(f"unknown: source {word}") for r in rows.values())
     assert all("secret" not in r["source_detail"] for r in rows.values())
+
+
+@pytest.mark.usefixtures("gx_copy", "maria_source")
+def test_email_exceptions_command_and_data_docs_show_verdicts(pg_warehouse, smtp_sink, monkeypatch):
+    from pathlib import Path
+
+    from tests.conftest import run_cli
+    from tests.test_alert_email import parts
+
+    monkeypatch.setenv("ORDER_TRACKING_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("ORDER_TRACKING_SMTP_PORT", str(smtp_sink.port))
+    settings = Settings.from_env()
+    seed(settings)
+    report = run_checks(settings, AS_OF, CHECKS)
+    assert report.email_error is None and len(smtp_sink.messages) == 1
+    _msg, text, html_part = parts(smtp_sink.messages[0]["data"])
+    assert "source verdicts: in_source 1, missing_in_source 4, mismatch_in_source 2" in text
+    assert "source verdicts: in_source 1, missing_in_source 3" in text  # Test 2
+    # The backfill command lists only the in_source orders.
+    uti_backfill = (
+        "backfill the in_source orders: python -m order_tracking backfill --type UTI_UTS_TIME_MISMATCH "
+        "--order-id 101 --by YOUR_NAME"
+    )
+    assert uti_backfill in text
+    assert "backfill --type ORDER_MISSING_SPATH --order-id 201 --by YOUR_NAME" in text
+    assert (
+        "1 of 7 open now pass: close them with python -m order_tracking resolve --type "
+        'UTI_UTS_TIME_MISMATCH --order-id 105 --by YOUR_NAME --notes "passes again"'
+    ) in text
+    assert "1 of 4 open now pass" in text and "in_source 1" in html_part
+    # exceptions: JSON and CSV fields, the table's columns.
+    proc = run_cli("exceptions", "--type", UTI_UTS_TIME_MISMATCH, "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    by_id = {r["order_id"]: r for r in json.loads(proc.stdout)}
+    assert by_id[101]["source_verdict"] == "in_source"
+    assert by_id[102]["source_detail"].startswith("source: 1 spath rows")
+    assert by_id[105]["now_passing"].startswith("since as_of_") and by_id[101]["now_passing"] is None
+    proc = run_cli("exceptions", "--type", ORDER_MISSING_SPATH, "--format", "csv")
+    rows = {int(r["order_id"]): r for r in csv.DictReader(io.StringIO(proc.stdout))}
+    assert rows[201]["source_verdict"] == "in_source" and rows[202]["source_verdict"] == "missing_in_source"
+    assert rows[205]["now_passing"].startswith("since as_of_") and rows[201]["now_passing"] == ""
+    proc = run_cli("exceptions", "--type", ORDER_MISSING_SPATH)
+    header = proc.stdout.splitlines()[0].split()
+    assert header[-3:] == ["now_passing", "source_detail", "notes"] and "source_verdict" in header
+    # Each check's Data Docs page says it too.
+    for outcome in report.outcomes:
+        page = Path(outcome.data_docs_url.removeprefix("file://")).read_text()
+        assert "source verdicts: in_source 1" in page, outcome.check
+        assert "open now pass" in page
+
+
+@pytest.mark.usefixtures("gx_copy", "maria_source")
+def test_an_older_table_without_the_columns_still_gets_every_finding(pg_warehouse):
+    from tests.conftest import run_cli
+
+    settings = Settings.from_env()
+    seed(settings)
+    engine = sa.create_engine(pg_warehouse)
+    with engine.begin() as conn:
+        for column in ("source_verdict", "source_detail", "passing_since", "passing_run"):
+            conn.execute(
+                sa.text(f'ALTER TABLE "{settings.ods_schema}".order_tracking_exceptions DROP {column}')
+            )
+    report = run_checks(settings, AS_OF, CHECKS)
+    assert report.exit_code() == 1, [o.message for o in report.outcomes]
+    fu = follow_ups(report)[UTI_UTS_TIME_MISMATCH]
+    assert fu["stored"] is False and "init-db" in fu["warning"]
+    assert fu["verdicts"] == {"in_source": 1, "missing_in_source": 4, "mismatch_in_source": 2}
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.text(f'SELECT count(*) FROM "{settings.ods_schema}".order_tracking_exceptions')
+        ).scalar_one()
+    assert found == 11  # 7 + 4: every finding, old and new
+    proc = run_cli("exceptions", "--type", UTI_UTS_TIME_MISMATCH, "--format", "json")
+    assert proc.returncode == 0 and json.loads(proc.stdout)[0]["source_verdict"] is None
+    # init-db adds them (and only them); the next run stores the verdicts.
+    proc = run_cli("init-db")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("added ") == 4 and "order_tracking_exceptions.source_verdict" in proc.stdout
+    assert run_cli("init-db").stdout.count("added ") == 0  # idempotent
+    run_checks(settings, AS_OF, CHECKS)
+    assert open_rows(settings)[(101, UTI_UTS_TIME_MISMATCH)]["source_verdict"] == "in_source"
+    engine.dispose()
+
+
+@pytest.mark.usefixtures("maria_source")
+def test_the_gate_counts_now_passing(warehouse):
+    from order_tracking.checks import exceptions_store
+    from order_tracking.orchestration.gate import now_passing_text
+
+    settings = Settings.from_env()
+    seed(settings)
+    engine = db.create_engine(settings.warehouse_url, settings.warehouse_schemas)
+    tables = schema.build_tables(settings)
+    ex = tables.exceptions
+    assert exceptions_store.now_passing_summary(engine, tables) == {}
+    with engine.begin() as conn:
+        conn.execute(ex.update().where(ex.c.order_id == 105).values(passing_since=AS_OF, passing_run="r1"))
+    assert exceptions_store.now_passing_summary(engine, tables) == {UTI_UTS_TIME_MISMATCH: 1}
+    engine.dispose()
+    text = now_passing_text({UTI_UTS_TIME_MISMATCH: 3}, {UTI_UTS_TIME_MISMATCH: 1})
+    assert text.startswith("1 of them now pass (UTI_UTS_TIME_MISMATCH=1)")
+    assert now_passing_text({UTI_UTS_TIME_MISMATCH: 3}, None).startswith("now passing: unknown")
+
+
+@pytest.mark.usefixtures("gx_copy", "maria_source")
+def test_the_first_passing_run_is_kept_and_cleared_when_it_fails_again(warehouse):
+    settings = Settings.from_env()
+    seed(settings)
+    run_checks(settings, AS_OF, ["uti_uts_alignment"])
+    later = AS_OF + timedelta(hours=1)
+    second = run_checks(settings, later, ["uti_uts_alignment"])
+    row = open_rows(settings)[(105, UTI_UTS_TIME_MISMATCH)]
+    assert row["passing_since"] == AS_OF and row["passing_run"] == f"as_of_{AS_OF:%Y%m%dT%H%M%S}"
+    assert follow_ups(second)[UTI_UTS_TIME_MISMATCH]["now_passing_ids"] == [105]
+    # The drift comes back: 105 fails again (outside the window) and is no longer "now passing".
+    url = settings.warehouse_url
+    plain = redshift_twin.postgres_url(url) if redshift_twin.is_twin_url(url) else url
+    engine = sa.create_engine(plain)
+    with engine.begin() as conn:
+        uts = f'"{settings.mart_schema}".mart_uni_tracking_spath'
+        conn.execute(
+            sa.text(f"UPDATE {uts} SET pathtime = pathtime - interval '1 hour' WHERE order_id = 105")
+        )
+    engine.dispose()
+    third = run_checks(settings, later, ["uti_uts_alignment"])
+    row = open_rows(settings)[(105, UTI_UTS_TIME_MISMATCH)]
+    assert row["passing_since"] is None and row["passing_run"] is None
+    assert follow_ups(third)[UTI_UTS_TIME_MISMATCH]["now_passing"] == 0

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+from order_tracking.alerts import follow_up_text
 from order_tracking.checks import gx_results
 from order_tracking.settings import (
     EXCEPTION_TYPES,
@@ -395,6 +396,9 @@ def _type_section(view: _TypeView, now: datetime, link) -> tuple[list[str], str]
     step = next_step(
         view.etype, [r.get("order_id") for r in sample], s.get("as_of"), int(s.get("failing") or 0) or None
     )
+    follow = follow_up_text.lines(s.get("follow_up"))  # issue 23: source verdicts, healed orders
+    text += [f"  {line}" for line in follow]
+    h += [f"<p>{html.escape(line)}</p>" for line in follow]
     t, sh = _step_lines(step)
     pt, ph = _page_lines(s, link)
     return text + t + pt, "".join(h) + sh + ph
@@ -434,6 +438,7 @@ def summary_from_result(
         else [],
         "data_docs_page": data_docs_page,
         "error": error,
+        "follow_up": details.get("follow_up"),  # verdicts and healed orders (checks.follow_up)
     }
     if summary["exception_type"] and summary["new"] is None and summary["status"] == "pass":
         summary["new"] = summary["already_open"] = 0

@@ -106,7 +106,7 @@ def run_follow_up(
     result = FollowUp(exception_type, run, as_of)
     with engine.connect() as conn:
         missing = follow_up_columns.missing(conn, tables)
-        open_ids = _open_ids(conn, tables, exception_type)
+        open_ids, were_passing = _open_ids(conn, tables, exception_type, with_passing=not missing)
         result.open = len(open_ids)
         passing, absent = recheck(conn, tables, rule_for, open_ids)
     if missing:
@@ -120,20 +120,28 @@ def run_follow_up(
     still_open = [i for i in open_ids if not (settings.auto_resolve and i in set(passing))]
     if exception_type in source_verdict.VERIFIED_TYPES and still_open:
         result.verdicts = verdicts_for(engine, settings, tables, exception_type, still_open)
-    failing = [i for i in open_ids if i not in set(passing)]
-    result.auto_resolved = _write(engine, settings, tables, result, failing, not missing)
+    # Only what changed is written: newly passing, and passing before but failing again.
+    now = set(passing)
+    newly = [i for i in passing if i not in were_passing]
+    failing_again = sorted(i for i in were_passing if i not in now and i not in set(absent))
+    result.auto_resolved = _write(engine, settings, tables, result, newly, failing_again, not missing)
     return result
 
 
-def _open_ids(conn: Connection, tables: Tables, exception_type: str) -> list[int]:
-    """Open exceptions' orders of one type, the most recently seen (this run's findings) first."""
+def _open_ids(
+    conn: Connection, tables: Tables, exception_type: str, *, with_passing: bool
+) -> tuple[list[int], set[int]]:
+    """Open exceptions' orders of one type, the most recently seen (this run's findings) first,
+    and those already marked passing (``with_passing``: the table has the column)."""
     ex = tables.exceptions
+    marked = ex.c.passing_since.is_not(None) if with_passing else sa.false()
     query = (
-        sa.select(ex.c.order_id)
+        sa.select(ex.c.order_id, sa.case((marked, 1), else_=0))
         .where(ex.c.exception_type == exception_type, ex.c.resolved_at.is_(None))
         .order_by(ex.c.last_seen_at.desc(), ex.c.order_id)
     )
-    return list(dict.fromkeys(int(r[0]) for r in conn.execute(query)))
+    rows = conn.execute(query).all()
+    return list(dict.fromkeys(int(r[0]) for r in rows)), {int(r[0]) for r in rows if r[1]}
 
 
 def recheck(
@@ -178,11 +186,18 @@ def verdicts_for(
 
 
 def _write(
-    engine: Engine, settings: Settings, tables: Tables, result: FollowUp, failing: list[int], columns: bool
+    engine: Engine,
+    settings: Settings,
+    tables: Tables,
+    result: FollowUp,
+    newly: list[int],
+    failing: list[int],
+    columns: bool,
 ) -> int:
-    """One locked transaction: passing runs, auto-resolve, verdicts. Returns how many were resolved."""
+    """One locked transaction: passing runs (``newly`` passing, ``failing`` again), auto-resolve,
+    verdicts. Returns how many were resolved."""
     passing = result.now_passing
-    if not (columns and (passing or failing or result.verdicts)) and not (settings.auto_resolve and passing):
+    if not (columns and (newly or failing or result.verdicts)) and not (settings.auto_resolve and passing):
         return 0
     ex = tables.exceptions
     base = [ex.c.exception_type == result.exception_type, ex.c.resolved_at.is_(None)]
@@ -193,7 +208,7 @@ def _write(
         with engine.connect() as conn:  # read outside the lock: the mart, not the exceptions table
             figures = source_verdict.warehouse_figures(conn, tables, looked_up)
     with exceptions_store.locked_transaction(engine, ex) as conn:
-        for batch in source_verdict.batches(passing, BATCH_SIZE) if columns else ():
+        for batch in source_verdict.batches(newly, BATCH_SIZE) if columns else ():
             first = {"passing_since": result.as_of, "passing_run": result.run[:128]}
             conn.execute(
                 ex.update().where(*base, ex.c.order_id.in_(batch), ex.c.passing_since.is_(None)).values(first)
