@@ -295,3 +295,42 @@ def test_the_first_passing_run_is_kept_and_cleared_when_it_fails_again(warehouse
     row = open_rows(settings)[(105, UTI_UTS_TIME_MISMATCH)]
     assert row["passing_since"] is None and row["passing_run"] is None
     assert follow_ups(third)[UTI_UTS_TIME_MISMATCH]["now_passing"] == 0
+
+
+@pytest.mark.usefixtures("gx_copy", "maria_source")
+def test_the_airflow_task_path_carries_the_follow_up_to_its_summary_email_and_page(pg_warehouse):
+    """The DQ task's checkpoint run (no deferred Data Docs build): the page is rebuilt with the
+    verdicts, the XCom summary carries them, and the notifier's email words them."""
+    from pathlib import Path
+
+    from order_tracking.alerts.content import build_alert
+    from order_tracking.orchestration.operator import _CheckpointWithParameters, summarize
+
+    settings = Settings.from_env()
+    seed(settings)
+    wrapper = _CheckpointWithParameters("missing_spath", {"as_of": AS_OF.isoformat()}, "manual__t", settings)
+    wrapper.configure(wrapper.load_context())
+    wrapper.run()
+    summary = summarize("missing_spath", AS_OF, wrapper)
+    fu = summary["follow_up"]
+    assert fu["verdicts"] == {"in_source": 1, "missing_in_source": 3} and fu["in_source_ids"] == [201]
+    assert json.loads(json.dumps(summary)) == summary  # an XCom value
+    page = Path(wrapper.data_docs_page().removeprefix("file://")).read_text()
+    assert "source verdicts: in_source 1, missing_in_source 3" in page
+    assert "backfill --type ORDER_MISSING_SPATH --order-id 201 --by YOUR_NAME" in page
+    alert = build_alert([summary], as_of=AS_OF.isoformat(), now=AS_OF)
+    assert "backfill --type ORDER_MISSING_SPATH --order-id 201 --by YOUR_NAME" in alert.text
+    assert "1 of 4 open now pass" in alert.text
+
+
+@pytest.mark.usefixtures("gx_copy", "sqlite_urls")
+def test_the_embedded_sqlite_demo_gets_verdicts_and_auto_resolves(monkeypatch):
+    monkeypatch.setenv("ORDER_TRACKING_AUTO_RESOLVE", "1")
+    settings = Settings.from_env()
+    seed(settings)
+    report = run_checks(settings, AS_OF, CHECKS)
+    rows = open_rows(settings)
+    assert rows[(201, ORDER_MISSING_SPATH)]["source_verdict"] == "in_source"
+    assert rows[(102, UTI_UTS_TIME_MISMATCH)]["source_verdict"] == "mismatch_in_source"
+    assert rows[(105, UTI_UTS_TIME_MISMATCH + ":resolved")]["resolved_by"] == "auto"
+    assert follow_ups(report)[ORDER_MISSING_SPATH]["auto_resolved"] == 1

@@ -176,3 +176,32 @@ def test_a_silent_source_gives_unknown_within_the_timeouts(silent_server):
 def test_detail_fits_the_column():
     v = source_verdict.unknown(1, ORDER_MISSING_SPATH, "é" * 2000)
     assert len(v.detail().encode()) <= source_verdict.DETAIL_MAX
+
+
+@pytest.mark.parametrize("raw", ["-1", "1000001", "2.5", "lots"])
+def test_the_limit_is_range_checked(monkeypatch, raw):
+    from order_tracking.errors import UserError
+
+    monkeypatch.setenv("ORDER_TRACKING_SOURCE_CHECK_LIMIT", raw)
+    with pytest.raises(
+        UserError, match=r"ORDER_TRACKING_SOURCE_CHECK_LIMIT=.* is not a whole number of orders"
+    ):
+        Settings.from_env()
+
+
+def test_limit_and_auto_resolve_from_the_environment(monkeypatch):
+    assert (Settings.from_env().source_check_limit, Settings.from_env().auto_resolve) == (2000, False)
+    monkeypatch.setenv("ORDER_TRACKING_SOURCE_CHECK_LIMIT", "0")
+    monkeypatch.setenv("ORDER_TRACKING_AUTO_RESOLVE", "true")
+    assert (Settings.from_env().source_check_limit, Settings.from_env().auto_resolve) == (0, True)
+
+
+@pytest.mark.usefixtures("maria_source")
+def test_limit_zero_looks_nothing_up():
+    settings = replace(Settings.from_env(), source_check_limit=0)
+    engine = source_engine(settings)
+    try:
+        got = look_up(engine, settings, ORDER_MISSING_SPATH, [1])
+    finally:
+        engine.dispose()
+    assert got[1].verdict == "unknown" and got[1].reason.startswith("over the limit")
