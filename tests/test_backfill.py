@@ -384,3 +384,34 @@ def test_redshift_error_1023_is_retried_a_bounded_number_of_times():
 
     assert len(sleeps) == 2
     assert [t[-1] for t in _transactions(fake)] == ["-- rollback"] * 3
+
+
+def test_seed_verdict_cases_give_every_verdict(sqlite_urls, monkeypatch, tmp_path):
+    """``seed --verdict-cases`` (the demo's data): with the demo's limit, each Test 1/2 finding gets
+    the verdict the manifest lists, and every verdict word occurs."""
+    import json
+
+    from order_tracking.checks import source_verdict
+    from order_tracking.synthetic.verdict_cases import DEMO_LIMIT
+
+    path = tmp_path / "manifest.json"
+    proc = run_cli(
+        "seed", "--orders", "2000", "--random-seed", "23", "--as-of", AS_OF.isoformat(),
+        "--manifest", str(path), "--quiet", "--verdict-cases",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert "source verdict mismatch_in_source: UTI_UTS_TIME_MISMATCH " in proc.stdout
+    cases = json.loads(path.read_text())["verdict_cases"]
+    monkeypatch.setenv("ORDER_TRACKING_SOURCE_CHECK_LIMIT", str(DEMO_LIMIT))
+    settings = Settings.from_env()
+    _, src = _engines(settings)
+    seen = set()
+    try:
+        for etype in (SPATH, MISMATCH):
+            expected = {i: v for v, per_type in cases.items() for i in per_type.get(etype, [])}
+            got = source_verdict.look_up(src, settings, etype, sorted(expected))
+            assert {i: v.verdict for i, v in got.items()} == expected
+            seen |= set(expected.values())
+    finally:
+        src.dispose()
+    assert seen == set(source_verdict.VERDICTS)
