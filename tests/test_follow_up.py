@@ -334,3 +334,18 @@ def test_the_embedded_sqlite_demo_gets_verdicts_and_auto_resolves(monkeypatch):
     assert rows[(102, UTI_UTS_TIME_MISMATCH)]["source_verdict"] == "mismatch_in_source"
     assert rows[(105, UTI_UTS_TIME_MISMATCH + ":resolved")]["resolved_by"] == "auto"
     assert follow_ups(report)[ORDER_MISSING_SPATH]["auto_resolved"] == 1
+
+
+@pytest.mark.usefixtures("gx_copy", "maria_source")
+def test_over_the_limit_the_rest_is_unknown_and_says_why(pg_warehouse):
+    settings = replace(Settings.from_env(), source_check_limit=2)
+    seed(settings)
+    report = run_checks(settings, AS_OF, ["missing_spath"])
+    rows = [r for k, r in open_rows(settings).items() if k[1] == ORDER_MISSING_SPATH]
+    unknown = [r for r in rows if r["source_verdict"] == "unknown"]
+    assert len(rows) == 4 and len(unknown) == 2
+    reason = "unknown: over the limit: ORDER_TRACKING_SOURCE_CHECK_LIMIT=2 orders per type and run"
+    assert all(r["source_detail"] == reason for r in unknown)
+    # This run's findings are looked up first; the older open one is over the limit.
+    assert 205 in {r["order_id"] for r in unknown}
+    assert follow_ups(report)[ORDER_MISSING_SPATH]["verdicts"]["unknown"] == 2
