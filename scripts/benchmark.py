@@ -71,7 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--source-url",
         default=DEFAULT_SOURCE_URL,
-        help="MariaDB server for the verification phase (8); its database bench_src is replaced",
+        help="MariaDB server for the verification phase (8); its database <mart schema>_src is replaced",
     )
     p.add_argument("--child", choices=("startup", "full"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)

@@ -236,7 +236,7 @@ def test_a_not_null_mart_column_the_source_lacks_is_refused_by_name(
 
 
 def test_concurrent_backfill_and_monitor_lose_and_duplicate_nothing(
-    pg_warehouse, maria_source, gx_copy, flagged
+    warehouse, maria_source, gx_copy, flagged
 ):
     _, tables, wh, spath, _, _ = flagged
     expected_open = set(open_rows(wh, tables))

@@ -7,8 +7,8 @@ orders per type from the window (or as many as the data has) are verified exactl
 ``source_verdict.warehouse_figures``), timed in rounds like the rest, and reported in seconds and
 as a share of the monitor run (phase 4).
 
-The source is a MariaDB database of the benchmark's own (``SOURCE_SCHEMA``, replaced on every run
-and dropped after) holding those orders' ``uni_tracking_info`` and ``uni_tracking_spath`` rows,
+The source is a MariaDB database of the benchmark's own (``<mart schema>_src``, replaced on every
+run and dropped after) holding those orders' ``uni_tracking_info`` and ``uni_tracking_spath`` rows,
 copied from the mart. The look-ups go by ``order_id`` (the primary key, and the index on
 ``uni_tracking_spath``), so the other orders a production source holds change little. A source
 that cannot be reached makes the figure ``unknown``, with the reason, never a number.
