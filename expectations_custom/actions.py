@@ -104,6 +104,7 @@ class RecordExceptionsAction(ValidationAction):
             for expectation, evr in ours:
                 if not evr.success:
                     recorded.append(_record(engine, tables, settings, expectation, evr, seen_at))
+            _collect(recorded)  # what was written is reported even if the follow-up fails
             shown = False
             for expectation, evr in ours:
                 done = follow_up.run_follow_up(
@@ -119,9 +120,6 @@ class RecordExceptionsAction(ValidationAction):
                 shown = shown or done.open > 0
             if shown:  # nothing open: the stored result and its page need nothing more
                 self._store_again(checkpoint_result)
-        collector = _RECORDED.get()
-        if collector is not None:
-            collector.extend(recorded)
         return {"recorded": [r.__dict__ for r in recorded]}
 
     def _store_again(self, checkpoint_result: CheckpointResult) -> None:
@@ -136,6 +134,12 @@ class RecordExceptionsAction(ValidationAction):
                 data_docs.build_data_docs(context, identifiers)
         except Exception as exc:  # a side channel: the exceptions table has every finding already
             logger.warning("source verdicts not shown in Data Docs: %s", db.short_reason(exc))
+
+
+def _collect(recorded: list[exceptions_store.RecordResult]) -> None:
+    collector = _RECORDED.get()
+    if collector is not None:
+        collector.extend(recorded)
 
 
 def _record(engine, tables, settings, expectation, evr, seen_at: datetime) -> exceptions_store.RecordResult:

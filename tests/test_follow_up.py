@@ -241,11 +241,16 @@ def test_an_older_table_without_the_columns_still_gets_every_finding(pg_warehous
     assert found == 11  # 7 + 4: every finding, old and new
     proc = run_cli("exceptions", "--type", UTI_UTS_TIME_MISMATCH, "--format", "json")
     assert proc.returncode == 0 and json.loads(proc.stdout)[0]["source_verdict"] is None
+    doctor = run_cli("doctor", "--skip-source")
+    assert "WARN order_tracking_exceptions has no source_verdict" in doctor.stdout.replace(
+        f"{settings.ods_schema}.", ""
+    ), doctor.stdout
     # init-db adds them (and only them); the next run stores the verdicts.
     proc = run_cli("init-db")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("added ") == 4 and "order_tracking_exceptions.source_verdict" in proc.stdout
     assert run_cli("init-db").stdout.count("added ") == 0  # idempotent
+    assert "has no source_verdict" not in run_cli("doctor", "--skip-source").stdout
     run_checks(settings, AS_OF, CHECKS)
     assert open_rows(settings)[(101, UTI_UTS_TIME_MISMATCH)]["source_verdict"] == "in_source"
     engine.dispose()

@@ -117,13 +117,13 @@ def run_follow_up(
         )
         log.warning("%s", result.warning)
     result.now_passing, result.not_in_mart = passing, len(absent)
-    still_open = [i for i in open_ids if not (settings.auto_resolve and i in set(passing))]
+    now, gone = set(passing), set(absent)
+    still_open = [i for i in open_ids if not (settings.auto_resolve and i in now)]
     if exception_type in source_verdict.VERIFIED_TYPES and still_open:
         result.verdicts = verdicts_for(engine, settings, tables, exception_type, still_open)
     # Only what changed is written: newly passing, and passing before but failing again.
-    now = set(passing)
     newly = [i for i in passing if i not in were_passing]
-    failing_again = sorted(i for i in were_passing if i not in now and i not in set(absent))
+    failing_again = sorted(i for i in were_passing if i not in now and i not in gone)
     result.auto_resolved = _write(engine, settings, tables, result, newly, failing_again, not missing)
     return result
 
