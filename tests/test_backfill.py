@@ -415,3 +415,34 @@ def test_seed_verdict_cases_give_every_verdict(sqlite_urls, monkeypatch, tmp_pat
     finally:
         src.dispose()
     assert seen == set(source_verdict.VERDICTS)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--order-id", "1", "--order-id", "1"], "error: an --order-id is given twice"),
+        (["--order-id", "1", "--max-rows", "0"], "error: --max-rows must be between 1 and 1,000,000, not 0"),
+        (["--order-id", "1", "--by", " "], "error: --by is empty: say who backfills the orders"),
+    ],
+)
+def test_bad_arguments_are_one_line_and_exit_3(sqlite_urls, args, message):
+    by = [] if "--by" in args else ["--by", "alice"]
+    proc = run_cli("backfill", "--type", SPATH, *args, *by)
+
+    assert proc.returncode == 3
+    assert proc.stderr.strip() == message and proc.stdout == ""
+
+
+def test_an_unreachable_source_is_an_error_naming_it(sqlite_urls, gx_copy):
+    seed_dataset(synthetic.SeedConfig(as_of=AS_OF, orders=2000, seed=23, skip_source=True))
+    _flag("missing_spath")
+
+    proc = run_cli(
+        "--source-url", "mysql+pymysql://root@127.0.0.1:1/ks", "backfill", "--type", SPATH,
+        "--order-id", "1", "--by", "alice",
+    )  # fmt: skip
+
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert (
+        proc.stderr.startswith("error: ") and "source" in proc.stderr and len(proc.stderr.splitlines()) == 1
+    )
