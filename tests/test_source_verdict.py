@@ -114,7 +114,7 @@ def test_every_verdict_from_mariadb():
     }
     v = mismatch[102]
     assert (v.source_rows, v.source_update_time, v.source_max_pathtime) == (1, LATER, IN)
-    wh = WarehouseFigures(0, IN, None)
+    wh = WarehouseFigures(0, IN.isoformat(sep=" "), None)
     assert v.detail(wh) == (
         f"source: 1 spath rows, update_time={LATER.isoformat(sep=' ')}, max_pathtime={IN.isoformat(sep=' ')}"
         f"; warehouse: 0 spath rows, update_time={IN.isoformat(sep=' ')}, max_pathtime=NULL"

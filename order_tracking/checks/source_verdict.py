@@ -49,8 +49,10 @@ class WarehouseFigures:
     """What the warehouse holds for one order, to show beside the source's figures."""
 
     spath_rows: int
-    update_time: datetime | None
-    max_pathtime: str | None  # text: the mart may hold 'infinity' or a year past 9999 (rules.py)
+    # Text, both: the mart may hold 'infinity', a year past 9999 or a DATE (rules.py, issue 28),
+    # which the driver cannot turn into a datetime; an open order is read whatever its time.
+    update_time: str | None
+    max_pathtime: str | None
 
 
 @dataclass(frozen=True)
@@ -77,15 +79,19 @@ class SourceVerdict:
                 f", max_pathtime={_ts(self.source_max_pathtime)}{uti}"
             )
         if warehouse is not None:
+            w = warehouse
             text += (
-                f"; warehouse: {warehouse.spath_rows} spath rows, update_time={_ts(warehouse.update_time)}"
-                f", max_pathtime={warehouse.max_pathtime or 'NULL'}"
+                f"; warehouse: {w.spath_rows} spath rows, update_time={w.update_time or 'NULL'}"
+                f", max_pathtime={w.max_pathtime or 'NULL'}"
             )
         return cut_bytes(text, DETAIL_MAX)
 
 
-def _ts(value: datetime | None) -> str:
-    return "NULL" if value is None else value.isoformat(sep=" ")
+def _ts(value: object) -> str:
+    """A time as the figures show it; a DATE-typed column (issue 28) or other value as text."""
+    if value is None:
+        return "NULL"
+    return value.isoformat(sep=" ") if isinstance(value, datetime) else str(value)
 
 
 def cut_bytes(text: str, limit: int) -> str:
@@ -211,7 +217,7 @@ def warehouse_figures(
         times = {
             int(r[0]): r[1]
             for r in conn.execute(
-                sa.select(uti.c.order_id, sa.func.max(uti.c.update_time))
+                sa.select(uti.c.order_id, sa.cast(sa.func.max(uti.c.update_time), sa.String(64)))
                 .where(uti.c.order_id.in_(batch))
                 .group_by(uti.c.order_id)
             )

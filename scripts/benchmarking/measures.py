@@ -15,12 +15,12 @@ from benchmarking.config import AS_OF, CHECKS
 class RuleScans:
     """How many statements ran each check's rule, counted from the SQL every engine sends.
 
-    Every rule starts from ``mart_uni_tracking_info``, so a statement naming it is one scan of
-    the rule. Validation sends one per check (it carries ``failing_count``) and opens that check's
-    count; the write pass adds one when it stages the findings (more than ``rules.SAMPLE_SIZE``)
-    and none when it writes the rows validation fetched. Checks run one after the other, so
-    ``per_check`` lists the counts in run order. A SQLAlchemy event on the ``Engine`` class sees
-    GX's engine as well as ours.
+    Every rule starts from ``mart_uni_tracking_info``'s window (``update_time > start``), so a
+    statement holding it is one scan of the rule. Validation sends one per check (it carries
+    ``failing_count``) and opens that check's count; the write pass adds one when it stages the
+    findings (more than ``rules.SAMPLE_SIZE``) and none when it writes the rows validation
+    fetched. Checks run one after the other, so ``per_check`` lists the counts in run order. A
+    SQLAlchemy event on the ``Engine`` class sees GX's engine as well as ours.
     """
 
     def __init__(self, marker: str = "mart_uni_tracking_info") -> None:
@@ -41,7 +41,9 @@ class RuleScans:
         event.remove(Engine, "before_cursor_execute", self._seen)
 
     def _seen(self, conn, cursor, statement: str, parameters, context, executemany) -> None:
-        if self.marker not in statement:
+        # Over the window only: the follow-up's look-ups by order id (re-check of open
+        # exceptions, warehouse figures; issue 23) read the same table, by index, not the rule.
+        if f"{self.marker}.update_time >" not in statement:
             return
         if "failing_count" in statement or not self.per_check:
             self.per_check.append(0)
