@@ -145,7 +145,7 @@ def test_auto_resolve_closes_only_the_healed(warehouse):
 
 @pytest.mark.usefixtures("gx_copy", "maria_source")
 @pytest.mark.parametrize("fault", ["refused", "silent"])
-def test_a_source_problem_keeps_every_finding_with_verdict_unknown(pg_warehouse, fault, monkeypatch):
+def test_a_source_problem_keeps_every_finding_with_verdict_unknown(warehouse, fault):
     settings = Settings.from_env()
     seed(settings)
     server = SilentServer() if fault == "silent" else None
