@@ -112,7 +112,9 @@ class RecordExceptionsAction(ValidationAction):
                     settings,
                     tables,
                     expectation.exception_type,
-                    lambda conn, scope, e=expectation: e.scoped_rule(conn, settings, scope),
+                    lambda conn, scope, e=expectation, r=evr: e.scoped_rule(
+                        conn, settings, scope, e.hist_read(r)
+                    ),
                     run=str(checkpoint_result.run_id.run_name or checkpoint_result.run_id),
                     as_of=parse_as_of(expectation.as_of),
                 )

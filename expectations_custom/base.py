@@ -105,10 +105,17 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
         return query
 
     # --- to implement -------------------------------------------------------------------------
-    def scoped_rule(self, conn, settings: Settings, scope: Scope) -> RuleQuery:
+    def scoped_rule(self, conn, settings: Settings, scope: Scope, hist: list[str] | None = None) -> RuleQuery:
         """The rule over ``scope``: the run's window, or given orders (``rules.OrderIds``: the
-        re-check of open exceptions, issue 23). One builder, so both run the same SQL."""
+        re-check of open exceptions, issue 23). One builder, so both run the same SQL. ``hist``:
+        the history table names to use (those validation read) instead of discovering them."""
         raise NotImplementedError
+
+    @staticmethod
+    def hist_read(result) -> list[str]:
+        """The history tables a validation result says its rule read (``details["tables"]``)."""
+        names = ((result.result or {}).get("details") or {}).get("tables") or []
+        return [n.rsplit(".", 1)[-1] for n in names if schema.HIST_RE.match(n.rsplit(".", 1)[-1])]
 
     def rule(self, conn, settings: Settings) -> RuleQuery:
         return self.scoped_rule(conn, settings, self.window(settings))

@@ -59,16 +59,23 @@ class FollowUp:
     as_of: datetime
     open: int = 0  # open exceptions of the type, re-checked (before any auto-resolve)
     now_passing: list[int] = field(default_factory=list)
-    not_in_mart: int = 0  # open, but the order is gone from mart_uni_tracking_info: not "passing"
+    limit: int = 0  # settings.source_check_limit
+    over_limit: int = 0  # open exceptions past the limit: "unknown", not looked up
     auto_resolved: int = 0
     verdicts: dict[int, SourceVerdict] = field(default_factory=dict)
     stored: bool = True  # verdicts and passing runs written (False: the columns are missing)
     warning: str | None = None
 
+    @property
+    def verified(self) -> bool:
+        """Tests 1-2 have a source side; Test 3 has none."""
+        return self.exception_type in source_verdict.VERIFIED_TYPES
+
     def verdict_counts(self) -> dict[str, int]:
         counts = {word: 0 for word in source_verdict.VERDICTS}
         for v in self.verdicts.values():
             counts[v.verdict] += 1
+        counts[source_verdict.UNKNOWN] += self.over_limit
         return {k: n for k, n in counts.items() if n}
 
     def as_details(self) -> dict[str, Any]:
@@ -81,11 +88,8 @@ class FollowUp:
             "open": self.open,
             "now_passing": len(self.now_passing),
             "now_passing_ids": self.now_passing[:IDS_KEPT],
-            "not_in_mart": self.not_in_mart,
             "auto_resolved": self.auto_resolved,
-            "verdicts": self.verdict_counts()
-            if self.exception_type in source_verdict.VERIFIED_TYPES
-            else None,
+            "verdicts": self.verdict_counts() if self.verified else None,
             "in_source_ids": in_source[:IDS_KEPT],
             "stored": self.stored,
             "warning": self.warning,
@@ -102,13 +106,43 @@ def run_follow_up(
     run: str,
     as_of: datetime,
 ) -> FollowUp:
-    """Re-check the type's open exceptions, look them up in the source, write what was found."""
-    result = FollowUp(exception_type, run, as_of)
+    """Re-check the type's open exceptions, look them up in the source, write what changed.
+
+    Memory and statements stay flat whatever the number of open exceptions: the re-check runs in
+    the warehouse over the open rows (``rules.OrderIds`` with a subquery), only what changed comes
+    back (orders passing, or failing again after passing), and at most ``source_check_limit``
+    orders are looked up and compared with their stored verdict.
+    """
+    result = FollowUp(exception_type, run, as_of, limit=settings.source_check_limit)
+    ex = tables.exceptions
+    is_open = [ex.c.exception_type == exception_type, ex.c.resolved_at.is_(None)]
     with engine.connect() as conn:
         missing = follow_up_columns.missing(conn, tables)
-        open_ids, were_passing = _open_ids(conn, tables, exception_type, with_passing=not missing)
-        result.open = len(open_ids)
-        passing, absent = recheck(conn, tables, rule_for, open_ids)
+        columns = not missing
+        marked = ex.c.passing_since.is_not(None) if columns else sa.false()
+        n_open, n_marked = conn.execute(
+            sa.select(sa.func.count(), sa.func.sum(sa.case((marked, 1), else_=0))).where(*is_open)
+        ).one()
+        result.open = int(n_open or 0)
+        if not result.open:
+            return result
+        rule = rule_for(conn, rules.OrderIds(source=sa.select(ex.c.order_id).where(*is_open)))
+        failing = _failing_ids(rule)
+        present = sa.select(tables.mart_uti.c.order_id)
+        # Passing: the mart has the order and the rule does not flag it (one statement).
+        rows = conn.execute(
+            sa.select(ex.c.order_id, sa.case((marked, 1), else_=0))
+            .where(*is_open, ex.c.order_id.in_(present), ex.c.order_id.not_in(failing))
+            .order_by(ex.c.order_id)
+        ).all()
+        passing = list(dict.fromkeys(int(r[0]) for r in rows))
+        newly = [int(r[0]) for r in rows if not r[1]]
+        failing_again: list[int] = []
+        if columns and n_marked:
+            again = sa.select(ex.c.order_id).where(*is_open, marked, ex.c.order_id.in_(failing))
+            failing_again = [int(r[0]) for r in conn.execute(again)]
+        limit = settings.source_check_limit if result.verified else 0
+        checked, stored, after = _first_open(conn, tables, exception_type, limit, columns)
     if missing:
         result.stored = False
         result.warning = (
@@ -116,63 +150,54 @@ def run_follow_up(
             f"source verdicts and passing runs are reported, not stored; {follow_up_columns.INIT_DB_HINT}"
         )
         log.warning("%s", result.warning)
-    result.now_passing, result.not_in_mart = passing, len(absent)
-    now, gone = set(passing), set(absent)
-    still_open = [i for i in open_ids if not (settings.auto_resolve and i in now)]
-    if exception_type in source_verdict.VERIFIED_TYPES and still_open:
-        result.verdicts = verdicts_for(engine, settings, tables, exception_type, still_open)
-    # Only what changed is written: newly passing, and passing before but failing again.
-    newly = [i for i in passing if i not in were_passing]
-    failing_again = sorted(i for i in were_passing if i not in now and i not in gone)
-    result.auto_resolved = _write(engine, settings, tables, result, newly, failing_again, not missing)
+    result.now_passing = passing
+    resolving = set(passing) if settings.auto_resolve else set()
+    if result.verified:
+        ids = [i for i in checked if i not in resolving]
+        result.verdicts = verdicts_for(engine, settings, tables, exception_type, ids)
+        result.over_limit = max(result.open - len(checked), 0)
+    result.auto_resolved = _write(
+        engine, settings, tables, result, newly, failing_again, columns, stored=stored, after=after
+    )
     return result
 
 
-def _open_ids(
-    conn: Connection, tables: Tables, exception_type: str, *, with_passing: bool
-) -> tuple[list[int], set[int]]:
-    """Open exceptions' orders of one type, the most recently seen (this run's findings) first,
-    and those already marked passing (``with_passing``: the table has the column)."""
+def _failing_ids(rule: RuleQuery) -> sa.Select:
+    """The orders the rule flags, as a subquery (NULL ids left out: NOT IN must not see one)."""
+    core = rule.core.subquery("failing")
+    return sa.select(core.c.order_id).where(core.c.order_id.is_not(None))
+
+
+def _first_open(
+    conn: Connection, tables: Tables, exception_type: str, limit: int, columns: bool
+) -> tuple[list[int], dict[int, tuple[str | None, str | None]], tuple | None]:
+    """The ``limit`` open exceptions to look up (this run's findings first), their stored verdict
+    and detail, and the (last_seen_at, order_id) after which the rest are over the limit."""
+    if not limit:
+        return [], {}, None
     ex = tables.exceptions
-    marked = ex.c.passing_since.is_not(None) if with_passing else sa.false()
+    stored_cols = (ex.c.source_verdict, ex.c.source_detail) if columns else (sa.null(), sa.null())
     query = (
-        sa.select(ex.c.order_id, sa.case((marked, 1), else_=0))
+        sa.select(ex.c.order_id, ex.c.last_seen_at, *stored_cols)
         .where(ex.c.exception_type == exception_type, ex.c.resolved_at.is_(None))
         .order_by(ex.c.last_seen_at.desc(), ex.c.order_id)
+        .limit(limit)
     )
     rows = conn.execute(query).all()
-    return list(dict.fromkeys(int(r[0]) for r in rows)), {int(r[0]) for r in rows if r[1]}
-
-
-def recheck(
-    conn: Connection, tables: Tables, rule_for: RuleFor, order_ids: Sequence[int]
-) -> tuple[list[int], list[int]]:
-    """``(passing, absent)`` among ``order_ids``: orders the rule no longer flags, and orders no
-    longer in ``mart_uni_tracking_info`` (neither passing nor failing: they stay as they are)."""
-    if not order_ids:
-        return [], []
-    scope = rules.OrderIds()
-    rule = rule_for(conn, scope)
-    core = rule.core.subquery("failing")
-    # Built and compiled once; each batch only binds its ids (an expanding IN).
-    failing_sql = sa.select(core.c.order_id).where(core.c.order_id.is_not(None)).distinct()
-    present_sql = rules.in_scope(tables, scope)
-    failing: set[int] = set()
-    present: set[int] = set()
-    for batch in source_verdict.batches(list(order_ids), BATCH_SIZE):
-        params = {scope.param: batch}
-        failing.update(int(r[0]) for r in conn.execute(failing_sql, params))
-        present.update(int(r[0]) for r in conn.execute(present_sql, params) if r[0] is not None)
-    passing = [i for i in order_ids if i in present and i not in failing]
-    absent = [i for i in order_ids if i not in present]
-    return sorted(passing), sorted(absent)
+    stored = {int(r[0]): (r[2], r[3]) for r in rows}
+    after = (rows[-1][1], int(rows[-1][0])) if rows else None
+    return list(stored), stored, after
 
 
 def verdicts_for(
     engine: Engine, settings: Settings, tables: Tables, exception_type: str, order_ids: Sequence[int]
 ) -> dict[int, SourceVerdict]:
     """The source verdict of each order; any problem with the source URL itself is ``unknown`` too."""
+    if not order_ids:
+        return {}
     try:
+        # An embedded source whose files are missing is never created here (a demo without one).
+        db.require_database(settings.source_url, [settings.source_schema], "source")
         source = db.create_engine(
             settings.source_url, [settings.source_schema], role="source", timeouts=settings.timeouts
         )
@@ -193,30 +218,42 @@ def _write(
     newly: list[int],
     failing: list[int],
     columns: bool,
+    *,
+    stored: dict[int, tuple[str | None, str | None]],
+    after: tuple | None,
 ) -> int:
-    """One locked transaction: passing runs (``newly`` passing, ``failing`` again), auto-resolve,
-    verdicts. Returns how many were resolved."""
-    passing = result.now_passing
-    if not (columns and (newly or failing or result.verdicts)) and not (settings.auto_resolve and passing):
-        return 0
+    """One locked transaction with what changed: passing marks (``newly`` passing, ``failing``
+    again), auto-resolve, verdicts. Returns how many were resolved."""
     ex = tables.exceptions
     base = [ex.c.exception_type == result.exception_type, ex.c.resolved_at.is_(None)]
-    resolved = 0
+    passing = result.now_passing if settings.auto_resolve else []
     figures: dict[int, source_verdict.WarehouseFigures] = {}
     looked_up = [i for i, v in result.verdicts.items() if v.source_rows is not None]
     if columns and looked_up:
         with engine.connect() as conn:  # read outside the lock: the mart, not the exceptions table
             figures = source_verdict.warehouse_figures(conn, tables, looked_up)
+    changed: dict[int, tuple[str, str]] = {}
+    for order_id, v in result.verdicts.items():
+        new = (v.verdict, v.detail(figures.get(order_id)))
+        if stored.get(order_id) != new:
+            changed[order_id] = new
+    over = _over_limit(tables, result, base, after) if columns and result.over_limit else None
+    if over is not None:
+        with engine.connect() as conn:  # usually none: the rest said "over the limit" already
+            if not conn.execute(sa.select(sa.func.count()).select_from(ex).where(*over[0])).scalar():
+                over = None
+    if not (passing or (columns and (newly or failing or changed or over is not None))):
+        return 0
+    resolved = 0
     with exceptions_store.locked_transaction(engine, ex) as conn:
         for batch in source_verdict.batches(newly, BATCH_SIZE) if columns else ():
             first = {"passing_since": result.as_of, "passing_run": result.run[:128]}
-            conn.execute(
-                ex.update().where(*base, ex.c.order_id.in_(batch), ex.c.passing_since.is_(None)).values(first)
-            )
+            unmarked = ex.update().where(*base, ex.c.order_id.in_(batch), ex.c.passing_since.is_(None))
+            conn.execute(unmarked.values(first))
         for batch in source_verdict.batches(failing, BATCH_SIZE) if columns else ():
             again = ex.update().where(*base, ex.c.order_id.in_(batch), ex.c.passing_since.is_not(None))
             conn.execute(again.values(passing_since=None, passing_run=None))
-        if settings.auto_resolve:
+        if passing:
             notes = _auto_notes(result)
             for batch in source_verdict.batches(passing, BATCH_SIZE):
                 closing = ex.update().where(*base, ex.c.order_id.in_(batch))
@@ -224,30 +261,39 @@ def _write(
                     closing.values(resolved_at=utc_now(), resolved_by=AUTO, resolution_notes=notes)
                 ).rowcount
         if columns:
-            _write_verdicts(conn, ex, base, result.verdicts, figures)
+            _write_verdicts(conn, ex, base, changed)
+        if over is not None:
+            rest = ex.update().where(*over[0])
+            conn.execute(rest.values(source_verdict=source_verdict.UNKNOWN, source_detail=over[1]))
     if resolved:
         log.info("%s: %d open exceptions pass again: resolved by %s", result.exception_type, resolved, AUTO)
     return resolved
 
 
-def _write_verdicts(
-    conn: Connection,
-    ex: sa.Table,
-    base: list,
-    verdicts: dict[int, SourceVerdict],
-    figures: dict[int, source_verdict.WarehouseFigures],
-) -> None:
-    """``source_verdict``/``source_detail`` of each order. Orders that share both (``unknown``
-    for one reason: over the limit, the source down) take one UPDATE per 1,000 ids; the others
-    one per ``WRITE_BATCH`` with a ``CASE order_id`` for each column."""
+def _over_limit(tables: Tables, result: FollowUp, base: list, after: tuple | None) -> tuple[list, str]:
+    """(where, detail) of the open rows past the look-up limit whose detail does not say so yet."""
+    ex = tables.exceptions
+    text = source_verdict.over_limit(0, result.exception_type, result.limit).detail()
+    where = [*base, sa.or_(ex.c.source_detail.is_(None), ex.c.source_detail != text)]
+    if after is not None:  # after the last looked-up row in (last_seen_at DESC, order_id) order
+        seen, order_id = after
+        where.append(
+            sa.or_(ex.c.last_seen_at < seen, sa.and_(ex.c.last_seen_at == seen, ex.c.order_id > order_id))
+        )
+    return where, text
+
+
+def _write_verdicts(conn: Connection, ex: sa.Table, base: list, changed: dict[int, tuple[str, str]]) -> None:
+    """``source_verdict``/``source_detail`` of the orders whose verdict or figures changed. Orders
+    that share both (``unknown`` for one reason: the source down) take one UPDATE per 1,000 ids;
+    the others one per ``WRITE_BATCH`` with a ``CASE order_id`` for each column."""
     shared: dict[tuple[str, str], list[int]] = {}
     own: dict[int, tuple[str, str]] = {}
-    for order_id, v in verdicts.items():
-        text = v.detail(figures.get(order_id))
-        if v.verdict == source_verdict.UNKNOWN:
-            shared.setdefault((v.verdict, text), []).append(order_id)
+    for order_id, (word, text) in changed.items():
+        if word == source_verdict.UNKNOWN:
+            shared.setdefault((word, text), []).append(order_id)
         else:
-            own[order_id] = (v.verdict, text)
+            own[order_id] = (word, text)
     for (word, text), ids in shared.items():
         for batch in source_verdict.batches(ids, BATCH_SIZE):
             same = ex.update().where(*base, ex.c.order_id.in_(batch))

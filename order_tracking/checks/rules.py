@@ -131,11 +131,16 @@ class Window:
 
 @dataclass(frozen=True)
 class OrderIds:
-    """The other scope of a rule: given orders whatever their ``update_time`` (issue 23: open
-    exceptions re-checked). The ids are the expanding bind parameter ``ORDER_IDS_PARAM``, so the
-    rule is built and compiled once and run per batch: ``conn.execute(sql, {ORDER_IDS_PARAM: ids})``."""
+    """The other scope of a rule: given orders whatever their ``update_time`` (issue 23).
+
+    By default the ids are the expanding bind parameter ``ORDER_IDS_PARAM``, so the rule is built
+    and compiled once and run per batch: ``conn.execute(sql, {ORDER_IDS_PARAM: ids})``. With
+    ``source`` (a SELECT of order ids, e.g. the open exceptions of a type) the ids stay in the
+    warehouse: one statement whatever their number, nothing fetched into Python.
+    """
 
     param: str = "order_ids"
+    source: sa.Select | None = None
 
 
 ORDER_IDS_PARAM = OrderIds().param
@@ -151,7 +156,8 @@ def _scope(tables: Tables, window: Scope) -> sa.Subquery:
     """
     uti = tables.mart_uti
     if isinstance(window, OrderIds):
-        where = [uti.c.order_id.in_(sa.bindparam(window.param, expanding=True))]
+        ids = window.source if window.source is not None else sa.bindparam(window.param, expanding=True)
+        where = [uti.c.order_id.in_(ids)]
     else:
         where = [uti.c.update_time > window.start, uti.c.update_time <= window.end]
     return sa.select(uti.c.order_id, uti.c.update_time).where(*where).subquery("scope")

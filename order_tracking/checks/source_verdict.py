@@ -104,6 +104,11 @@ def unknown(order_id: int, exception_type: str, reason: str) -> SourceVerdict:
     return SourceVerdict(order_id, exception_type, UNKNOWN, None, None, None, reason)
 
 
+def over_limit(order_id: int, exception_type: str, limit: int) -> SourceVerdict:
+    reason = f"over the limit: ORDER_TRACKING_SOURCE_CHECK_LIMIT={limit} orders per type and run"
+    return unknown(order_id, exception_type, reason)
+
+
 def decide(
     order_id: int,
     exception_type: str,
@@ -177,9 +182,8 @@ def look_up(
     limit = settings.source_check_limit
     checked, over = ids[:limit], ids[limit:]
     out: dict[int, SourceVerdict] = {}
-    over_reason = f"over the limit: ORDER_TRACKING_SOURCE_CHECK_LIMIT={limit} orders per type and run"
     for order_id in over:
-        out[order_id] = unknown(order_id, exception_type, over_reason)
+        out[order_id] = over_limit(order_id, exception_type, limit)
     if not checked:
         return out
     tables = schema.build_tables(settings)
