@@ -25,7 +25,7 @@ from great_expectations.checkpoint.actions import (
 from great_expectations.checkpoint.checkpoint import CheckpointResult
 from great_expectations.compatibility.pydantic import root_validator
 
-from expectations_custom.base import settings_tables
+from expectations_custom.base import parse_as_of, settings_tables
 from expectations_custom.data_docs import build as data_docs
 from expectations_custom.run_settings import run_settings
 from expectations_custom.scoped import bound
@@ -35,7 +35,7 @@ from order_tracking import db
 from order_tracking.alerts import content as alert_content
 from order_tracking.alerts import mailer
 from order_tracking.alerts.run_alert import send_alert
-from order_tracking.checks import exceptions_store, gx_results
+from order_tracking.checks import exceptions_store, follow_up, gx_results
 
 logger = logging.getLogger(__name__)
 
@@ -49,14 +49,14 @@ def exceptions_recorded() -> AbstractContextManager[list[exceptions_store.Record
     return bound(_RECORDED, [])
 
 
-def _our_failed_findings(checkpoint_result: CheckpointResult):
-    """(expectation, result) for each failed rule that has an exception type."""
+def _our_results(checkpoint_result: CheckpointResult):
+    """(expectation, result) for each rule that has an exception type and ran (failed or passed)."""
     from expectations_custom.base import OrderTrackingExpectation
 
     for validation in checkpoint_result.run_results.values():
         for evr in validation.results:
             config = evr.expectation_config
-            if config is None or evr.success:
+            if config is None:
                 continue
             if gx_results.result_error(evr) is not None:
                 continue  # an error, not a finding: the caller reports it
@@ -75,9 +75,10 @@ def _fetched_findings(evr) -> list[exceptions_store.Finding] | None:
 
 
 class RecordExceptionsAction(ValidationAction):
-    """Upsert every failing order of Tests 1-3 into ``settlement_ods.order_tracking_exceptions``.
+    """Upsert every failing order of Tests 1-3 into ``settlement_ods.order_tracking_exceptions``,
+    then follow them up (``order_tracking.checks.follow_up``, issue 23).
 
-    Nothing runs on a healthy night. The rule runs at most once more, never under the lock:
+    Nothing is written on a healthy night. The rule runs at most once more, never under the lock:
 
     - validation staged every failing order (within ``staging.findings_staged``: ``monitor``, the
       DQ tasks): they are written from that temporary table, in its session; the rule never runs
@@ -86,6 +87,11 @@ class RecordExceptionsAction(ValidationAction):
       ``details.findings``): exactly those rows are written, the rule is not run again;
     - otherwise the rule runs once, set-based, into a staged temporary table, so the findings
       never travel through Python whatever their number.
+
+    Then, passing or not, the type's open exceptions are re-checked by order id and (Tests 1-2)
+    looked up in the MySQL source. What that found goes into the validation result's
+    ``details["follow_up"]``, where the email, the run's report and Data Docs read it: the result
+    is stored again through the context's results store (GX stored it before the actions ran).
     """
 
     type: Literal["order_tracking_record_exceptions"] = "order_tracking_record_exceptions"
@@ -93,36 +99,72 @@ class RecordExceptionsAction(ValidationAction):
     def run(self, checkpoint_result: CheckpointResult, action_context: ActionContext | None = None) -> dict:
         settings = run_settings()
         recorded: list[exceptions_store.RecordResult] = []
-        failed = list(_our_failed_findings(checkpoint_result))
-        if failed:
+        ours = list(_our_results(checkpoint_result))
+        if ours:
             tables = settings_tables(settings)  # cached: building ~10 tables costs more than the write
             engine = db.shared_engine(
                 settings.warehouse_url, settings.warehouse_schemas, "warehouse", settings.timeouts
             )
             seen_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
             staging = current_staging()
-            for expectation, evr in failed:
-                staged = staging.take(expectation.exception_type) if staging is not None else None
-                rows = _fetched_findings(evr)
-                if staged is not None:  # validation staged every finding: write from there
-                    result = exceptions_store.record_staged(
-                        staging.connection(), tables, expectation.exception_type, staged, seen_at
-                    )
-                elif rows is not None:
-                    result = exceptions_store.record_rows(
-                        engine, tables, expectation.exception_type, rows, seen_at
-                    )
-                else:
-                    with engine.connect() as conn:
-                        rule = expectation.rule(conn, settings)
-                    result = exceptions_store.record_findings(
-                        engine, tables, rule.exception_type, rule.findings(), seen_at
-                    )
-                recorded.append(result)
-        collector = _RECORDED.get()
-        if collector is not None:
-            collector.extend(recorded)
+            for expectation, evr in ours:
+                if not evr.success:
+                    recorded.append(_record(engine, tables, settings, expectation, evr, seen_at, staging))
+            _collect(recorded)  # what was written is reported even if the follow-up fails
+            shown = False
+            for expectation, evr in ours:
+                done = follow_up.run_follow_up(
+                    engine,
+                    settings,
+                    tables,
+                    expectation.exception_type,
+                    lambda conn, scope, e=expectation, r=evr: e.scoped_rule(
+                        conn, settings, scope, e.hist_read(r)
+                    ),
+                    run=str(checkpoint_result.run_id.run_name or checkpoint_result.run_id),
+                    as_of=parse_as_of(expectation.as_of),
+                )
+                evr.result.setdefault("details", {})["follow_up"] = done.as_details()
+                shown = shown or done.open > 0
+            if shown:  # nothing open: the stored result and its page need nothing more
+                self._store_again(checkpoint_result)
         return {"recorded": [r.__dict__ for r in recorded]}
+
+    def _store_again(self, checkpoint_result: CheckpointResult) -> None:
+        """The results with their follow-up, in the results store (and, when the pages were built
+        already, i.e. outside ``monitor``'s one deferred build, on their Data Docs pages)."""
+        context = self._resolve_context().context
+        identifiers = list(checkpoint_result.run_results)
+        try:
+            for identifier, validation in checkpoint_result.run_results.items():
+                context.validation_results_store.set(identifier, validation)
+            if data_docs.deferred_batch() is None:
+                data_docs.build_data_docs(context, identifiers)
+        except Exception as exc:  # a side channel: the exceptions table has every finding already
+            logger.warning("source verdicts not shown in Data Docs: %s", db.short_reason(exc))
+
+
+def _collect(recorded: list[exceptions_store.RecordResult]) -> None:
+    collector = _RECORDED.get()
+    if collector is not None:
+        collector.extend(recorded)
+
+
+def _record(
+    engine, tables, settings, expectation, evr, seen_at: datetime, staging
+) -> exceptions_store.RecordResult:
+    """Write one failed result's findings (see :class:`RecordExceptionsAction`)."""
+    staged = staging.take(expectation.exception_type) if staging is not None else None
+    if staged is not None:  # validation staged every finding: write from there, in its session
+        return exceptions_store.record_staged(
+            staging.connection(), tables, expectation.exception_type, staged, seen_at
+        )
+    rows = _fetched_findings(evr)
+    if rows is not None:
+        return exceptions_store.record_rows(engine, tables, expectation.exception_type, rows, seen_at)
+    with engine.connect() as conn:
+        rule = expectation.rule(conn, settings)
+    return exceptions_store.record_findings(engine, tables, rule.exception_type, rule.findings(), seen_at)
 
 
 class OrderTrackingDataDocsAction(UpdateDataDocsAction):

@@ -34,10 +34,11 @@ from great_expectations.validator.metric_configuration import MetricConfiguratio
 from expectations_custom.rule_rows import RULE_ROWS
 from expectations_custom.run_settings import run_settings
 from order_tracking import schema
+from order_tracking.alerts import follow_up_text
 from order_tracking.alerts.content import SAMPLE_IN_EMAIL
 from order_tracking.alerts.next_steps import NextStep, next_step
 from order_tracking.checks import gx_results
-from order_tracking.checks.rules import RuleQuery, Window
+from order_tracking.checks.rules import RuleQuery, Scope, Window
 from order_tracking.errors import UserError
 from order_tracking.settings import Settings
 
@@ -106,8 +107,20 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
         return query
 
     # --- to implement -------------------------------------------------------------------------
-    def rule(self, conn, settings: Settings) -> RuleQuery:
+    def scoped_rule(self, conn, settings: Settings, scope: Scope, hist: list[str] | None = None) -> RuleQuery:
+        """The rule over ``scope``: the run's window, or given orders (``rules.OrderIds``: the
+        re-check of open exceptions, issue 23). One builder, so both run the same SQL. ``hist``:
+        the history table names to use (those validation read) instead of discovering them."""
         raise NotImplementedError
+
+    @staticmethod
+    def hist_read(result) -> list[str]:
+        """The history tables a validation result says its rule read (``details["tables"]``)."""
+        names = ((result.result or {}).get("details") or {}).get("tables") or []
+        return [n.rsplit(".", 1)[-1] for n in names if schema.HIST_RE.match(n.rsplit(".", 1)[-1])]
+
+    def rule(self, conn, settings: Settings) -> RuleQuery:
+        return self.scoped_rule(conn, settings, self.window(settings))
 
     def validation_query(self, conn, settings: Settings) -> tuple[RuleQuery, sa.Select]:
         """The rule and the one query validation runs: failing rows with ``failing_count``."""
@@ -245,6 +258,14 @@ class OrderTrackingExpectation(UnexpectedRowsExpectation):
                 content_block_type="string_template",
                 string_template={"template": " ".join(facts).replace("$", "$$"), "params": {}},
             )
+        ]
+        # Issue 23: the source verdicts and the healed open exceptions, worded as in the email.
+        blocks += [
+            RenderedStringTemplateContent(
+                content_block_type="string_template",
+                string_template={"tag": "div", "template": line.replace("$", "$$"), "params": {}},
+            )
+            for line in follow_up_text.lines(details.get("follow_up"))
         ]
         step = None if result.success else cls.next_step_for(result, sample)
         if step is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from expectations_custom.base import OrderTrackingExpectation, settings_tables
+from order_tracking import schema
 from order_tracking.checks import rules
 from order_tracking.checks.rules import RuleQuery
 from order_tracking.settings import DQ_LOOKBACK_HOURS, ORDER_MISSING_SPATH, Settings
@@ -24,11 +25,15 @@ class ExpectNoOrderMissingSpath(OrderTrackingExpectation):
     exception_type: ClassVar[str] = ORDER_MISSING_SPATH
     check_name: ClassVar[str] = "missing_spath"
 
-    def rule(self, conn, settings: Settings) -> RuleQuery:
+    def scoped_rule(
+        self, conn, settings: Settings, scope: rules.Scope, hist: list[str] | None = None
+    ) -> RuleQuery:
         tables = settings_tables(settings)
+        if hist is not None:  # the history tables validation read: no second discovery
+            hist_uts = [tables.hist_by_name(n) for n in hist if n.startswith(schema.HIST_UTS_PREFIX)]
+            return rules.order_missing_spath(tables, scope, hist_uts)
         explicit = self.hist_uts_tables if self.hist_uts_tables is not None else settings.hist_uts_tables
-        hist = rules.hist_uts_tables(conn, tables, explicit)
-        return rules.order_missing_spath(tables, self.window(settings), hist)
+        return rules.order_missing_spath(tables, scope, rules.hist_uts_tables(conn, tables, explicit))
 
     @classmethod
     def explain(cls, kwargs: dict) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from expectations_custom.base import OrderTrackingExpectation, settings_tables
+from order_tracking import schema
 from order_tracking.checks import rules
 from order_tracking.checks.rules import RuleQuery
 from order_tracking.settings import DQ_LOOKBACK_HOURS, REACTIVATED_ORDER_MISSING_ECS, Settings
@@ -22,11 +23,14 @@ class ExpectNoReactivatedOrderMissingEcs(OrderTrackingExpectation):
     exception_type: ClassVar[str] = REACTIVATED_ORDER_MISSING_ECS
     check_name: ClassVar[str] = "reactivated_missing_ecs"
 
-    def rule(self, conn, settings: Settings) -> RuleQuery:
+    def scoped_rule(
+        self, conn, settings: Settings, scope: rules.Scope, hist: list[str] | None = None
+    ) -> RuleQuery:
         tables = settings_tables(settings)
-        return rules.reactivated_order_missing_ecs(
-            tables, self.window(settings), rules.hist_ecs_tables(conn, tables)
-        )
+        if hist is not None:  # the history tables validation read: no second discovery
+            hist_ecs = [tables.hist_by_name(n) for n in hist if n.startswith(schema.HIST_ECS_PREFIX)]
+            return rules.reactivated_order_missing_ecs(tables, scope, hist_ecs)
+        return rules.reactivated_order_missing_ecs(tables, scope, rules.hist_ecs_tables(conn, tables))
 
     @classmethod
     def explain(cls, kwargs: dict) -> str:

@@ -21,8 +21,10 @@ class ExpectNoUtiUtsTimeMismatch(OrderTrackingExpectation):
     exception_type: ClassVar[str] = UTI_UTS_TIME_MISMATCH
     check_name: ClassVar[str] = "uti_uts_alignment"
 
-    def rule(self, conn, settings: Settings) -> RuleQuery:
-        return rules.uti_uts_time_mismatch(settings_tables(settings), self.window(settings))
+    def scoped_rule(
+        self, conn, settings: Settings, scope: rules.Scope, hist: list[str] | None = None
+    ) -> RuleQuery:
+        return rules.uti_uts_time_mismatch(settings_tables(settings), scope)
 
     @classmethod
     def explain(cls, kwargs: dict) -> str:

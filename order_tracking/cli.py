@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "order_tracking.commands.monitor",
     "order_tracking.commands.prune",
     "order_tracking.commands.repair",
+    "order_tracking.commands.backfill",
     "order_tracking.commands.doctor",
     "order_tracking.commands.airflow_setup",
 )

@@ -186,6 +186,12 @@ def build_tables(settings: Settings) -> Tables:
         sa.Column("resolved_at", TS),
         sa.Column("resolved_by", sa.String(128)),
         sa.Column("resolution_notes", sa.String(1024)),
+        # Issue 23, added by init-db to older tables (exceptions_store.follow_up_columns): the
+        # source verdict of Tests 1-2 and the run in which an open exception first passed again.
+        sa.Column("source_verdict", sa.String(32)),
+        sa.Column("source_detail", sa.String(1024)),
+        sa.Column("passing_since", TS),  # that run's as_of
+        sa.Column("passing_run", sa.String(128)),
         schema=ods,
         redshift_diststyle="KEY",
         redshift_distkey="order_id",

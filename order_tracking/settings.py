@@ -32,6 +32,10 @@ HEALTH_NIGHTS = 30  # nights shown on the Data Docs health page
 # --- retention of GX validation results and Data Docs pages (issue 25) ----------------------
 KEEP_DAYS = 90  # results and their pages older than this are pruned (``prune``, end of ``monitor``)
 MAX_KEEP_DAYS = 10 * 365  # ten years: far past any audit need, and inside datetime's range
+# --- source verdicts and healed exceptions (issue 23) --------------------------------------
+# Findings of Tests 1 and 2 looked up in the MySQL source per type and run; the rest: "unknown".
+SOURCE_CHECK_LIMIT = 2000
+MAX_SOURCE_CHECK_LIMIT = 1_000_000  # a million ids is 1,000 source queries: far past any night
 
 # --- exception types (the spec's names) ----------------------------------------------------
 UTI_UTS_TIME_MISMATCH = "UTI_UTS_TIME_MISMATCH"
@@ -269,6 +273,10 @@ class Settings:
     # The alert email and its links (defined below; read with the rest, at the entry point).
     alert: AlertSettings = field(default_factory=lambda: AlertSettings())
     maintenance: MaintenanceSettings = field(default_factory=MaintenanceSettings)
+    # Orders looked up in the source per exception type and run (0: none, every verdict unknown).
+    source_check_limit: int = SOURCE_CHECK_LIMIT
+    # Open exceptions whose orders pass every rule of their type again are resolved by the run.
+    auto_resolve: bool = False
 
     @classmethod
     def from_env(cls, warehouse_url: str | None = None, source_url: str | None = None) -> Settings:
@@ -329,6 +337,14 @@ class Settings:
             ),
             alert=AlertSettings.from_env(),
             maintenance=MaintenanceSettings.from_env(),
+            source_check_limit=_env_int(
+                "ORDER_TRACKING_SOURCE_CHECK_LIMIT",
+                SOURCE_CHECK_LIMIT,
+                minimum=0,
+                maximum=MAX_SOURCE_CHECK_LIMIT,
+                what="whole number of orders",
+            ),
+            auto_resolve=_env_bool("ORDER_TRACKING_AUTO_RESOLVE"),
         )
 
     @property

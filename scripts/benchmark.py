@@ -14,6 +14,9 @@ One run on PostgreSQL, on synthetic data (``order_tracking.synthetic``, 1M order
 7. fixed     (4) over an empty window: what a run costs whatever the data (GX, Data Docs);
              again with the GX results store grown to 30 nights and to a year of stored results
              (copies of this run's), since the Data Docs index lists every stored result
+8. verify    the source verification of issue 23 at its limit: 2,000 orders per type (Tests 1
+             and 2) looked up in a MariaDB source (``--source-url``) and the warehouse, in seconds
+             and as a share of (4)
 
 Per check it also counts the rule scans of a ``monitor`` run (validation and write together,
 ``RuleScans``): 1 at every findings size, since the findings are staged once for both.
@@ -44,6 +47,7 @@ from benchmarking.config import AS_OF, DEFAULT_ORDERS, HISTORY_OFFSET, JUDGED_AT
 from benchmarking.report import verdicts
 from benchmarking.rounds import rounds
 from benchmarking.runner import run
+from benchmarking.verification import DEFAULT_SOURCE_URL
 
 sys.path.insert(0, str(ROOT))  # order_tracking, imported where it is used
 
@@ -64,6 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ods-schema", default="bench_ods", help="schema for the exceptions table")
     p.add_argument("--out", type=Path, default=ROOT / "bench", help="where results.json/PNG go")
     p.add_argument("--no-seed", action="store_true", help="reuse the data of the previous run")
+    p.add_argument(
+        "--source-url",
+        default=DEFAULT_SOURCE_URL,
+        help="MariaDB server for the verification phase (8); its database <mart schema>_src is replaced",
+    )
     p.add_argument("--child", choices=("startup", "full"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.repeat < 3:

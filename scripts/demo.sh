@@ -21,6 +21,8 @@ source "$ROOT/scripts/airflow_env.sh"
 # The demo's settings: the embedded SQLite default, whatever the caller's environment says.
 for var in $(env | grep -o '^ORDER_TRACKING_[A-Z_]*'); do unset "$var"; done
 export ORDER_TRACKING_DAG_RETRIES=0  # a demo should not sit out a 5-minute retry delay
+# Source look-ups per type and run, set low on purpose: the 5th mismatch gets the verdict `unknown`.
+export ORDER_TRACKING_SOURCE_CHECK_LIMIT=4
 unset AIRFLOW_CONN_ORDER_TRACKING_REDSHIFT AIRFLOW_CONN_ORDER_TRACKING_MYSQL
 
 rm -rf "$AIRFLOW_HOME" "$LOGS" "$MAIL" "$ROOT/.local/warehouse"*.db "$ROOT/.local/source"*.db
@@ -42,10 +44,10 @@ echo "-- 1. Airflow: fresh metadata DB in .local/airflow, pool redshift_vacuum (
 "$AIRFLOW" pools set redshift_vacuum 1 "one Redshift VACUUM at a time" >"$LOGS/airflow_pool.log" 2>&1 \
   || fail "could not create the pool: see $LOGS/airflow_pool.log"
 
-echo "-- 2. synthetic data: 20,000 orders with injected anomalies"
-"$PY" -m order_tracking seed --replace --quiet --as-of "$AS_OF" --manifest .local/manifest.json >"$LOGS/seed.log" 2>&1 \
-  || { cat "$LOGS/seed.log"; fail "seeding failed"; }
-grep -E "injected|dropped" "$LOGS/seed.log" | sed 's/^ */   /'
+echo "-- 2. synthetic data: 20,000 orders with injected anomalies, and the source edited for each verdict"
+"$PY" -m order_tracking seed --replace --quiet --verdict-cases --as-of "$AS_OF" --manifest .local/manifest.json \
+  >"$LOGS/seed.log" 2>&1 || { cat "$LOGS/seed.log"; fail "seeding failed"; }
+grep -E "injected|dropped|source verdict" "$LOGS/seed.log" | sed 's/^ */   /'
 
 run_dag() {  # dag_id [airflow dags test options] -> runs it, prints the run's and each task's state
   local dag=$1 log="$LOGS/$1.log" started=$SECONDS
@@ -103,7 +105,8 @@ echo "-- 5. what was found, per type, against what the seed injected (.local/man
 "$PY" - .local/manifest.json <<'EOF'
 import json, sys
 
-from order_tracking import db, exceptions_store, schema
+from order_tracking import db, schema
+from order_tracking.checks import exceptions_store
 from order_tracking.settings import EXCEPTION_TYPES, Settings
 
 manifest = json.load(open(sys.argv[1]))
@@ -121,11 +124,53 @@ print(f"     Test 0: raw rows the seed dropped: {dropped or 'none'} (Test 0's fi
 EOF
 echo "   details: python -m order_tracking exceptions --type ORDER_MISSING_SPATH"
 
+echo "-- 6. source verdicts: each open Test 1/2 finding looked up in the MySQL source, against what the seed set up"
+"$PY" - .local/manifest.json <<'EOF'
+import json, sys
+
+import sqlalchemy as sa
+
+from order_tracking import db, schema
+from order_tracking.settings import Settings
+
+cases = json.load(open(sys.argv[1]))["verdict_cases"]
+expected = {(t, i): v for v, per_type in cases.items() for t, ids in per_type.items() for i in ids}
+s = Settings.from_env()
+engine = db.create_engine(s.warehouse_url, s.warehouse_schemas)
+ex = schema.build_tables(s).exceptions
+types = ["ORDER_MISSING_SPATH", "UTI_UTS_TIME_MISMATCH"]
+with engine.connect() as conn:
+    rows = conn.execute(
+        sa.select(ex.c.order_id, ex.c.exception_type, ex.c.source_verdict, ex.c.source_detail)
+        .where(ex.c.resolved_at.is_(None), ex.c.exception_type.in_(types))
+        .order_by(ex.c.exception_type, ex.c.order_id)
+    ).all()
+engine.dispose()
+for order_id, etype, verdict, detail in rows:
+    setup = expected.get((etype, order_id))
+    mark = "" if setup == verdict else f"  != set up: {setup}"
+    print(f"     {order_id} {etype:<22} {verdict or 'none':<18} {(detail or '')[:100]}{mark}")
+EOF
+read -r FILL REFUSE < <("$PY" -c 'import json; c = json.load(open(".local/manifest.json"))["verdict_cases"]
+print(c["in_source"]["ORDER_MISSING_SPATH"][0], c["missing_in_source"]["ORDER_MISSING_SPATH"][0])')
+
+echo "-- 7. backfill, dry run (nothing changes): an in_source order, and a missing_in_source one (refused)"
+echo "   \$ python -m order_tracking backfill --type ORDER_MISSING_SPATH --order-id $FILL --order-id $REFUSE --by demo"
+"$PY" -m order_tracking backfill --type ORDER_MISSING_SPATH --order-id "$FILL" --order-id "$REFUSE" --by demo \
+  2>&1 | sed 's/^/   | /'
+echo "   exit code ${PIPESTATUS[0]} (1: an order was refused)"
+
+echo "-- 8. backfill --apply of the in_source order: copied, re-checked with the rule, exception closed"
+echo "   \$ python -m order_tracking backfill --type ORDER_MISSING_SPATH --order-id $FILL --by demo --apply"
+"$PY" -m order_tracking backfill --type ORDER_MISSING_SPATH --order-id "$FILL" --by demo --apply 2>&1 \
+  | grep -v -E '^(BEGIN|LOCK|DELETE|INSERT|UPDATE|COMMIT)' | sed 's/^/   | /'
+echo "   exit code ${PIPESTATUS[0]} (0: backfilled and closed; the statements are those of the dry run)"
+
 SITE="$ROOT/gx/uncommitted/data_docs/local_site"
-echo "-- 6. Data Docs: file://$SITE/index.html"
+echo "-- 9. Data Docs: file://$SITE/index.html"
 [ -f "$SITE/health.html" ] && echo "   health over the last 30 nights (findings, open by age, Test 0, vacuum): file://$SITE/health.html"
 
-echo "-- 7. the alert email Airflow sent (SMTP sink on 127.0.0.1:$SMTP_PORT, saved in .local/mail)"
+echo "-- 10. the alert email Airflow sent (SMTP sink on 127.0.0.1:$SMTP_PORT, saved in .local/mail)"
 sleep 0.5
 "$PY" - "$MAIL" <<'EOF'
 import email.policy, mailbox, sys

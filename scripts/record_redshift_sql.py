@@ -72,6 +72,9 @@ GRANT TEMP ON DATABASE <database> TO dq_user;
 -- repair-reactivated --apply only (or run it as a separate, more privileged user)
 GRANT INSERT ON settlement_public.mart_ecs_order_info TO dq_user;
 GRANT DELETE ON settlement_public.hist_ecs_order_info_2025_h2 TO dq_user;  -- each history table
+-- backfill --apply only (or as a separate user): Test 1 also rewrites mart_uni_tracking_info
+GRANT INSERT, DELETE ON settlement_public.mart_uni_tracking_spath TO dq_user;
+GRANT INSERT, DELETE ON settlement_public.mart_uni_tracking_info TO dq_user;
 -- the vacuum user (the tables' owner, usually): svv_table_info is visible only to superusers
 -- unless granted; without it every vacuum/analyze figure is missing and the step is "unknown"
 GRANT SELECT ON svv_table_info TO <vacuum user>;
@@ -81,6 +84,8 @@ GRANT SELECT ON svv_table_info TO <vacuum user>;
   `LOCK settlement_ods.order_tracking_maintenance_log` (vacuum): every write locks the tables it
   writes first, in one order (`order_tracking/locked_write.py`), and reruns on error 1023. Redshift's
   LOCK takes an ACCESS EXCLUSIVE lock, which also blocks readers of that table until the commit.
+  `backfill --apply` locks `mart_uni_tracking_info` (Test 1) and `mart_uni_tracking_spath` the
+  same way for the length of one order's copy (a DELETE and a few INSERTs).
 - VACUUM and ANALYZE of the three mart tables: the user must be a superuser, the table owner, or
   granted the VACUUM / ANALYZE permission (RBAC; e.g. `GRANT ROLE "sys:operator" TO <vacuum user>;`);
   a database owner may only for tables shared to its database (a datashare). Without them VACUUM
@@ -175,6 +180,12 @@ def record(pg_url: str, work: Path) -> dict[str, list[dict]]:
         reactivated = str(sorted(expected["REACTIVATED_ORDER_MISSING_ECS"])[0])
         recorded(
             "repair-reactivated", ["repair-reactivated", "--order-id", reactivated, "--by", BY, "--apply"]
+        )
+        # The second missing-spath order (the first was resolved above), copied from the source.
+        backfilled = str(sorted(expected["ORDER_MISSING_SPATH"])[1])
+        recorded(
+            "backfill",
+            ["backfill", "--type", "ORDER_MISSING_SPATH", "--order-id", backfilled, "--by", BY, "--apply"],
         )
         recorded("vacuum", ["vacuum", "--retry-attempts", "1"])
         recorded("doctor", ["doctor", "--skip-source"], ok=(0, 1))

@@ -88,6 +88,7 @@ def test_benchmark_small_run_reports_and_restores(pg_warehouse, schemas, tmp_pat
         "a year (1,460)",
         "a year of results kept 90 days (the run prunes: ",
         "single rounds (of 3): validate / raw",
+        "8 verification at the limit (2,000 per type): ",
     ):
         assert line in proc.stdout
 

@@ -11,7 +11,9 @@ from tests import redshift_twin
 from tests.conftest import ROOT
 
 DOC = ROOT / "docs" / "redshift.md"
-COMMANDS = ("init-db", "monitor", "exceptions", "resolve", "repair-reactivated", "vacuum", "doctor")
+COMMANDS = (
+    "init-db", "monitor", "exceptions", "resolve", "repair-reactivated", "backfill", "vacuum", "doctor",
+)  # fmt: skip
 
 
 def _statements(markdown: str) -> dict[str, list[str]]:

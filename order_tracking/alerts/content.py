@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from order_tracking.alerts import follow_up_text
 from order_tracking.alerts.links import DocsLinks
 from order_tracking.alerts.next_steps import CLI, EXTRACTION_CHECK, NextStep, next_step
 from order_tracking.checks import gx_results
@@ -349,6 +350,9 @@ def _type_section(view: _TypeView, now: datetime, link, source_schema: str) -> t
         int(s.get("failing") or 0) or None,
         source_schema,
     )
+    follow = follow_up_text.lines(s.get("follow_up"))  # issue 23: source verdicts, healed orders
+    text += [f"  {line}" for line in follow]
+    h += [f"<p>{html.escape(line)}</p>" for line in follow]
     t, sh = _step_lines(step)
     pt, ph = _page_lines(s, link)
     return text + t + pt, "".join(h) + sh + ph
@@ -388,6 +392,7 @@ def summary_from_result(
         else [],
         "data_docs_page": data_docs_page,
         "error": error,
+        "follow_up": details.get("follow_up"),  # verdicts and healed orders (checks.follow_up)
     }
     if summary["exception_type"] and summary["new"] is None and summary["status"] == "pass":
         summary["new"] = summary["already_open"] = 0

@@ -129,19 +129,45 @@ class Window:
         return cls(end - timedelta(seconds=window_secs), end)
 
 
-def _scope(tables: Tables, window: Window) -> sa.Subquery:
-    """Orders updated in the window: the first and most selective step of every rule.
+@dataclass(frozen=True)
+class OrderIds:
+    """The other scope of a rule: given orders whatever their ``update_time`` (issue 23).
+
+    By default the ids are the expanding bind parameter ``ORDER_IDS_PARAM``, so the rule is built
+    and compiled once and run per batch: ``conn.execute(sql, {ORDER_IDS_PARAM: ids})``. With
+    ``source`` (a SELECT of order ids, e.g. the open exceptions of a type) the ids stay in the
+    warehouse: one statement whatever their number, nothing fetched into Python.
+    """
+
+    param: str = "order_ids"
+    source: sa.Select | None = None
+
+
+ORDER_IDS_PARAM = OrderIds().param
+Scope = Window | OrderIds
+
+
+def _scope(tables: Tables, window: Scope) -> sa.Subquery:
+    """Orders updated in the window (or the given ones): the first, most selective step of every rule.
 
     Rows with a NULL ``order_id`` stay in scope (Tests 2 and 3 find them, since nothing joins to
     NULL): validation counts them as ``skipped_null_order_ids`` and the write pass leaves them
     out, as they cannot be keyed (issue 11). Filtering them here would hide them.
     """
     uti = tables.mart_uti
-    return (
-        sa.select(uti.c.order_id, uti.c.update_time)
-        .where(uti.c.update_time > window.start, uti.c.update_time <= window.end)
-        .subquery("scope")
-    )
+    if isinstance(window, OrderIds):
+        ids = window.source if window.source is not None else sa.bindparam(window.param, expanding=True)
+        where = [uti.c.order_id.in_(ids)]
+    else:
+        where = [uti.c.update_time > window.start, uti.c.update_time <= window.end]
+    return sa.select(uti.c.order_id, uti.c.update_time).where(*where).subquery("scope")
+
+
+def in_scope(tables: Tables, window: Scope) -> sa.Select:
+    """The distinct orders a rule looks at in ``window``: with :class:`OrderIds`, which of the
+    given orders the mart still has (one absent from ``mart_uni_tracking_info`` is not "passing")."""
+    scope = _scope(tables, window)
+    return sa.select(scope.c.order_id).distinct()
 
 
 # --- the rules -------------------------------------------------------------------------------
@@ -255,7 +281,7 @@ def _name(table: sa.Table) -> str:
     return f"{table.schema}.{table.name}"
 
 
-def uti_uts_time_mismatch(tables: Tables, window: Window) -> RuleQuery:
+def uti_uts_time_mismatch(tables: Tables, window: Scope) -> RuleQuery:
     """Test 1: ``update_time`` differs from ``MAX(pathtime)`` in mart spath.
 
     Orders without any mart spath row are Test 2's business (docs/design.md section 4): the inner
@@ -299,7 +325,7 @@ def uti_uts_time_mismatch(tables: Tables, window: Window) -> RuleQuery:
     return RuleQuery(UTI_UTS_TIME_MISMATCH, select, (_name(tables.mart_uti), _name(uts)))
 
 
-def order_missing_spath(tables: Tables, window: Window, hist_uts: Sequence[sa.Table]) -> RuleQuery:
+def order_missing_spath(tables: Tables, window: Scope, hist_uts: Sequence[sa.Table]) -> RuleQuery:
     """Test 2: no row in mart spath nor in any history spath table."""
     scope = _scope(tables, window)
     spath_tables = [tables.mart_uts, *hist_uts]
@@ -314,7 +340,7 @@ def order_missing_spath(tables: Tables, window: Window, hist_uts: Sequence[sa.Ta
     return RuleQuery(ORDER_MISSING_SPATH, select, (_name(tables.mart_uti), *(_name(t) for t in spath_tables)))
 
 
-def reactivated_order_missing_ecs(tables: Tables, window: Window, hist_ecs: Sequence[sa.Table]) -> RuleQuery:
+def reactivated_order_missing_ecs(tables: Tables, window: Scope, hist_ecs: Sequence[sa.Table]) -> RuleQuery:
     """Test 3: an active order with no row in ``mart_ecs_order_info``.
 
     The note names the history table that holds the order (the repair moves it from there); that

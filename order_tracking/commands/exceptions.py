@@ -38,10 +38,15 @@ DETAIL_COLUMNS = (
     "resolved_at",
     "resolved_by",
     "resolution_notes",
+    # Issue 23: the source verdict (Tests 1-2) and the run since which an open order passes again.
+    "source_verdict",
+    "source_detail",
+    "now_passing",
 )
 # The table view puts the long evidence column last, so that the resolution (when, who, why)
 # stays on screen beside the order instead of past the end of a terminal line.
-TABLE_DETAIL_COLUMNS = (*(c for c in DETAIL_COLUMNS if c != "notes"), "notes")
+LONG_COLUMNS = ("source_detail", "notes")  # the finding's own evidence stays last
+TABLE_DETAIL_COLUMNS = (*(c for c in DETAIL_COLUMNS if c not in LONG_COLUMNS), *LONG_COLUMNS)
 AGE_JSON_KEY = "age_seconds"  # JSON carries the age as a number: its name says the unit
 
 

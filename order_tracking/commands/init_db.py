@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 
 from order_tracking import schema
+from order_tracking.checks.exceptions_store import follow_up_columns
 from order_tracking.commands.common import settings_from, source_engine, warehouse_engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "init-db",
-        help="create missing tables (never drops or alters anything)",
+        help="create missing tables and add missing exceptions-table columns (never drops anything)",
         description="Create the settlement_ods tables that this project owns. With "
         "--with-pipeline-tables also the source, mart and raw tables (local and test databases "
-        "only: in production the pipeline owns them). Existing tables are left untouched.",
+        "only: in production the pipeline owns them). Existing tables are left untouched, except that an "
+        "exceptions table from an older version gets the nullable columns it lacks "
+        "(source_verdict, source_detail, passing_since, passing_run).",
     )
     p.add_argument(
         "--with-pipeline-tables",
@@ -36,9 +39,13 @@ def run(args: argparse.Namespace) -> int:
     if args.print_redshift_ddl:
         print(";\n\n".join(schema.redshift_ddl(wanted)) + ";")
         return 0
-    report = schema.create_tables(warehouse_engine(settings), wanted)
+    warehouse = warehouse_engine(settings)
+    report = schema.create_tables(warehouse, wanted)
+    added = follow_up_columns.add_missing(warehouse, tables)
     if args.with_pipeline_tables:
         report += schema.create_tables(source_engine(settings), tables.source_tables)
     for name, created in report:
         print(f"{'created' if created else 'exists '}  {name}")
+    for column in added:
+        print(f"added    {tables.exceptions.schema}.{tables.exceptions.name}.{column}")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from order_tracking.alerts import follow_up_text
 from order_tracking.checks import lost_rows
 from order_tracking.checks.run import CHECK_NAMES, MonitorReport, parse_checks, run_checks
 from order_tracking.clock import utc_now
@@ -78,6 +79,8 @@ def print_report(report: MonitorReport) -> None:
         if o.skipped_null_order_ids:
             n = o.skipped_null_order_ids
             print(f"{o.check}: {n} row{'s' if n != 1 else ''} with NULL order_id skipped (not written)")
+        for line in follow_up_text.lines(o.details.get("follow_up")):  # issue 23
+            print(f"{o.exception_type}: {line}")
         if o.status == "error":
             print(f"error in {o.check}: {o.message}", file=sys.stderr)
         elif o.check == "extraction_count" and o.status == "fail":

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from order_tracking import synthetic
+from order_tracking import schema, synthetic
 from order_tracking.clock import utc_now
 from order_tracking.commands.common import as_of_arg, settings_from, source_engine, warehouse_engine
+from order_tracking.errors import UserError
+from order_tracking.synthetic import verdict_cases
 
 DEFAULT_MANIFEST = ".local/manifest.json"
 
@@ -74,6 +76,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="delete the rows of the synthetic tables first (the exceptions tables are never touched)",
     )
+    p.add_argument(
+        "--verdict-cases",
+        action="store_true",
+        help="then edit the source so that Tests 1-2 findings carry each source verdict (the demo; "
+        "listed in the manifest under verdict_cases)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress display")
     p.set_defaults(func=run)
 
@@ -101,6 +109,10 @@ def run(args: argparse.Namespace) -> int:
         source = source_engine(settings)
     progress = None if args.quiet else synthetic.stderr_progress()
     manifest = synthetic.seed(settings, config, warehouse, source, progress=progress)
+    if args.verdict_cases:
+        if source is None:
+            raise UserError("--verdict-cases edits the source: it cannot go with --skip-source")
+        manifest["verdict_cases"] = verdict_cases.inject(source, schema.build_tables(settings), manifest)
     path = synthetic.write_manifest(manifest, args.manifest)
 
     print(f"seeded {manifest['orders']:,} orders as of {manifest['as_of']} (seed {manifest['seed']})")
@@ -113,5 +125,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"  injected {kind}: {len(ids)}")
     dropped = ", ".join(f"{t} {n}" for t, n in manifest["extraction_dropped"].items())
     print(f"  raw rows dropped in the Test 0 window: {dropped}")
+    for verdict, per_type in manifest.get("verdict_cases", {}).items():
+        cases = "; ".join(f"{t} {', '.join(map(str, ids))}" for t, ids in per_type.items() if ids)
+        print(f"  source verdict {verdict}: {cases}")
     print(f"manifest: {path}")
     return 0

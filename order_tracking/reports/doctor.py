@@ -211,6 +211,18 @@ def _isolation(engine: Engine, conn: Connection) -> Iterator[Check]:
         autocommit.dispose()
 
 
+def _follow_up_columns(conn: Connection, tables: schema.Tables) -> Iterator[Check]:
+    """An exceptions table from before issue 23: runs work, but store no source verdicts."""
+    from order_tracking.checks.exceptions_store import follow_up_columns
+
+    if not sa.inspect(conn).has_table(tables.exceptions.name, schema=tables.exceptions.schema):
+        return
+    missing = follow_up_columns.missing(conn, tables)
+    if missing:
+        yield Check(WARN, f"{_name(conn, tables.exceptions)} has no {', '.join(missing)} column: source "
+                    "verdicts and passing runs are reported, not stored", INIT_DB)  # fmt: skip
+
+
 def warehouse_checks(engine: Engine, settings: Settings) -> list[Check]:
     conn, connected = _connect(engine, "warehouse")
     checks = [connected]
@@ -228,6 +240,7 @@ def warehouse_checks(engine: Engine, settings: Settings) -> list[Check]:
         )
         checks += list(_history(conn, settings, tables, user))
         checks.append(_writable(conn, tables.exceptions, ("SELECT", "INSERT", "UPDATE"), user))
+        checks += list(_follow_up_columns(conn, tables))
         checks.append(_writable(conn, tables.maintenance_log, ("SELECT", "INSERT"), user))
         if privileges.temp_tables(conn):
             checks.append(Check(OK, "temporary tables allowed (staged exceptions write)"))

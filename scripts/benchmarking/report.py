@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from benchmarking.config import JUDGED_AT_ORDERS, RATIO_TARGETS, TARGETS
+from benchmarking.verification import verification_line
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -106,6 +107,7 @@ def table_text(r: dict) -> str:
         f"6 history: raw {r['detail']['raw_4x']['median_s'] / r['detail']['raw_1x']['median_s']:.2f}x, "
         f"validate {r['history_4x_over_1x']:.2f}x with 4x history "
         f"({r['hist_rows_1x']:,} -> {r['hist_rows_4x']:,} history rows)",
+        verification_line(r),
         "",
     ]
     for name, text, ok, judged in verdicts(r):

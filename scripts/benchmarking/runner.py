@@ -33,6 +33,7 @@ from benchmarking.measures import Bench
 from benchmarking.report import machine_info, round_ratios, table_text, verdicts
 from benchmarking.retention import States, measure_kept
 from benchmarking.rounds import rounds
+from benchmarking.verification import measure_verification
 
 
 def log(msg: str) -> None:
@@ -103,6 +104,10 @@ def run(args: argparse.Namespace, url: str) -> int:
     detail.update(
         raw_1x=one["raw"], validate_1x=one["validate"], raw_4x=four["raw"], validate_4x=four["validate"]
     )
+
+    log(f"verification: up to {settings.source_check_limit:,} orders per type looked up in MariaDB")
+    # A MariaDB database named after the mart schema: runs in other schemas never share it.
+    results["verify"] = measure_verification(bench, args.source_url, args.repeat, f"{args.mart_schema}_src")
 
     for share, key in ((FINDINGS_SMALL, "5k"), (FINDINGS_LARGE, "500k")):
         n = int(args.orders * share)

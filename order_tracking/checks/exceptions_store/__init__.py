@@ -43,6 +43,7 @@ from order_tracking.checks.exceptions_store.reading import (
     TypeSummary,
     check_unresolved,
     list_exceptions,
+    now_passing_summary,
     summary_by_type,
     unresolved_summary,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "list_exceptions",
     "lock_statement",
     "locked_transaction",
+    "now_passing_summary",
     "record_findings",
     "record_rows",
     "record_staged",

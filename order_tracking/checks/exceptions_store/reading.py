@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from order_tracking.checks.exceptions_store import follow_up_columns
 from order_tracking.checks.exceptions_store.common import UnresolvedExceptionsError, check_exception_type
 from order_tracking.clock import utc_now
 from order_tracking.schema import Tables
@@ -91,6 +92,16 @@ class ExceptionRow:
     resolved_at: datetime | None
     resolved_by: str | None
     resolution_notes: str | None
+    # Issue 23 (None also when the table lacks the columns: init-db adds them).
+    source_verdict: str | None = None
+    source_detail: str | None = None
+    now_passing: str | None = None  # the first run in which the open order passed again
+
+    @staticmethod
+    def passing_text(run: str | None, since: datetime | None) -> str | None:
+        if since is None:
+            return None
+        return f"since {run or '?'} (as_of {since.isoformat(sep=' ')})"
 
 
 def list_exceptions(
@@ -126,8 +137,28 @@ def list_exceptions(
         query = query.limit(limit)
     now = now or utc_now()
     with engine.connect() as conn:
+        extra = not follow_up_columns.missing(conn, tables)  # an older table: read without them
+        if extra:
+            query = query.add_columns(*(ex.c[c] for c in follow_up_columns.FOLLOW_UP_COLUMNS))
         return [
             ExceptionRow(r.order_id, r.exception_type, r.detected_at, r.last_seen_at, now - r.detected_at,
-                         r.notes, r.resolved_at, r.resolved_by, r.resolution_notes)
+                         r.notes, r.resolved_at, r.resolved_by, r.resolution_notes,
+                         *((r.source_verdict, r.source_detail,
+                            ExceptionRow.passing_text(r.passing_run, r.passing_since)) if extra else ()))
             for r in conn.execute(query)
         ]  # fmt: skip
+
+
+def now_passing_summary(engine: Engine, tables: Tables) -> dict[str, int] | None:
+    """Open exceptions whose order passes its rule again, per type (None: the table has no
+    ``passing_since`` column yet, so the count is unknown)."""
+    ex = tables.exceptions
+    with engine.connect() as conn:
+        if follow_up_columns.missing(conn, tables):
+            return None
+        query = (
+            sa.select(ex.c.exception_type, sa.func.count())
+            .where(ex.c.resolved_at.is_(None), ex.c.passing_since.is_not(None))
+            .group_by(ex.c.exception_type)
+        )
+        return {t: int(n) for t, n in conn.execute(query)}
