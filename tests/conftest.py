@@ -7,6 +7,7 @@ order and a failed run leaves nothing that breaks the next one.
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import socket
@@ -30,6 +31,11 @@ TWIN_URL = redshift_twin.twin_url(PG_URL)  # the redshift dialect against PG_URL
 MARIA_URL = os.environ.get("TEST_MARIA_URL", "mysql+pymysql://root@127.0.0.1:3306")
 
 _ENV_KEYS = [k for k in os.environ if k.startswith("ORDER_TRACKING_")]
+
+# One Fernet key for this test process and every Airflow CLI child it starts: the first test that
+# makes Airflow build a Connection caches the key (airflow.models.crypto.get_fernet), and
+# connections `airflow-setup` stores encrypted must read back with it.
+os.environ.setdefault("AIRFLOW__CORE__FERNET_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
 
 
 @pytest.fixture(autouse=True)

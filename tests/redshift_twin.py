@@ -368,7 +368,7 @@ def _guard(conn, cursor, statement, parameters, context, executemany):
         return isolation.RAISE_40001, None
     if redshift_twin_catalog.is_maintenance(statement):  # VACUUM / ANALYZE: run when sent
         conn.info[redshift_twin_catalog.PENDING] = statement
-        return redshift_twin_catalog.NO_OP, parameters
+        return redshift_twin_catalog.STAND_IN, parameters
     return postgres_text(statement), parameters
 
 

@@ -9,7 +9,6 @@ aiosmtpd server on localhost.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import json
 import logging
@@ -32,9 +31,6 @@ AIRFLOW_ENV = {
     "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{AIRFLOW_HOME / 'airflow.db'}",
     "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-    # One key for this process and the airflow CLI children: connections that `airflow-setup`
-    # stores encrypted must read back here whichever test first made Airflow load its config.
-    "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
     # A failing task must fail now, not wait out a 5-minute retry delay inside dag.test().
     "ORDER_TRACKING_DAG_RETRIES": "0",
 }

@@ -479,16 +479,17 @@ def test_cli_vacuum_without_init_db_creates_nothing_and_points_at_init_db(wareho
     engine.dispose()
 
 
-def test_cli_a_log_row_that_cannot_be_written_is_a_warning_line(warehouse: str, schemas) -> None:
+def test_cli_a_log_row_that_cannot_be_written_is_an_error(warehouse: str, schemas) -> None:
     assert run_cli("init-db", "--with-pipeline-tables").returncode == 0
     with sa.create_engine(PG_URL).begin() as conn:  # every log insert now fails
         conn.exec_driver_sql(
             f"ALTER TABLE {schemas.ods}.order_tracking_maintenance_log ALTER COLUMN run_id TYPE varchar(1)"
         )
     result = run_cli("vacuum", "--tables", "uti", "--retry-attempts", "1", "--retry-delay", "0")
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 3, result.stderr  # the steps ran; their record is missing
     warnings = [line for line in result.stderr.splitlines() if "not written to the maintenance log" in line]
-    assert len(warnings) == 2 and "VACUUM" in warnings[0] and "ANALYZE" in warnings[1]
+    assert len(warnings) == 3 and "VACUUM" in warnings[0] and "ANALYZE" in warnings[1]
+    assert warnings[2].startswith("error: 2 step(s) not written to the maintenance log: ")
 
 
 # --- SQLite -------------------------------------------------------------------------------------------

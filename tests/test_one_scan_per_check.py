@@ -17,11 +17,17 @@ AS_OF = datetime(2026, 11, 25, 3, 0, 0)
 _TABLE = re.compile(r"\b(mart_uni_tracking_info|mart_uni_tracking_spath|mart_ecs_order_info|hist_\w+)\b")
 
 
+_WINDOW = "mart_uni_tracking_info.update_time >"  # every rule starts from the checked window
+
+
 def _reads(recording) -> Counter:
-    """Statements naming each mart/history table (a statement naming one twice counts once)."""
+    """Rule scans: statements over the checked window, per mart/history table they name (a
+    statement naming one twice counts once). The follow-up's reads by order id (issue 23: the open
+    exceptions re-checked, the warehouse figures beside the source verdicts) are not the rule's
+    scan and are left out (docs/design.md, "Follow-up")."""
     reads: Counter = Counter()
     for record in redshift_twin.read_recording(recording):
-        if not record["catalog"]:
+        if not record["catalog"] and _WINDOW in record["sql"]:
             reads.update(set(_TABLE.findall(record["sql"])))
     return reads
 

@@ -163,7 +163,7 @@ def test_statement_timeout_reaches_our_engines_and_gx_engines(warehouse, schemas
         @sa.event.listens_for(autocommit, "before_cursor_execute")  # runs after the product's own
         def _observe(conn, cursor, statement, *args) -> None:
             # The twin sends a stand-in and runs the VACUUM itself right after, on this connection.
-            if statement.startswith("VACUUM") or statement == redshift_twin_catalog.NO_OP:
+            if statement.startswith("VACUUM") or statement == redshift_twin_catalog.STAND_IN:
                 probe = cursor.connection.cursor()
                 probe.execute("SHOW statement_timeout")
                 seen.append(probe.fetchone()[0])

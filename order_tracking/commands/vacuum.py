@@ -121,4 +121,8 @@ def run(args: argparse.Namespace) -> int:
     if failed:
         print(f"error: {len(failed)} of {len(outcomes)} maintenance steps failed", file=sys.stderr)
         return 3
+    unlogged = maintenance.unlogged_line(outcomes)
+    if unlogged:  # the steps ran, but their record is missing: an error, never a quiet success
+        print(f"error: {unlogged}", file=sys.stderr)
+        return 3
     return 0

@@ -19,6 +19,8 @@ from order_tracking.maintenance.run import (
     run_plan,
     run_task,
     unknowns,
+    unlogged,
+    unlogged_line,
 )
 
 __all__ = [
@@ -37,4 +39,6 @@ __all__ = [
     "run_plan",
     "run_task",
     "unknowns",
+    "unlogged",
+    "unlogged_line",
 ]

@@ -49,6 +49,7 @@ class Outcome:
     after: Metrics | None = None
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    log_error: str | None = None  # the step ran but its maintenance-log row was not written
 
 
 class StepFailed(Exception):

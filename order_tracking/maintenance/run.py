@@ -126,6 +126,7 @@ def _log_outcome(engine: Engine, log_table: sa.Table, run_id: str, outcome: Outc
         why = short_reason(exc) if isinstance(exc, sa.exc.DBAPIError) else str(exc)
         reason = f"not written to the maintenance log: {why}"
         outcome.notes.append(reason)
+        outcome.log_error = reason
         log.warning("%s %s: %s", outcome.operation, outcome.table, reason)
 
 
@@ -210,6 +211,19 @@ def run_plan(
 
 def failures(outcomes: Iterable[Outcome]) -> list[Outcome]:
     return [o for o in outcomes if o.status == FAILED]
+
+
+def unlogged(outcomes: Iterable[Outcome]) -> list[Outcome]:
+    """Steps whose maintenance-log row could not be written: the run is an error (exit 3)."""
+    return [o for o in outcomes if o.log_error]
+
+
+def unlogged_line(outcomes: Iterable[Outcome]) -> str | None:
+    """One line for the steps :func:`unlogged` lists, or None."""
+    missing = unlogged(outcomes)
+    if not missing:
+        return None
+    return f"{len(missing)} step(s) {missing[0].log_error} (first: {missing[0].operation} {missing[0].table})"
 
 
 def unknowns(outcomes: Iterable[Outcome]) -> list[Outcome]:

@@ -125,4 +125,7 @@ def run_vacuum_task(task_name: str, context: Any | None = None) -> list[dict[str
     if failed:
         detail = "; ".join(f"{o.operation} {o.table}: {o.error}" for o in failed)
         raise RuntimeError(f"{len(failed)} maintenance step(s) failed: {detail}")
+    unlogged = maintenance.unlogged_line(outcomes)
+    if unlogged:  # the steps ran, but their record is missing: the task fails and says so
+        raise RuntimeError(unlogged)
     return rows
