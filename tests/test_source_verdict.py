@@ -6,7 +6,6 @@ Real MariaDB as the source; a refusing port and a silent one for the ``unknown``
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
@@ -18,39 +17,10 @@ from order_tracking import db
 from order_tracking.checks import source_verdict
 from order_tracking.checks.source_verdict import WarehouseFigures, look_up
 from order_tracking.settings import ORDER_MISSING_SPATH, UTI_UTS_TIME_MISMATCH, Settings, Timeouts
+from tests.test_fault_injection import SilentServer
 from tests.test_malformed_catalogue import IN, Data, load
 
 LATER = IN + timedelta(minutes=7)
-
-
-class SilentServer:
-    """Accepts TCP connections on 127.0.0.1 and never sends a byte (a hung source)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.accepted: list[socket.socket] = []
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self) -> None:
-        self.sock.settimeout(0.2)
-        while not self._stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.accepted.append(conn)
-
-    def close(self) -> None:
-        self._stop.set()
-        self.thread.join(timeout=5)
-        for conn in self.accepted:
-            conn.close()
-        self.sock.close()
 
 
 @pytest.fixture

@@ -53,12 +53,7 @@ def _load_source(bench: Any, settings: Any, ids: list[int]) -> int:
 
     from order_tracking import db, schema
 
-    admin = sa.create_engine(settings.source_url)
-    try:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{settings.source_schema}`")
-    finally:
-        admin.dispose()
+    _drop_source(settings)
     tables = schema.build_tables(settings)
     source = db.create_engine(settings.source_url, [settings.source_schema], role="source")
     try:
