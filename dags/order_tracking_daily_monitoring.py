@@ -91,7 +91,7 @@ with DAG(
             description="End of the checked window, ISO 8601, UTC if no offset "
             "(e.g. 2026-11-25T03:00:00). Sets the window of all four tests, Test 0 included. "
             "Empty: the run's data interval end (Test 0: the task's wall-clock time); a run "
-            "triggered without a logical date has none: each test then checks up to its start.",
+            "triggered without a logical date has none: its trigger time (run_after) is used.",
         )
     },
 ) as dag:

@@ -22,6 +22,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="order_tracking_airflow_"))
@@ -187,6 +188,11 @@ def test_monitoring_dag_takes_an_as_of_param(dagbag) -> None:
     assert run_as_of(recheck) == datetime(2026, 11, 20, 3)  # an offset is converted to UTC
     with pytest.raises(AirflowFailException, match="param as_of 'last tuesday' is not a timestamp"):
         run_as_of({**scheduled, "params": {"as_of": "last tuesday"}})
+    # Triggered without a logical date (REST, the UI): no data interval; every task of the run
+    # takes the run's trigger time, not its own start.
+    triggered = SimpleNamespace(conf={}, run_after=datetime(2026, 11, 26, 9, 30, tzinfo=UTC))
+    no_interval = {"params": {"as_of": None}, "data_interval_end": None, "logical_date": None}
+    assert run_as_of({**no_interval, "dag_run": triggered}) == datetime(2026, 11, 26, 9, 30)
 
 
 def test_dag_retries_come_from_the_environment_range_checked(monkeypatch: pytest.MonkeyPatch) -> None:

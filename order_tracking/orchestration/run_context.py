@@ -41,7 +41,8 @@ def requested_as_of(context: Mapping[str, Any]) -> datetime | None:
 
 def run_as_of(context: Mapping[str, Any]) -> datetime:
     """The checked window's end: the ``as_of`` param, else ``data_interval_end``, else the
-    logical date, else now (UTC)."""
+    logical date, else the run's ``run_after`` (a run triggered without a logical date: the
+    same for its four tests, whenever each starts), else now (UTC)."""
     explicit = requested_as_of(context)
     if explicit is not None:
         return explicit
@@ -49,7 +50,8 @@ def run_as_of(context: Mapping[str, Any]) -> datetime:
         value = _naive_utc(context.get(key))
         if value is not None:
             return value
-    return wall_clock_now()
+    run_after = _naive_utc(getattr(context.get("dag_run"), "run_after", None))
+    return run_after if run_after is not None else wall_clock_now()
 
 
 def is_backfill(context: Mapping[str, Any]) -> bool:
