@@ -133,10 +133,14 @@ def run_follow_up(
         rule = rule_for(conn, rules.OrderIds(source=sa.select(staged.c.order_id)))
         failing = _failing_ids(rule)
         present = sa.select(tables.mart_uti.c.order_id)
-        # Passing: the mart has the order and the rule does not flag it (one statement).
+        # Passing: the mart has the order and the rule does not flag it (one statement). An
+        # anti-join, not NOT IN: PostgreSQL runs a NOT IN whose subquery outgrows work_mem once per
+        # row (1.5M open exceptions: hours), where the join hashes both sides once.
+        flagged = failing.subquery("flagged")
         rows = conn.execute(
             sa.select(staged.c.order_id, staged.c.marked)
-            .where(staged.c.order_id.in_(present), staged.c.order_id.not_in(failing))
+            .select_from(staged.outerjoin(flagged, flagged.c.order_id == staged.c.order_id))
+            .where(staged.c.order_id.in_(present), flagged.c.order_id.is_(None))
             .order_by(staged.c.order_id)
         ).all()
         failing_again: list[int] = []
@@ -187,7 +191,7 @@ def _stage_open(conn: Connection, ex: sa.Table, is_open: list, marked) -> sa.Tab
 
 
 def _failing_ids(rule: RuleQuery) -> sa.Select:
-    """The orders the rule flags, as a subquery (NULL ids left out: NOT IN must not see one)."""
+    """The orders the rule flags (NULL ids left out: they match no open exception)."""
     core = rule.core.subquery("failing")
     return sa.select(core.c.order_id).where(core.c.order_id.is_not(None))
 
