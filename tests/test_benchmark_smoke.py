@@ -207,3 +207,36 @@ def _check_restored(url: str, schemas, results: dict) -> None:
                     assert extra == 0, name
     finally:
         engine.dispose()
+
+
+def test_retention_states_park_outside_the_gx_tree(tmp_path) -> None:
+    """The parked state must not sit beside ``validations`` in the site or the store: GX's store
+    listed a sibling ``validations.fresh`` as results it could not find (a lookup each, timed)."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        from benchmarking.retention import States
+    finally:
+        sys.path.pop(0)
+    gx = tmp_path / "gx"
+    store = gx / "uncommitted" / "validations"
+    pages = gx / "uncommitted" / "data_docs" / "local_site" / "validations"
+    for path, name in ((store, "result.json"), (pages, "page.html")):
+        path.mkdir(parents=True)
+        (path / name).write_text("year")
+    states = States([store, pages])
+    states.snapshot_fresh()
+    (store / "result.json").write_text("year, changed")
+    for which in ("fresh", "year", "fresh"):
+        states.use(which)
+        inside = sorted(p.relative_to(gx).as_posix() for p in gx.rglob("*") if p.is_dir())
+        assert inside == [
+            "uncommitted",
+            "uncommitted/data_docs",
+            "uncommitted/data_docs/local_site",
+            "uncommitted/data_docs/local_site/validations",
+            "uncommitted/validations",
+        ]
+        assert (store / "result.json").read_text() == ("year" if which == "fresh" else "year, changed")
+    states.drop_fresh()
+    assert (store / "result.json").read_text() == "year, changed"
+    assert not states.park.exists()

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from order_tracking import db
 from order_tracking.checks import exceptions_store, rules, source_verdict
 from order_tracking.clock import utc_now
-from order_tracking.commands.common import exceptions_warehouse, source_engine
+from order_tracking.commands.common import add_order_fix_arguments, exceptions_warehouse, source_engine
 from order_tracking.errors import UserError
 from order_tracking.fixes import backfill
 from order_tracking.fixes.backfill_plan import (
@@ -40,16 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "failing; 3: an error.",
     )
     p.add_argument("--type", required=True, choices=BACKFILL_TYPES, dest="exception_type")
-    p.add_argument(
-        "--order-id", dest="order_ids", type=int, action="append", required=True, metavar="N",
-        help="order to backfill (repeat for several; each gets its own transaction)",
-    )  # fmt: skip
-    p.add_argument("--by", required=True, metavar="NAME", help="who backfills (resolved_by)")
-    p.add_argument("--apply", action="store_true", help="run the statements (default: only print them)")
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="also orders whose verdict is not in_source or that have no open exception of the type",
+    add_order_fix_arguments(
+        p, "backfill", "also orders whose verdict is not in_source or that have no open exception of the type"
     )
     p.add_argument(
         "--max-rows", type=int, default=DEFAULT_MAX_ROWS, metavar="N",

@@ -60,3 +60,15 @@ def as_of_arg(value: str) -> datetime:
         return parse_timestamp(value)
     except UserError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_order_fix_arguments(p: argparse.ArgumentParser, verb: str, force_help: str) -> None:
+    """``--order-id`` (repeated), ``--by``, ``--apply``, ``--force``: what every order fix takes
+    (``backfill``, ``repair-reactivated``), worded alike so one runbook line fits both."""
+    p.add_argument(
+        "--order-id", dest="order_ids", type=int, action="append", required=True, metavar="N",
+        help=f"order to {verb} (repeat for several; each gets its own transaction)",
+    )  # fmt: skip
+    p.add_argument("--by", required=True, metavar="NAME", help=f"who {verb}s (resolved_by)")
+    p.add_argument("--apply", action="store_true", help="run the statements (default: only print them)")
+    p.add_argument("--force", action="store_true", help=force_help)

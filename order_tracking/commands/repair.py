@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from order_tracking import db
 from order_tracking.clock import utc_now
-from order_tracking.commands.common import exceptions_warehouse
+from order_tracking.commands.common import add_order_fix_arguments, exceptions_warehouse
 from order_tracking.errors import UserError
 from order_tracking.fixes import repair_reactivated as repair
 
@@ -25,16 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "in more than one history row, already in mart_ecs_order_info, if the two tables' columns "
         "differ, or (unless --force) if the order has no open REACTIVATED_ORDER_MISSING_ECS exception.",
     )
-    p.add_argument(
-        "--order-id", dest="order_ids", type=int, action="append", required=True, metavar="N",
-        help="order to repair (repeat for several; each gets its own transaction)",
-    )  # fmt: skip
-    p.add_argument("--by", required=True, metavar="NAME", help="who repairs (resolved_by)")
-    p.add_argument("--apply", action="store_true", help="run the statements (default: only print them)")
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="with --apply: also move orders that have no open REACTIVATED_ORDER_MISSING_ECS exception",
+    add_order_fix_arguments(
+        p,
+        "repair",
+        "with --apply: also move orders that have no open REACTIVATED_ORDER_MISSING_ECS exception",
     )
     p.set_defaults(func=run)
 

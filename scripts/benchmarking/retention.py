@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -32,9 +33,14 @@ class States:
     def __init__(self, paths: list[Path]) -> None:
         self.paths = paths
         self.current = "year"
+        # Parked outside the GX tree: a sibling such as ``validations.fresh`` inside the site
+        # matches the store's "validations" prefix, and GX listed its pages as results it could
+        # not find (a lookup and a "Validation result not found" line each, timed in both states).
+        # Next to the gx copy: the same file system, so parking is a rename.
+        self.park = Path(tempfile.mkdtemp(prefix="ot-bench-parked-", dir=paths[0].parent.parent.parent))
 
     def parked(self, path: Path, which: str) -> Path:
-        return path.with_name(f"{path.name}.{which}")
+        return self.park / which / str(self.paths.index(path))
 
     def snapshot_fresh(self) -> None:
         """Copy what the paths hold now as the fresh state."""
@@ -43,6 +49,7 @@ class States:
                 shutil.copytree(path, self.parked(path, "fresh"))
             else:
                 self.parked(path, "fresh").mkdir(parents=True)
+            self.parked(path, "year").parent.mkdir(parents=True, exist_ok=True)
 
     def use(self, which: str) -> None:
         if which == self.current:
@@ -55,8 +62,7 @@ class States:
     def drop_fresh(self) -> None:
         """Leave the year's (pruned) state at the paths and no parked copy."""
         self.use("year")
-        for path in self.paths:
-            shutil.rmtree(self.parked(path, "fresh"), ignore_errors=True)
+        shutil.rmtree(self.park, ignore_errors=True)
 
 
 def measure_kept(
