@@ -13,8 +13,14 @@ sink. Then:
    night's window, the four DQ tasks overlapped in time, exactly one email naming the run's counts
    and sample order ids; `airflow tasks clear` and a rerun add no duplicate exception;
 3. a vacuum run: no two vacuum tasks overlapped, the pool guard passed silently;
-4. with `--backfill`: `airflow backfill create` for that night checks the night's window;
-5. a vacuum run with the pool deleted: it fails within a minute, naming the pool.
+4. two runs at once on one local Data Docs site (issue 25 F2): `airflow backfill create
+   --max-active-runs 2` over the two nights after the seeded one, created with step 1 (its runs
+   go beside today's scheduled run: a backfill has its own limit); their DQ tasks overlapped, each
+   of the 8 names its page in its XCom summary and the page is on disk, the index lists all 8,
+   every result they stored has its page, and no DQ task logged a page not built;
+5. with `--backfill`: `airflow backfill create` for that night (`--max-active-runs 1`, after
+   step 4's backfill is complete: one backfill per DAG at a time) checks the night's window;
+6. a vacuum run with the pool deleted: it fails within a minute, naming the pool.
 
 Prints PASS/FAIL lines; exit 0 only if all passed. Every process it started is stopped by PID,
 also on failure or Ctrl-C; its databases and schemas are dropped.
@@ -24,7 +30,10 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 
+# The checks read names from order_tracking (the project root), as the deployment does.
+sys.path.append(str(Path(__file__).resolve().parents[1]))
 # The helpers live in scripts/rehearsal/, next to this file (sys.path[0] when run as a script).
 from rehearsal.runner import run_rehearsal
 from rehearsal.scenario import Rehearsal

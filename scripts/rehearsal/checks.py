@@ -1,14 +1,25 @@
-"""The checks of each phase: the past night, the rerun, scheduled runs, vacuum, backfill, no pool."""
+"""The checks of each phase: the past night, the rerun, scheduled runs, vacuum, backfill, no pool,
+and two runs at once building one Data Docs site (issue 25 F2)."""
 
 from __future__ import annotations
 
 import itertools
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from rehearsal.config import DQ_TASKS, MONITORING, POOL_GUARD, VACUUM, VACUUM_TASKS, parse_ts
 from rehearsal.processes import Processes
 from rehearsal.reads import Reads
+
+# What the DQ tasks log when a page was not built or not linked (site_builder.py, operator.py).
+DOCS_WARNINGS = (
+    "Data Docs page not built",
+    "no Data Docs page for",
+    "Data Docs index at",
+    "Data Docs not rebuilt",
+)
 
 
 class Checks(Processes, Reads):
@@ -135,13 +146,22 @@ class Checks(Processes, Reads):
             "the pool guard passed without a warning",
         )
 
+    def backfill_runs(self, nights: list[datetime], timeout: float = 30) -> list:
+        """The backfill runs of ``nights`` (by logical date), once there is one per night."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = [
+                r
+                for r in self.runs(MONITORING)
+                if r.run_type == "backfill" and r.logical_date and parse_ts(str(r.logical_date)) in nights
+            ]
+            if len(runs) >= len(nights) or time.monotonic() > deadline:
+                return runs
+            time.sleep(1)
+
     def check_backfill(self) -> None:
         """The backfill run checked the night's window."""
-        deadline = time.monotonic() + 30
-        runs: list = []
-        while not runs and time.monotonic() < deadline:
-            runs = [r for r in self.runs(MONITORING) if r.run_type == "backfill"]
-            time.sleep(1)
+        runs = self.backfill_runs([self.night])
         self.check(len(runs) == 1, "airflow backfill create made one run for the night", str(runs))
         if not runs:
             return
@@ -176,3 +196,92 @@ class Checks(Processes, Reads):
         self.check(skipped, "the vacuum tasks waiting on the missing pool were skipped")
         mails = self.emails_for(run_id, 1)
         self.check(len(mails) == 1 and POOL_GUARD in mails[0], "one email for the run without its pool")
+
+    def check_two_runs_one_site(self, nights: list[datetime]) -> None:
+        """F2: two monitoring runs at once (a backfill, ``--max-active-runs 2``) on one local Data
+        Docs site: they overlapped, every DQ task's page is on disk, the index lists all of them,
+        every stored result of the two runs has its page, and no DQ task warned of a page not built."""
+        from order_tracking.orchestration.run_context import data_docs_run_name
+
+        runs = self.backfill_runs(nights, timeout=60)
+        self.check(
+            len(runs) == len(nights),
+            f"airflow backfill create --max-active-runs 2 made {len(nights)} runs",
+            str([r.run_id for r in runs]),
+        )
+        if len(runs) != len(nights):
+            return
+        for r in runs:
+            self.say(f"{r.run_id}: {self.wait_run(MONITORING, r.run_id, timeout=240)}")
+        run_ids = [r.run_id for r in runs]
+        spans = self.q(
+            "SELECT run_id, start_date, end_date FROM dag_run WHERE dag_id = :d AND run_id = ANY(:r)",
+            d=MONITORING,
+            r=run_ids,
+        )
+        (a, b) = spans
+        tasks = [
+            (run_id, row.start_date, row.end_date)
+            for run_id in run_ids
+            for t, row in self.task_rows(MONITORING, run_id).items()
+            if t in DQ_TASKS and row.start_date and row.end_date
+        ]
+        # A DQ task of one run overlapped one of the other: their Data Docs builds could race.
+        both = any(
+            r1 != r2 and s1 < e2 and s2 < e1
+            for (r1, s1, e1), (r2, s2, e2) in itertools.combinations(tasks, 2)
+        )
+        at_once = max((sum(s <= start < e for _, s, e in tasks) for _, start, _ in tasks), default=0)
+        self.check(
+            a.start_date < b.end_date and b.start_date < a.end_date and both,
+            "the two runs went at once, DQ tasks of both running together",
+            f"runs {a.start_date:%H:%M:%S}-{a.end_date:%H:%M:%S} and {b.start_date:%H:%M:%S}-"
+            f"{b.end_date:%H:%M:%S}; at most {at_once} of their {len(tasks)} DQ tasks at once",
+        )
+        site = self.gx_root / "uncommitted" / "data_docs" / "local_site"
+        names = {}
+        for r in runs:
+            sums = self.summaries(r.run_id)
+            pages = {t: (sums.get(t) or {}).get("data_docs_page") for t in DQ_TASKS}
+            there = [t for t, p in pages.items() if p and Path(unquote(urlparse(p).path)).is_file()]
+            errors = [s.get("data_docs_error") for s in sums.values() if s.get("data_docs_error")]
+            self.check(
+                len(there) == len(DQ_TASKS) and not errors,
+                f"{r.run_id}: every DQ task's XCom names its Data Docs page, and the page is on disk",
+                f"{sum(map(bool, pages.values()))} named, {len(there)} on disk; "
+                f"without: {sorted(set(DQ_TASKS) - set(there))}" + (f"; {errors}" if errors else ""),
+            )
+            as_of = next((s["as_of"] for s in sums.values() if s.get("as_of")), str(r.logical_date))
+            names[r.run_id] = data_docs_run_name(r.run_id, parse_ts(as_of))
+        # The results GX stored for the two runs (suite/run name/run time/batch): each has its page,
+        # listed in the index (a page removed by the other run's build would leave its result without).
+        results = self.gx_root / "uncommitted" / "validations"
+        stored = [
+            p.relative_to(results).with_suffix("").as_posix()
+            for name in names.values()
+            for p in sorted(results.glob(f"*/{name}/*/*.json"))
+        ]
+        unpaged = [k for k in stored if not (site / "validations" / f"{k}.html").is_file()]
+        self.check(
+            len(stored) == 2 * len(DQ_TASKS) and not unpaged,
+            f"each of the {2 * len(DQ_TASKS)} results the two runs stored has its page on disk",
+            f"{len(stored)} results, without a page: {unpaged}",
+        )
+        index_path = site / "index.html"
+        index = index_path.read_text(encoding="utf-8") if index_path.exists() else ""
+        unlisted = [k for k in stored if f"validations/{k}.html" not in index]
+        self.check(
+            len(stored) == 2 * len(DQ_TASKS) and not unlisted,
+            f"the Data Docs index lists the {2 * len(DQ_TASKS)} pages of both runs",
+            f"{len(stored) - len(unlisted)} of {len(stored)} listed; not listed: {unlisted}",
+        )
+        warned = [
+            ln.strip()[:200]
+            for run_id in run_ids
+            for t in DQ_TASKS
+            for ln in self.task_log(MONITORING, run_id, t).splitlines()
+            if any(m in ln for m in DOCS_WARNINGS)
+        ]
+        self.check(
+            not warned, "no DQ task of the two runs warned of a Data Docs page not built", str(warned[:3])
+        )

@@ -69,6 +69,15 @@ class Reads(RehearsalState):
             d=dag_id,
         )
 
+    def wait_backfills_complete(self, timeout: float = 60) -> None:
+        """Until the scheduler marked every backfill complete (it checks every 30 s): Airflow
+        refuses a second backfill of a DAG while one is running."""
+        deadline = time.monotonic() + timeout
+        while self.q("SELECT 1 FROM backfill WHERE dag_id = :d AND completed_at IS NULL", d=MONITORING):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"a backfill of {MONITORING} was not complete within {timeout:.0f} s")
+            time.sleep(1)
+
     def emails(self) -> list[str]:
         """Subject and HTML body of every message the sink holds."""
         if not self.maildir.exists():
