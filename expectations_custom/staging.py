@@ -61,7 +61,7 @@ class Staging:
         conn = self.connection()
         if rule.exception_type in self.staged:  # never two tables of one name in a session
             self.discard(rule.exception_type)
-        staged = exceptions_store.stage(conn, rule.per_order())
+        staged = exceptions_store.stage(conn, rule.per_order(), rule.annotate)
         self.staged[rule.exception_type] = staged
         try:
             return [dict(row) for row in conn.execute(sample_from_staged(staged)).mappings()]

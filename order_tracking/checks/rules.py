@@ -173,7 +173,7 @@ def in_scope(tables: Tables, window: Scope) -> sa.Select:
 # --- the rules -------------------------------------------------------------------------------
 
 
-Annotate = Callable[[sa.Subquery], sa.Select]
+Annotate = Callable[[sa.FromClause], sa.Select]
 
 
 @dataclass(frozen=True)
@@ -244,14 +244,15 @@ class RuleQuery:
         return annotated.order_by(annotated.selected_columns.order_id.nulls_last())
 
     def per_order(self) -> sa.Select:
-        """Every failing order once, with all its columns (annotated) and ``rows_per_order``: what
+        """Every failing order once, with the core's columns and ``rows_per_order``: what
         ``monitor`` stages (CREATE TEMPORARY TABLE ... AS) for validation AND the write, so the rule
-        runs once per check whatever the number of findings (see :func:`sample_from_staged`).
+        runs once per check whatever the number of findings (see :func:`sample_from_staged`). The
+        annotation, if any, is not in it: it runs over the staged rows (``exceptions_store.stage``).
 
         Grouped as in :meth:`sample_with_count`: ``MAX`` of each column per ``order_id``; the
         failing rows whose ``order_id`` is NULL make one row, whose ``rows_per_order`` counts them.
         """
-        f = self.select.subquery("findings")
+        f = self.core.subquery("findings")
         return sa.select(
             f.c.order_id,
             *(sa.func.max(c).label(c.name) for c in f.c if c.name != "order_id"),
