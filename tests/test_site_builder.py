@@ -71,3 +71,55 @@ def test_the_stamp_changes_with_the_gx_version_and_with_the_vendored_set(tmp_pat
     (vendor / name).write_text(versions + "new-lib@1.0.0 sha256 0\n", encoding="utf-8")
     monkeypatch.setattr(data_docs_offline, "VENDOR_DIR", vendor)
     assert assets_stamp() != stamp  # a bucket site must receive the new vendored files
+
+
+def test_site_pages_are_listed_as_gx_lists_them(tmp_path):
+    """``site_pages`` lists a local site's pages by one scandir walk (a year of pages is listed on
+    every build): the same keys and identifiers as GX's ``list_keys`` and ``from_tuple``."""
+    from great_expectations.data_context.store.tuple_store_backend import TupleFilesystemStoreBackend
+    from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
+
+    from expectations_custom.data_docs.site_pages import page_identifiers, page_tuples
+
+    site = tmp_path / "local_site"
+    pages = [
+        "validations/order_tracking_missing_spath/as_of_20261202T030000/20261203T171341.447746Z/w.html",
+        "validations/order/tracking/nested_suite/run_b/20261130T030000.000001Z/whole.html",  # dotted suite
+        "validations/suite/odd run/2026-12-03 17:13:41+00:00/batch.html",  # not GX's form: its parse
+        "validations/.ipynb_checkpoints/x.html",  # ignored by GX
+        "validations/suite/run/20261203T171341.447746Z/notes.txt",  # not a page
+        "static/styles/page.html",  # outside validations/
+        "validations.fresh/suite/run/20261203T171341.447746Z/b.html",  # GX lists this one; we do not
+    ]
+    for page in pages:
+        (site / page).parent.mkdir(parents=True, exist_ok=True)
+        (site / page).write_text("<html></html>", encoding="utf-8")
+    backend = TupleFilesystemStoreBackend(
+        base_directory=str(site), filepath_prefix="validations", filepath_suffix=".html"
+    )
+    gx_keys = set(backend.list_keys())
+    ours = set(page_tuples(backend))
+    assert ("fresh", "suite", "run", "20261203T171341.447746Z", "b") in gx_keys - ours
+    assert ours == {k for k in gx_keys if k[0] != "fresh"}
+    assert len(ours) == 3
+    gx_ids = {ValidationResultIdentifier.from_tuple(k) for k in ours}
+    assert set(page_identifiers(backend)) == gx_ids
+    assert {i.run_id.run_time for i in page_identifiers(backend)} == {i.run_id.run_time for i in gx_ids}
+    empty = TupleFilesystemStoreBackend(
+        base_directory=str(tmp_path / "empty_site"), filepath_prefix="validations", filepath_suffix=".html"
+    )
+    assert page_tuples(empty) == empty.list_keys() == []  # no validations/ folder yet
+
+
+@pytest.mark.usefixtures("gx_copy", "sqlite_urls")
+def test_the_index_builder_is_ours_and_lists_the_pages():
+    from expectations_custom.data_docs.site_index import OrderTrackingSiteIndexBuilder
+
+    context = gx_project.load(Settings.from_env())
+    (builder,) = data_docs.site_builders(context).values()
+    assert type(builder.site_index_builder) is OrderTrackingSiteIndexBuilder  # gx/great_expectations.yml
+    page = _site(context) / "validations" / "suite_x" / "run_y" / "20261203T171341.447746Z" / "batch_z.html"
+    page.parent.mkdir(parents=True)
+    page.write_text("<html></html>", encoding="utf-8")
+    keys = builder.site_index_builder._build_validation_and_profiling_result_site_keys(False)
+    assert [k.to_tuple() for k in keys] == [("suite_x", "run_y", "20261203T171341.447746Z", "batch_z")]

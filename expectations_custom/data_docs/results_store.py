@@ -108,15 +108,21 @@ class ValidationResultsStore(validation_results_store.ValidationResultsStore):
         return result
 
     def tuple_to_key(self, tuple_: tuple[str, ...]):
-        # (suite name parts..., run name, run time, batch id); the fixed-length form has one part
-        if len(tuple_) < 4 or not GX_RUN_TIME.fullmatch(tuple_[-2]):
-            return super().tuple_to_key(tuple_)
-        try:
-            run_time = datetime.fromisoformat(tuple_[-2])
-        except ValueError:  # e.g. a 13th month: GX's parse decides what that means
-            return super().tuple_to_key(tuple_)
-        return ValidationResultIdentifier(
-            ExpectationSuiteIdentifier.from_tuple(tuple_[:-3]),
-            RunIdentifier(tuple_[-3], run_time),
-            tuple_[-1],
-        )
+        return fast_identifier(tuple_) or super().tuple_to_key(tuple_)
+
+
+def fast_identifier(tuple_: tuple[str, ...]) -> ValidationResultIdentifier | None:
+    """A result's key tuple as its identifier, the run time read with ``datetime.fromisoformat``
+    (GX's ``from_tuple`` runs dateutil's parser, ~0.1 ms a key); None when GX's parse must decide."""
+    # (suite name parts..., run name, run time, batch id); the fixed-length form has one part
+    if len(tuple_) < 4 or not GX_RUN_TIME.fullmatch(tuple_[-2]):
+        return None
+    try:
+        run_time = datetime.fromisoformat(tuple_[-2])
+    except ValueError:  # e.g. a 13th month: GX's parse decides what that means
+        return None
+    return ValidationResultIdentifier(
+        ExpectationSuiteIdentifier.from_tuple(tuple_[:-3]),
+        RunIdentifier(tuple_[-3], run_time),
+        tuple_[-1],
+    )

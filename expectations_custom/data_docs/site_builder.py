@@ -38,6 +38,7 @@ from great_expectations.data_context.types.resource_identifiers import Validatio
 from great_expectations.exceptions import InvalidKeyError
 from great_expectations.render.renderer.site_builder import SiteBuilder
 
+from expectations_custom.data_docs.site_pages import page_tuples
 from order_tracking.reports import data_docs_offline
 
 logger = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class OrderTrackingSiteBuilder(SiteBuilder):
 
     def page_keys(self) -> set[tuple[str, ...]]:
         """The key tuples of the validation pages the site holds now."""
-        return set(self.target_store.store_backends[ValidationResultIdentifier].list_keys())
+        return set(page_tuples(self.target_store.store_backends[ValidationResultIdentifier]))
 
     def unrendered_results(self) -> list:
         """The stored results the index lists (the newest ``validation_results_limit``) that have

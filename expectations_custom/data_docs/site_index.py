@@ -14,14 +14,32 @@ from __future__ import annotations
 
 import html
 
+from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
 from great_expectations.render.components import RenderedStringTemplateContent
+from great_expectations.render.renderer.site_builder import FALSEY_YAML_STRINGS, DefaultSiteIndexBuilder
 from great_expectations.render.renderer.site_index_page_renderer import SiteIndexPageRenderer
 
 from expectations_custom.data_docs.results_store import errors_read
+from expectations_custom.data_docs.site_pages import page_identifiers
 from order_tracking.reports.health_page import PAGE_NAME
 from order_tracking.settings import HEALTH_NIGHTS
 
 ERROR_TEXT = "Error"  # the Status filter's value for errored runs (GX's: "Success", "Failed")
+
+
+class OrderTrackingSiteIndexBuilder(DefaultSiteIndexBuilder):
+    """GX's index builder, listing the site's pages with ``site_pages`` when it keeps them all
+    (``skip_and_clean_missing=False``: what ``OrderTrackingSiteBuilder`` asks). GX's own listing
+    also read the whole results store, needed only to clean pages, and parsed every run time with
+    dateutil."""
+
+    def _build_validation_and_profiling_result_site_keys(
+        self, skip_and_clean_missing: bool
+    ) -> list[ValidationResultIdentifier]:
+        validations = self.site_section_builders_config.get("validations", "None")
+        if skip_and_clean_missing or not validations or validations in FALSEY_YAML_STRINGS:
+            return super()._build_validation_and_profiling_result_site_keys(skip_and_clean_missing)
+        return page_identifiers(self.target_store.store_backends[ValidationResultIdentifier])
 
 
 class OrderTrackingSiteIndexPageRenderer(SiteIndexPageRenderer):
