@@ -185,8 +185,7 @@ def _stage_open(conn: Connection, ex: sa.Table, is_open: list, marked) -> sa.Tab
     select = sa.select(ex.c.order_id, sa.case((marked, 1), else_=0).label("marked")).where(*is_open)
     create = CreateTableAs(select, STAGED_OPEN, temporary=True)
     conn.execute(create)
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(create.table)}"))
+    exceptions_store.analyze_staged(conn, create.table)
     return create.table
 
 

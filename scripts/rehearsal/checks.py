@@ -22,6 +22,11 @@ DOCS_WARNINGS = (
 )
 
 
+def most_at_once(spans: list[tuple[datetime, datetime]]) -> int:
+    """The most task spans (start, end) running at one moment (a start inside the others)."""
+    return max((sum(s <= start < e for s, e in spans) for start, _ in spans), default=0)
+
+
 class Checks(Processes, Reads):
     """Each method waits for its run and records PASS/FAIL lines with ``check``."""
 
@@ -59,7 +64,7 @@ class Checks(Processes, Reads):
             )
         tis = self.task_rows(MONITORING, run_id)
         spans = [(tis[t].start_date, tis[t].end_date) for t in DQ_TASKS if tis.get(t) and tis[t].end_date]
-        at_once = max((sum(s <= start < e for s, e in spans) for start, _ in spans), default=0)
+        at_once = most_at_once(spans)
         self.check(
             len(spans) == 4 and at_once >= self.DQ_AT_ONCE,
             f"at least {self.DQ_AT_ONCE} of the four DQ tasks ran at once",
@@ -231,7 +236,7 @@ class Checks(Processes, Reads):
             r1 != r2 and s1 < e2 and s2 < e1
             for (r1, s1, e1), (r2, s2, e2) in itertools.combinations(tasks, 2)
         )
-        at_once = max((sum(s <= start < e for _, s, e in tasks) for _, start, _ in tasks), default=0)
+        at_once = most_at_once([(s, e) for _, s, e in tasks])
         self.check(
             a.start_date < b.end_date and b.start_date < a.end_date and both,
             "the two runs went at once, DQ tasks of both running together",

@@ -16,6 +16,7 @@ from order_tracking.checks.exceptions_store.common import (
     RecordResult,
     check_exception_type,
 )
+from order_tracking.checks.rules import Annotate
 from order_tracking.locked_write import locked, locked_write, session
 from order_tracking.schema import TS, Tables
 
@@ -37,7 +38,6 @@ STAGED_CORE = "order_tracking_staged_core"  # the failing orders before their an
 STAGED_NOTES_WIDTH = 4 * NOTES_MAX
 
 Finding = tuple[int, str | None]  # (order_id, notes)
-Annotate = Callable[[sa.FromClause], sa.Select]  # rules.RuleQuery.annotate
 
 
 def record_findings(
@@ -170,15 +170,17 @@ def stage(conn: Connection, findings: sa.Select, annotate: Annotate | None = Non
         else:
             core = CreateTableAs(findings, STAGED_CORE, temporary=True)
             conn.execute(core)
-            _analyze(conn, core.table)
+            analyze_staged(conn, core.table)
             create = CreateTableAs(annotate(core.table), STAGED_FINDINGS, temporary=True)
             conn.execute(create)
             conn.execute(sa.schema.DropTable(core.table))
-        _analyze(conn, create.table)
+        analyze_staged(conn, create.table)
     return create.table
 
 
-def _analyze(conn: Connection, table: sa.Table) -> None:
+def analyze_staged(conn: Connection, table: sa.Table) -> None:
+    """Planner statistics of a freshly staged temporary table (PostgreSQL; Redshift and SQLite
+    plan without them): its real size, not a guess from its pages."""
     if conn.dialect.name == "postgresql":
         conn.execute(sa.text(f"ANALYZE {conn.dialect.identifier_preparer.format_table(table)}"))
 
@@ -239,7 +241,7 @@ def _write_staged(
             with _transaction(conn):
                 staged = stage(conn)
                 if analyze:
-                    _analyze(conn, staged)
+                    analyze_staged(conn, staged)
             new, already_open = write_staged(conn, tables, exception_type, staged, seen_at)
         except BaseException:
             drop_staged(conn)
